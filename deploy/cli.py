@@ -1,0 +1,13 @@
+"""The `tandem` command: one root, noun-verb subcommands mounted from each package."""
+
+from __future__ import annotations
+
+import typer
+from sequencer.cli import app as sequencer_app
+
+app = typer.Typer(
+    name="tandem",
+    help="Tandem: a shared sequencer and cross-rollup atomic swap network.",
+    no_args_is_help=True,
+)
+app.add_typer(sequencer_app, name="sequencer")

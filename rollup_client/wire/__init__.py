@@ -1,0 +1,1 @@
+"""Generated wire code (python proto/generate.py). Do not edit."""
