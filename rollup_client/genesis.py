@@ -16,6 +16,7 @@ from rollup_client.errors import InvalidArgument
 
 SWAP_NAMESPACE = "swap"
 SETTLEMENT_NAMESPACE = "settlement"
+ANY_NAMESPACE = "*"
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class Client:
     name: str
     key: bytes
     namespaces: frozenset[str]
+
+    def may_write(self, namespace: str) -> bool:
+        """True when this client may write `namespace` ("*" in genesis allows any)."""
+        return namespace in self.namespaces or ANY_NAMESPACE in self.namespaces
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ class Genesis:
                 Client(
                     c["name"],
                     _key(c["key"]),
-                    frozenset(codec.check_namespace(n) for n in c["namespaces"]),
+                    frozenset(_namespace_rule(n) for n in c["namespaces"]),
                 )
                 for c in doc["clients"]
             )
@@ -136,3 +141,7 @@ def _key(hexkey: str) -> bytes:
     if len(raw) != 32:
         raise ValueError(f"key {hexkey!r} is not 32 bytes of hex")
     return raw
+
+
+def _namespace_rule(ns: str) -> str:
+    return ns if ns == ANY_NAMESPACE else codec.check_namespace(ns)
