@@ -1,12 +1,139 @@
-"""`tandem sequencer`: create a single-node network and serve it."""
+"""`tandem sequencer`: create a single-node network and serve it.
+
+`run` prints exactly one line to stdout once the server is SERVING:
+`{"event": "ready", "listen": "HOST:PORT", "metrics": "HOST:PORT"}` (metrics "" when off),
+and writes DIR/endpoint with HOST:PORT. Logs go to DIR/sequencer.log as JSON lines.
+SIGTERM or SIGINT drains (queued batches are still acknowledged) and exits 0.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import trio
 import typer
+
+from rollup_client.errors import TandemError
+from rollup_client.genesis import ANY_NAMESPACE, Client, Genesis
+from rollup_client.keys import SigningKey
+from sequencer import config as configuration
+from sequencer.service import serve
 
 app = typer.Typer(help="Run the shared sequencer.", no_args_is_help=True)
 
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", envvar="TANDEM_DATA_DIR", help="Sequencer data directory")
+]
 
-@app.callback()
-def main() -> None:
-    """Sequencer commands."""
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def init(
+    data_dir: DataDir,
+    chain_id: Annotated[str, typer.Option(help="Chain id signed into every batch")] = "tandem-dev",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+) -> None:
+    """Create a single-node genesis, the sequencer key and a dev client key (any namespace)."""
+    genesis_path = data_dir / "genesis.json"
+    if genesis_path.exists():
+        raise _fail(f"{genesis_path} exists already: this data dir is initialised")
+    seq_path, client_path = data_dir / "keys" / "sequencer.pem", data_dir / "keys" / "client.pem"
+    for p in (seq_path, client_path):
+        if p.exists():
+            raise _fail(f"{p} exists already: refusing to overwrite a key")
+    seq, client = SigningKey.generate(), SigningKey.generate()
+    seq.save(seq_path)
+    client.save(client_path)
+    genesis = Genesis(
+        chain_id,
+        seq.public,
+        (Client("default", client.public, frozenset({ANY_NAMESPACE})),),
+    )
+    genesis.save(genesis_path)
+    doc = {
+        "genesis": str(genesis_path),
+        "sequencer_key": str(seq_path),
+        "client_key": str(client_path),
+        "chain_id": chain_id,
+    }
+    typer.echo(json.dumps(doc) if json_out else f"initialised {data_dir} (chain {chain_id})")
+
+
+@app.command()
+def run(
+    data_dir: DataDir,
+    listen: Annotated[
+        str, typer.Option(envvar="TANDEM_SEQUENCER_LISTEN", help="gRPC HOST:PORT")
+    ] = "127.0.0.1:0",
+    config: Annotated[Path | None, typer.Option(help="TOML config file")] = None,
+    heartbeat_ms: Annotated[int | None, typer.Option(help="Empty block interval when idle")] = None,
+    metrics_listen: Annotated[
+        str | None,
+        typer.Option(envvar="TANDEM_METRICS_LISTEN", help="Prometheus HOST:PORT ('' = off)"),
+    ] = None,
+    genesis: Annotated[
+        Path | None, typer.Option(help="Genesis file (default DIR/genesis.json)")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="Sequencer key PEM (default DIR/keys/sequencer.pem)")
+    ] = None,
+) -> None:
+    """Serve the sequencer until SIGTERM."""
+    try:
+        cfg = configuration.load(
+            config,
+            data_dir,
+            listen=listen,
+            heartbeat_ms=heartbeat_ms,
+            metrics_listen=metrics_listen,
+            genesis=genesis,
+            key=key,
+        )
+        trio.run(_main, cfg)
+    except (TandemError, BaseExceptionGroup) as exc:
+        errors = _tandem_errors(exc)
+        if not errors:
+            raise
+        raise _fail("; ".join(str(e) for e in errors)) from None
+
+
+def _tandem_errors(exc: BaseException) -> list[BaseException]:
+    """The Tandem errors behind `exc` (through trio's exception groups), or [] if others."""
+    if isinstance(exc, TandemError):
+        return [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        found = [e for sub in exc.exceptions for e in _tandem_errors(sub)]
+        return found if len(found) == len(exc.exceptions) else []
+    return []
+
+
+def _ready(data_dir: Path, listen: str, metrics: str) -> None:
+    tmp = data_dir / "endpoint.tmp"
+    tmp.write_text(listen + "\n")
+    os.replace(tmp, data_dir / "endpoint")
+    sys.stdout.write(json.dumps({"event": "ready", "listen": listen, "metrics": metrics}) + "\n")
+    sys.stdout.flush()
+
+
+async def _main(cfg: configuration.Config) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                lambda task_status: serve(
+                    cfg,
+                    on_ready=lambda listen, metrics: _ready(cfg.data_dir, listen, metrics),
+                    task_status=task_status,
+                )
+            )
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                break

@@ -1,0 +1,153 @@
+"""What each RPC does, as plain methods called from gRPC handler threads.
+
+Submits are validated here (one signature check per batch), queued on the intake and
+answered when their block is durable: no trio hop on the way. Reads of sealed blocks go
+straight to SQLite with this thread's own connection, bounded by the durable head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+from rollup_client import block, codec
+from rollup_client.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    TandemError,
+)
+from rollup_client.genesis import Genesis
+from rollup_client.wire import sequencer_pb2 as pb
+from sequencer.config import Config
+from sequencer.core import Ack
+from sequencer.headwatch import HeadWatch
+from sequencer.intake import Intake
+from sequencer.metrics import Metrics
+from sequencer.store import Reader, StoredHeader
+from sequencer.validate import Validator
+
+# A call without a deadline still gets an answer or an error within this many seconds.
+DEFAULT_WAIT_S = 60.0
+# Subscribers re-check that their client is still there this often while idle.
+SUBSCRIBE_POLL_S = 1.0
+
+
+def _ack_pb(a: Ack) -> pb.EntryAck:
+    return pb.EntryAck(
+        entry_id=a.id, position=pb.Position(height=a.height, index=a.index), duplicate=a.duplicate
+    )
+
+
+class Handlers:
+    """The sequencer's RPCs, independent of grpc types other than the messages."""
+
+    def __init__(
+        self,
+        config: Config,
+        genesis: Genesis,
+        intake: Intake,
+        reader: Reader,
+        watch: HeadWatch,
+        metrics: Metrics,
+    ) -> None:
+        self.config = config
+        self.genesis = genesis
+        self.validator = Validator(genesis, config.limits)
+        self.intake = intake
+        self.reader = reader
+        self.watch = watch
+        self.metrics = metrics
+
+    def submit_batch(
+        self,
+        client_key: bytes,
+        entries: Sequence[pb.Entry],
+        bundle: bool,
+        signature: bytes,
+        timeout: float | None,
+    ) -> list[pb.EntryAck]:
+        """Acks for every entry, once the block holding them is fsynced."""
+        _, batch = self.validator.batch(client_key, entries, bundle, signature)
+        ticket = self.intake.submit(client_key, batch)
+        self.metrics.batch_size.observe(len(batch.items))
+        if not ticket.done.wait(DEFAULT_WAIT_S if timeout is None else timeout):
+            raise DeadlineExceeded(
+                "the batch was not sealed before the call's deadline; it may still be "
+                "logged: resubmit it to learn its position"
+            )
+        outcome = ticket.outcome
+        if isinstance(outcome, TandemError):
+            raise outcome
+        assert outcome is not None
+        return [_ack_pb(a) for a in outcome]
+
+    def _namespaces(self, names: Sequence[str]) -> list[str]:
+        return [codec.check_namespace(n) for n in names]
+
+    def _check_height(self, height: int) -> None:
+        head = self.watch.head.height
+        if height > head:
+            raise OutOfRange(f"block {height} does not exist yet: the head is {head}")
+
+    def filtered(self, height: int, namespaces: Sequence[str] | None) -> pb.FilteredBlock:
+        """Block `height` with proofs for `namespaces` (None: all). Must be durable."""
+        sh = self.reader.header(height)
+        wanted = None if namespaces is None else [n for n in namespaces if n in _names(sh)]
+        entries = self.reader.entries(height, wanted) if wanted is None or wanted else {}
+        return block.filtered_block(sh.header, sh.signature, sh.table, entries, namespaces)
+
+    def get_block(
+        self, height: int, namespaces: Sequence[str], all_namespaces: bool
+    ) -> pb.FilteredBlock:
+        names = self._namespaces(namespaces)
+        self._check_height(height)
+        return self.filtered(height, None if all_namespaces else names)
+
+    def get_entry(self, entry_id: bytes) -> pb.GetEntryResponse:
+        if len(entry_id) != codec.HASH_BYTES:
+            raise InvalidArgument(f"entry_id must be {codec.HASH_BYTES} bytes, got {len(entry_id)}")
+        found = self.reader.entry(entry_id)
+        if found is None:
+            raise NotFound(f"entry {entry_id.hex()} is not in the log")
+        height, index, ns, data = found
+        sh = self.reader.header(height)
+        leaf_proof, pos, path = block.entry_proof(
+            sh.table, ns, self.reader.namespace_ids(height, ns), index
+        )
+        return pb.GetEntryResponse(
+            entry=pb.Entry(namespace=ns, data=data),
+            position=pb.Position(height=height, index=index),
+            header=pb.SignedHeader(header=sh.header.to_pb(), hash=sh.hash, signature=sh.signature),
+            namespace_proof=leaf_proof,
+            entry_leaf_index=pos,
+            entry_path=path,
+        )
+
+    def subscribe(
+        self, namespaces: Sequence[str], from_height: int, active: Callable[[], bool]
+    ) -> Iterator[pb.SubscribeResponse]:
+        """Every block from `from_height` on, then live ones, while `active()` holds."""
+        names = self._namespaces(namespaces)
+        height = from_height
+        while active():
+            if height > self.watch.head.height:
+                self.watch.wait_for(height, SUBSCRIBE_POLL_S)
+                continue
+            yield pb.SubscribeResponse(block=self.filtered(height, names))
+            height += 1
+
+    def status(self) -> pb.StatusResponse:
+        head = self.watch.head
+        return pb.StatusResponse(
+            chain_id=self.genesis.chain_id,
+            height=head.height,
+            head_hash=head.hash,
+            head_time_ms=head.time_ms,
+            sequencer_key=self.genesis.sequencer_key,
+            limits=self.config.limits.to_pb(),
+        )
+
+
+def _names(sh: StoredHeader) -> set[str]:
+    return {r.namespace for r in sh.table}

@@ -1,0 +1,89 @@
+"""The one queue between gRPC handler threads and the commit loop.
+
+Handlers append validated batches and block on their ticket; the commit loop takes
+everything queued at once, seals it into a block and releases every ticket of that block
+in one pass after the fsync. No handler hops into trio: the loop is woken (once) only
+when it sleeps on an empty queue.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+from rollup_client.errors import ResourceExhausted, Unavailable
+from sequencer.core import Batch, Outcome
+
+
+class Ticket:
+    """One submitted batch waiting for its block."""
+
+    __slots__ = ("batch", "client", "done", "outcome")
+
+    def __init__(self, client: bytes, batch: Batch) -> None:
+        self.client = client
+        self.batch = batch
+        self.done = threading.Event()
+        self.outcome: Outcome | None = None
+
+
+class Intake:
+    """Thread-safe submission queue with per-client in-flight and total size limits."""
+
+    def __init__(self, max_inflight_per_client: int, max_queue_entries: int) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[Ticket] = []
+        self._inflight: dict[bytes, int] = {}
+        self._entries = 0
+        self._max_inflight = max_inflight_per_client
+        self._max_entries = max_queue_entries
+        self._wake: Callable[[], None] | None = None
+        self._closed = False
+
+    def submit(self, client: bytes, batch: Batch) -> Ticket:
+        """Queue `batch`; raises Unavailable when draining, ResourceExhausted when full."""
+        n = len(batch.items)
+        with self._lock:
+            if self._closed:
+                raise Unavailable("sequencer is shutting down: submit to it again after restart")
+            inflight = self._inflight.get(client, 0)
+            if inflight >= self._max_inflight:
+                raise ResourceExhausted(
+                    f"client has {inflight} batches in flight (limit {self._max_inflight}): "
+                    "wait for acks before sending more"
+                )
+            if self._entries + n > self._max_entries:
+                raise ResourceExhausted("sequencer queue is full: retry shortly")
+            ticket = Ticket(client, batch)
+            self._queue.append(ticket)
+            self._inflight[client] = inflight + 1
+            self._entries += n
+            wake, self._wake = self._wake, None
+        if wake is not None:
+            wake()
+        return ticket
+
+    def take(self, wake: Callable[[], None] | None = None) -> list[Ticket]:
+        """Everything queued; when nothing is, arm `wake` to be called on the next submit."""
+        with self._lock:
+            queued, self._queue = self._queue, []
+            self._wake = wake if not queued and not self._closed else None
+            return queued
+
+    def finish(self, tickets: Sequence[Ticket], outcomes: Sequence[Outcome]) -> None:
+        """Record each ticket's outcome and release its waiting handler."""
+        with self._lock:
+            for t in tickets:
+                self._inflight[t.client] -= 1
+                if not self._inflight[t.client]:
+                    del self._inflight[t.client]
+                self._entries -= len(t.batch.items)
+        for t, o in zip(tickets, outcomes, strict=True):
+            t.outcome = o
+            t.done.set()
+
+    def close(self) -> None:
+        """Refuse new submissions; queued ones are still taken and finished."""
+        with self._lock:
+            self._closed = True
+            self._wake = None

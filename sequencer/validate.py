@@ -1,0 +1,86 @@
+"""Admission checks for a submitted batch, run in the gRPC handler thread.
+
+Pure and stateless apart from caches, so a bad request is refused before it touches the
+core. Status codes (the edge maps the exception classes):
+
+- INVALID_ARGUMENT: malformed fields (client key not 32 bytes), empty batch, an invalid
+  namespace name, an entry over `max_entry_bytes`, a batch over `max_batch_entries` or
+  `max_batch_bytes`, a bundle that repeats an entry. These never succeed as sent: shrink
+  or fix the request.
+- UNAUTHENTICATED: key not in genesis, missing signature, signature that does not verify
+  over `codec.batch_digest(chain_id, ids, bundle)`.
+- PERMISSION_DENIED: a registered, correctly signed client writing a namespace genesis
+  does not grant it.
+- RESOURCE_EXHAUSTED (raised by the intake, not here): too many batches in flight for one
+  client, or the sequencer's queue is full. Retry later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rollup_client import codec, keys
+from rollup_client.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from rollup_client.genesis import Client, Genesis
+from rollup_client.wire import sequencer_pb2 as pb
+from sequencer.config import Limits
+from sequencer.core import Batch, Item
+
+
+class Validator:
+    """Turns wire batches into core batches, or raises the error the client should see."""
+
+    def __init__(self, genesis: Genesis, limits: Limits) -> None:
+        self.genesis = genesis
+        self.limits = limits
+        self._valid_ns: set[str] = set()
+
+    def batch(
+        self, client_key: bytes, entries: Sequence[pb.Entry], bundle: bool, signature: bytes
+    ) -> tuple[Client, Batch]:
+        """The authenticated client and its batch; one signature check for the whole batch."""
+        lim = self.limits
+        if len(client_key) != keys.PUBLIC_KEY_BYTES:
+            raise InvalidArgument(
+                f"client_key must be {keys.PUBLIC_KEY_BYTES} raw bytes, got {len(client_key)}"
+            )
+        client = self.genesis.client(client_key)
+        if client is None:
+            raise Unauthenticated(f"client key {client_key.hex()} is not registered in genesis")
+        if not entries:
+            raise InvalidArgument("batch has no entries")
+        if len(entries) > lim.max_batch_entries:
+            raise InvalidArgument(
+                f"batch has {len(entries)} entries, limit is {lim.max_batch_entries}"
+            )
+        items: list[Item] = []
+        total = 0
+        for i, e in enumerate(entries):
+            ns, data = e.namespace, e.data
+            if len(data) > lim.max_entry_bytes:
+                raise InvalidArgument(
+                    f"entry {i} has {len(data)} bytes, limit is {lim.max_entry_bytes}"
+                )
+            total += len(data)
+            if ns not in self._valid_ns:
+                codec.check_namespace(ns)
+                self._valid_ns.add(ns)
+            items.append(Item(ns, data, codec.entry_id(ns, data)))
+        if total > lim.max_batch_bytes:
+            raise InvalidArgument(
+                f"batch carries {total} bytes of data, limit is {lim.max_batch_bytes}"
+            )
+        ids = [it.id for it in items]
+        if bundle and len(set(ids)) != len(ids):
+            raise InvalidArgument("bundle repeats an entry: each entry may appear once")
+        if not signature:
+            raise Unauthenticated("batch is unsigned")
+        digest = codec.batch_digest(self.genesis.chain_id, ids, bundle)
+        if not keys.verify(client_key, signature, digest):
+            raise Unauthenticated(
+                "signature does not verify over batch_digest(chain_id, entry ids, bundle)"
+            )
+        for ns in {it.namespace for it in items}:
+            if not client.may_write(ns):
+                raise PermissionDenied(f"client {client.name!r} may not write namespace {ns!r}")
+        return client, Batch(tuple(items), bundle)
