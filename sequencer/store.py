@@ -171,8 +171,14 @@ def _verify_stored(reader: Reader, sh: StoredHeader, sequencer_key: bytes) -> No
     if not keys.verify(sequencer_key, sh.signature, sh.hash):
         raise FailedPrecondition(f"{where}: signature does not verify with the genesis key")
     rows = reader.block_ids(h.height)
+    per_ns = reader.entries(h.height, None)
+    data = {i: codec.entry_id(ns, d) for ns, es in per_ns.items() for i, d in es}
     table = tuple(block.namespace_table([(ns, eid) for _, ns, eid in rows]))
-    if [i for i, _, _ in rows] != list(range(len(rows))) or table != sh.table:
+    if (
+        [i for i, _, _ in rows] != list(range(len(rows)))
+        or any(data.get(i) != eid for i, _, eid in rows)
+        or table != sh.table
+    ):
         raise FailedPrecondition(f"{where}: entries do not match the namespace table")
     if block.make_header(h.height, h.prev_hash, h.time_ms, len(rows), table) != h:
         raise FailedPrecondition(f"{where}: namespace root or entry count is wrong")

@@ -1,0 +1,107 @@
+"""The SQLite block store: round trip, restart at the same head, damaged chains refused."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from rollup_client import block, codec
+from rollup_client.errors import FailedPrecondition
+from rollup_client.keys import SigningKey
+from sequencer.core import Batch, Block, Item, Sequencer
+from sequencer.store import Reader, Store, decode_table, encode_table
+
+KEY = SigningKey.from_seed(b"\x09" * 32)
+
+
+def item(ns: str, data: bytes) -> Item:
+    return Item(ns, data, codec.entry_id(ns, data))
+
+
+def fill(path: Path, blocks: int) -> list[Block]:
+    store = Store(path)
+    core = Sequencer(KEY, store.recover(KEY.public), 100)
+    out = []
+    for h in range(blocks):
+        items = tuple(item(ns, f"{h}-{i}".encode()) for i, ns in enumerate(["b", "a", "b"]))
+        blk = core.cut([Batch(items[: h % 4])], 1000 + h, {}).block
+        store.write(blk)
+        out.append(blk)
+    store.close()
+    return out
+
+
+def test_round_trip_and_restart_continues_at_the_next_height(tmp_path: Path) -> None:
+    db = tmp_path / "blocks.sqlite"
+    written = fill(db, 6)
+    store = Store(db)
+    head = store.recover(KEY.public)
+    assert head == written[-1].head
+    reader = Reader(db)
+    for blk in written:
+        sh = reader.header(blk.header.height)
+        assert (sh.header, sh.hash, sh.signature, sh.table) == (
+            blk.header,
+            blk.hash,
+            blk.signature,
+            blk.table,
+        )
+        per_ns = reader.entries(blk.header.height, None)
+        fb = block.filtered_block(sh.header, sh.signature, sh.table, per_ns, None)
+        assert [e.id for e in block.verify_block(fb, KEY.public, None).entries] == [
+            it.id for it in blk.items
+        ]
+    first = written[3].items[0]
+    assert reader.entry(first.id) == (3, 0, first.namespace, first.data)
+    assert store.known([first.id, b"\x00" * 32]).keys() == {first.id}
+    core = Sequencer(KEY, head, 100)
+    nxt = core.cut([], 0, {}).block
+    assert nxt.header.height == 6 and nxt.header.prev_hash == written[-1].hash
+    assert nxt.header.time_ms == written[-1].header.time_ms
+    reader.close()
+    store.close()
+
+
+def test_empty_store_has_no_head(tmp_path: Path) -> None:
+    store = Store(tmp_path / "blocks.sqlite")
+    assert store.recover(KEY.public) is None
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE headers SET time_ms = time_ms + 1 WHERE height = 5",
+        "UPDATE headers SET signature = zeroblob(64) WHERE height = 5",
+        "UPDATE entries SET data = x'00' WHERE height = 5",
+        "DELETE FROM entries WHERE height = 5 AND idx = 0",
+        "DELETE FROM headers WHERE height = 2",
+        "UPDATE headers SET prev_hash = zeroblob(32), hash = zeroblob(32) WHERE height = 4",
+    ],
+)
+def test_a_damaged_chain_refuses_to_start(tmp_path: Path, damage: str) -> None:
+    db = tmp_path / "blocks.sqlite"
+    fill(db, 6)
+    with sqlite3.connect(db) as conn:
+        conn.execute(damage)
+    store = Store(db)
+    with pytest.raises(FailedPrecondition, match=r"damaged|does not|not match|wrong|link"):
+        store.recover(KEY.public)
+    store.close()
+
+
+def test_a_store_from_another_sequencer_key_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "blocks.sqlite"
+    fill(db, 2)
+    store = Store(db)
+    with pytest.raises(FailedPrecondition, match="signature"):
+        store.recover(SigningKey.from_seed(b"\x01" * 32).public)
+    store.close()
+
+
+def test_namespace_table_blob_round_trips() -> None:
+    table = tuple(block.namespace_table([("zeta", b"\x01" * 32), ("a", b"\x02" * 32)]))
+    assert decode_table(encode_table(table)) == table
+    assert decode_table(b"") == ()
