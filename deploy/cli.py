@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import typer
+
+from rollup_client.node_cli import app as rollup_app
 from sequencer.cli import app as sequencer_app
 
 app = typer.Typer(
@@ -11,3 +13,4 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(sequencer_app, name="sequencer")
+app.add_typer(rollup_app, name="rollup")

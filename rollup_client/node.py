@@ -1,0 +1,296 @@
+"""The rollup node: a trio shell that feeds the sequencer's log into a StateMachine.
+
+`serve(config, *, task_status)` (hypercorn style) restores the newest snapshot, follows
+the log from the next height, applies every verified block (empty ones too: their log
+time drives swap deadlines), persists each block's receipts, root and outbox in one
+SQLite transaction, forwards the outbox (votes, attestations) and user transactions to
+the sequencer in batches, and serves `RollupService`. It reports `started(listen)` once
+it is serving and caught up with the head it saw at start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import TypeVar
+
+import trio
+
+from rollup_client import attestation, codec
+from rollup_client.block import VerifiedBlock
+from rollup_client.errors import InvalidArgument, TandemError, Unavailable
+from rollup_client.genesis import SETTLEMENT_NAMESPACE, Genesis
+from rollup_client.keys import SigningKey
+from rollup_client.ledger import TokenLedger
+from rollup_client.node_bridge import Head, NodeView, Submission, SubmitQueue
+from rollup_client.node_config import NodeConfig
+from rollup_client.node_link import SequencerLink, open_link
+from rollup_client.node_metrics import NodeMetrics
+from rollup_client.node_store import BlockRecord, NodeStore, StoreReader
+from rollup_client.rollup_service import RollupEdge
+from rollup_client.statemachine import StateMachine
+
+T = TypeVar("T")
+MachineFactory = Callable[[Genesis, str, SigningKey], StateMachine]
+log = logging.getLogger("tandem.rollup")
+
+# Outbox entries not acknowledged yet are retried after this long (the sequencer dedups).
+_RETRY_S = 0.5
+
+
+def token_ledger(genesis: Genesis, rollup_id: str, key: SigningKey) -> StateMachine:
+    """The reference execution environment: the token ledger."""
+    return TokenLedger(genesis, rollup_id)
+
+
+def _event(event: str, **fields: object) -> None:
+    log.info(json.dumps({"event": event, **fields}, sort_keys=True, default=str))
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """One block run through the machine, not yet durable."""
+
+    record: BlockRecord
+    executed: list[bytes]
+    txs: int
+
+
+class Node:
+    """Owns the machine and the store; everything here runs in the trio thread."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        genesis: Genesis,
+        key: SigningKey,
+        machine: StateMachine,
+        store: NodeStore,
+        link: SequencerLink,
+        view: NodeView,
+        metrics: NodeMetrics,
+    ) -> None:
+        self.config = config
+        self.genesis = genesis
+        self.key = key
+        self.machine = machine
+        self.store = store
+        self.link = link
+        self.view = view
+        self.metrics = metrics
+        self.head_seen = -1
+        self._wakeup = trio.Event()
+        self._token = trio.lowlevel.current_trio_token()
+        self.queue = SubmitQueue(self._wake_from_thread, max_items=100_000)
+        self._outbox_send, self._outbox_recv = trio.open_memory_channel[
+            list[tuple[bytes, str, bytes]]
+        ](1000)
+
+    # -- user submissions ------------------------------------------------------------------
+
+    def _wake_from_thread(self) -> None:
+        try:
+            self._token.run_sync_soon(self._wake)
+        except trio.RunFinishedError as exc:
+            raise Unavailable("the rollup node is shutting down") from exc
+
+    def _wake(self) -> None:
+        self._wakeup.set()
+
+    async def forward_submissions(self) -> None:
+        """Drain the queue once per wake-up: check nonces, forward one batch, release all."""
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            subs = self.queue.drain()
+            good: list[Submission] = []
+            for sub in subs:
+                try:
+                    self.machine.check(sub.data)
+                except TandemError as exc:
+                    self.view.forget(sub.tx_id)
+                    sub.fail(exc)
+                else:
+                    good.append(sub)
+            for chunk in _chunks(good, self.link.max_batch_entries):
+                await self._forward(chunk)
+
+    async def _forward(self, subs: Sequence[Submission]) -> None:
+        ns = self.config.rollup_id
+        try:
+            acks = await self.link.submit_batch([(ns, s.data) for s in subs])
+        except TandemError as exc:
+            for s in subs:
+                self.view.forget(s.tx_id)
+                s.fail(exc)
+            return
+        for s, (height, index, duplicate) in zip(subs, acks, strict=True):
+            self.view.sequenced(s.tx_id, height, index)
+            s.resolve((height, index), duplicate)
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    async def send_outbox(self) -> None:
+        """Submit votes and attestations; drop them from the store once acknowledged."""
+        while True:
+            batch = await self._outbox_recv.receive()
+            while True:
+                try:
+                    await self.link.submit_batch([(n, d) for _, n, d in batch])
+                except TandemError as exc:
+                    _event("outbox_retry", error=str(exc), entries=len(batch))
+                    await trio.sleep(_RETRY_S)
+                    continue
+                self.store.drop_outbox([i for i, _, _ in batch])
+                break
+
+    def _queue_outbox(self, entries: list[tuple[bytes, str, bytes]]) -> None:
+        for chunk in _chunks(entries, self.link.max_batch_entries):
+            self._outbox_send.send_nowait(list(chunk))
+
+    async def resubmit_owed(self) -> None:
+        """After a start: resend what the store still owes, and what the machine owes."""
+        owed = {i: (n, d) for i, n, d in self.store.outbox()}
+        for n, d in self.machine.owed_votes():
+            owed.setdefault(codec.entry_id(n, d), (n, d))
+        if owed:
+            _event("resubmit", entries=len(owed))
+            self._queue_outbox([(i, n, d) for i, (n, d) in owed.items()])
+
+    # -- following the log -----------------------------------------------------------------
+
+    def apply(self, blk: VerifiedBlock) -> Applied:
+        """Run one block through the machine; collect what must be persisted and sent."""
+        m = self.machine
+        receipts = list(m.begin_block(blk.height, blk.time_ms))
+        executed: list[bytes] = []
+        txs = 0
+        for entry in blk.entries:
+            r = m.apply(entry)
+            if entry.namespace == self.config.rollup_id:
+                executed.append(entry.id)
+                txs += 1
+            if r is not None:
+                receipts.append(r)
+        root = m.state_root()
+        outbox = [(codec.entry_id(n, d), n, d) for n, d in m.take_outbox()]
+        every = self.config.attest_every
+        if self.config.submit and every and blk.height % every == 0:
+            data = attestation.Attestation.make(
+                self.config.rollup_id, blk.height, root, self.key
+            ).encode()
+            outbox.append((codec.entry_id(SETTLEMENT_NAMESPACE, data), SETTLEMENT_NAMESPACE, data))
+        if not self.config.submit:
+            outbox = []
+        record = BlockRecord(blk.height, blk.time_ms, root, receipts, outbox)
+        return Applied(record, executed, txs)
+
+    def persist(self, group: list[Applied]) -> None:
+        """Make a group of applied blocks durable, then publish them and send their outbox."""
+        last = group[-1].record
+        snap = None
+        if any(a.record.height % self.config.snapshot_every == 0 for a in group):
+            snap = (last.height, self.machine.snapshot())
+        self.store.write([a.record for a in group], snap)
+        self.head_seen = max(self.head_seen, last.height)
+        head = Head(last.height, last.time_ms, last.state_root, self.head_seen)
+        self.view.publish(head, [i for a in group for i in a.executed])
+        self.metrics.applied(head, sum(a.txs for a in group))
+        outbox = [e for a in group for e in a.record.outbox]
+        if outbox:
+            self._queue_outbox(outbox)
+        if snap is not None:
+            _event("snapshot", height=last.height)
+
+    async def follow(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Apply the log from the machine's next height on; started once caught up."""
+        status = await self.link.status()
+        self.head_seen = max(self.head_seen, status.height)
+        target = status.height
+        caught_up = self.machine.height >= target
+        if caught_up:
+            task_status.started()
+        group: list[Applied] = []
+        blocks = self.link.subscribe(self.machine.namespaces(), self.machine.height + 1)
+        async with aclosing(blocks):
+            async for blk in blocks:
+                self.head_seen = max(self.head_seen, blk.height)
+                group.append(self.apply(blk))
+                behind = blk.height < target and len(group) < self.config.catchup_group
+                if behind:
+                    continue
+                self.persist(group)
+                group = []
+                if not caught_up and blk.height >= target:
+                    caught_up = True
+                    _event("caught_up", height=blk.height)
+                    task_status.started()
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def restore(config: NodeConfig, machine: StateMachine, store: NodeStore) -> None:
+    """Load the newest snapshot into `machine`; the log replays the tail after it."""
+    snap = store.newest_snapshot()
+    if snap is None:
+        return
+    height, data = snap
+    machine.restore(data)
+    if machine.height != height:
+        raise InvalidArgument(f"snapshot at {height} restored to height {machine.height}")
+    _event("restored", height=height)
+
+
+async def serve(
+    config: NodeConfig,
+    *,
+    machine_factory: MachineFactory = token_ledger,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a rollup node until cancelled; `task_status.started(listen)` once caught up."""
+    genesis = Genesis.load(config.genesis)
+    key = SigningKey.load(config.key)
+    machine = machine_factory(genesis, config.rollup_id, key)
+    store = NodeStore(config.db_path)
+    reader = StoreReader(config.db_path)
+    view = NodeView()
+    metrics = NodeMetrics(config.rollup_id)
+    try:
+        restore(config, machine, store)
+        async with open_link(config, genesis, key) as link:
+            node = Node(config, genesis, key, machine, store, link, view, metrics)
+            edge = RollupEdge(config, node, reader, trio.lowlevel.current_trio_token())
+            edge.start()
+            try:
+                async with trio.open_nursery() as nursery:
+                    if config.submit:
+                        nursery.start_soon(node.forward_submissions)
+                        nursery.start_soon(node.send_outbox)
+                        await node.resubmit_owed()
+                    t0 = time.monotonic()
+                    await nursery.start(node.follow)
+                    metrics.start_server(config.metrics_listen)
+                    edge.serving()
+                    _event(
+                        "ready",
+                        listen=edge.listen,
+                        height=view.head.height,
+                        catchup_s=round(time.monotonic() - t0, 3),
+                    )
+                    task_status.started(edge.listen)
+            finally:
+                edge.draining()
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(edge.stop, 1.0)
+    finally:
+        metrics.stop_server()
+        reader.close()
+        store.close()

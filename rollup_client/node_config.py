@@ -1,0 +1,52 @@
+"""Typed configuration of a rollup node; the CLI builds it from flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rollup_client import codec
+from rollup_client.errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything `node.serve` needs. Files default to names inside `data_dir`."""
+
+    rollup_id: str
+    sequencer: str
+    data_dir: Path
+    genesis: Path
+    key: Path
+    listen: str = "127.0.0.1:0"
+    # "" disables the metrics endpoint; port 0 picks a free one.
+    metrics_listen: str = ""
+    snapshot_every: int = 100
+    # 0 disables attestations (a read-only replica must not attest).
+    attest_every: int = 10
+    # False: a read-only replica that follows the log but forwards nothing.
+    submit: bool = True
+    grpc_workers: int = 16
+    max_message_bytes: int = 4 * 1024 * 1024
+    # Longest a WaitReceipt may block, and the timeout of every call to the sequencer.
+    max_wait_ms: int = 60_000
+    call_timeout_s: float = 10.0
+    # While catching up, persist this many blocks per transaction.
+    catchup_group: int = 256
+
+    def __post_init__(self) -> None:
+        codec.check_namespace(self.rollup_id)
+        if self.snapshot_every <= 0:
+            raise InvalidArgument("snapshot_every must be positive")
+        if self.attest_every < 0:
+            raise InvalidArgument("attest_every must be 0 (off) or positive")
+        if self.catchup_group <= 0 or self.grpc_workers <= 0:
+            raise InvalidArgument("catchup_group and grpc_workers must be positive")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "rollup.sqlite"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "rollup.log"

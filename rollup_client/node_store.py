@@ -1,0 +1,205 @@
+"""The rollup node's SQLite store: progress, receipts, roots per height, outbox, snapshots.
+
+The node writes everything a block produced in one transaction, so after a crash the
+store is at a block boundary and agrees with itself. Readers (the gRPC edge threads) open
+their own connections: WAL lets them read committed rows while the node writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rollup_client.statemachine import Receipt
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS progress (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    height INTEGER NOT NULL,
+    time_ms INTEGER NOT NULL,
+    state_root BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roots (
+    height INTEGER PRIMARY KEY,
+    time_ms INTEGER NOT NULL,
+    state_root BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS receipts (
+    entry_id BLOB NOT NULL,
+    height INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    swap_id BLOB,
+    PRIMARY KEY (entry_id, height, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    entry_id BLOB PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    data BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots (
+    height INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """The last block whose effects are durable."""
+
+    height: int
+    time_ms: int
+    state_root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    """What one applied block leaves in the store."""
+
+    height: int
+    time_ms: int
+    state_root: bytes
+    receipts: Sequence[Receipt]
+    outbox: Sequence[tuple[bytes, str, bytes]]
+    """(entry id, namespace, data) the node still has to submit."""
+
+
+def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(_SCHEMA)
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+class NodeStore:
+    """The writer: owned by the node's trio task, one transaction per block or group."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = _connect(path, readonly=False)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def progress(self) -> Progress | None:
+        row = self._db.execute("SELECT height, time_ms, state_root FROM progress").fetchone()
+        return Progress(row[0], row[1], bytes(row[2])) if row else None
+
+    def newest_snapshot(self) -> tuple[int, bytes] | None:
+        row = self._db.execute(
+            "SELECT height, data FROM snapshots ORDER BY height DESC LIMIT 1"
+        ).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def write(self, blocks: Iterable[BlockRecord], snapshot: tuple[int, bytes] | None) -> None:
+        """Persist a group of applied blocks (and maybe a snapshot) in one transaction."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            last: BlockRecord | None = None
+            for b in blocks:
+                db.execute(
+                    "INSERT OR REPLACE INTO roots VALUES (?, ?, ?)",
+                    (b.height, b.time_ms, b.state_root),
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO receipts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (r.entry_id, r.height, r.index, int(r.ok), r.reason, r.kind, r.swap_id)
+                        for r in b.receipts
+                    ],
+                )
+                db.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?, ?)", b.outbox)
+                last = b
+            if last is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO progress VALUES (0, ?, ?, ?)",
+                    (last.height, last.time_ms, last.state_root),
+                )
+            if snapshot is not None:
+                db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?)", snapshot)
+                # Keep the two newest: one good snapshot survives even a bad newest one.
+                db.execute(
+                    "DELETE FROM snapshots WHERE height NOT IN "
+                    "(SELECT height FROM snapshots ORDER BY height DESC LIMIT 2)"
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def outbox(self) -> list[tuple[bytes, str, bytes]]:
+        """Entries written by applied blocks and not yet acknowledged by the sequencer."""
+        return [
+            (bytes(i), n, bytes(d))
+            for i, n, d in self._db.execute("SELECT entry_id, namespace, data FROM outbox")
+        ]
+
+    def drop_outbox(self, ids: Sequence[bytes]) -> None:
+        """Forget entries the sequencer acknowledged."""
+        self._db.executemany("DELETE FROM outbox WHERE entry_id = ?", [(i,) for i in ids])
+
+
+class StoreReader:
+    """Read-only access for the gRPC threads: one connection per thread, no trio hop.
+
+    Receipts and roots are immutable once committed, so reading them needs no lock.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _db(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self._path, readonly=True)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+    def receipt(self, entry_id: bytes) -> Receipt | None:
+        """The first receipt recorded for `entry_id` (a transaction id or a swap id)."""
+        row = (
+            self._db()
+            .execute(
+                "SELECT height, idx, ok, reason, kind, swap_id FROM receipts "
+                "WHERE entry_id = ? ORDER BY height, idx LIMIT 1",
+                (entry_id,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        swap = bytes(row[5]) if row[5] is not None else None
+        return Receipt(entry_id, row[0], row[1], bool(row[2]), row[3], row[4], swap)
+
+    def root_at(self, height: int) -> tuple[int, bytes] | None:
+        """(time_ms, state root) after block `height`, if applied."""
+        row = (
+            self._db()
+            .execute("SELECT time_ms, state_root FROM roots WHERE height = ?", (height,))
+            .fetchone()
+        )
+        return (row[0], bytes(row[1])) if row else None

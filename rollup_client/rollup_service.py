@@ -1,0 +1,363 @@
+"""The grpcio edge of a rollup node: `RollupService`, health and reflection.
+
+Handlers are adapters only. Submissions go through the node's SubmitQueue (no trio hop
+per request); receipts and roots are read from SQLite by the handler thread (immutable
+once committed); balances, nonces and escrow hop into trio once, where the state lives.
+Library errors become gRPC statuses here through the one table in rollup_client.errors.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent import futures
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
+
+import grpc
+import trio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from rollup_client import keys, tx
+from rollup_client.errors import (
+    GRPC_CODES,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    TandemError,
+    Unavailable,
+)
+from rollup_client.node_bridge import Submission
+from rollup_client.node_config import NodeConfig
+from rollup_client.node_store import StoreReader
+from rollup_client.statemachine import BLOCK_START, Receipt
+from rollup_client.wire import rollup_pb2 as rpb
+from rollup_client.wire import rollup_pb2_grpc as rpb_grpc
+from rollup_client.wire import sequencer_pb2 as pb
+
+if TYPE_CHECKING:
+    from rollup_client.node import Node
+
+SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["RollupService"].full_name
+T = TypeVar("T")
+
+
+class Ledger(Protocol):
+    """The queries the edge asks of a token-ledger-like machine."""
+
+    @property
+    def height(self) -> int: ...
+    @property
+    def assets(self) -> tuple[str, ...]: ...
+    def balance(self, account: bytes, asset: str) -> int: ...
+    def nonce(self, account: bytes) -> int: ...
+
+
+def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Explicit server options: no port sharing, bounded messages, keepalive."""
+    return [
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 0),
+    ]
+
+
+def _call(context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except TandemError as exc:
+        _abort(context, exc)
+
+
+def _abort(context: grpc.ServicerContext, exc: TandemError) -> NoReturn:
+    context.abort(GRPC_CODES.get(type(exc), grpc.StatusCode.UNKNOWN), str(exc))
+    raise AssertionError("unreachable: context.abort raises")
+
+
+def _key(raw: bytes, what: str) -> bytes:
+    if len(raw) != keys.PUBLIC_KEY_BYTES:
+        raise InvalidArgument(f"{what} must be a 32-byte Ed25519 public key, got {len(raw)} bytes")
+    return raw
+
+
+def _id(raw: bytes, what: str) -> bytes:
+    if len(raw) != 32:
+        raise InvalidArgument(f"{what} must be 32 bytes, got {len(raw)}")
+    return raw
+
+
+def receipt_pb(r: Receipt) -> rpb.Receipt:
+    """An executed receipt on the wire."""
+    start = r.index == BLOCK_START
+    return rpb.Receipt(
+        tx_id=r.entry_id,
+        state=rpb.RECEIPT_STATE_EXECUTED,
+        position=pb.Position(height=r.height, index=0 if start else r.index),
+        ok=r.ok,
+        reason=r.reason,
+        kind=r.kind,
+        swap_id=r.swap_id or b"",
+        block_start=start,
+    )
+
+
+class RollupServicer(rpb_grpc.RollupServiceServicer):
+    """Thin adapter from RollupService requests to the node."""
+
+    def __init__(
+        self, config: NodeConfig, node: Node, reader: StoreReader, token: trio.lowlevel.TrioToken
+    ) -> None:
+        self.config = config
+        self.node = node
+        self.view = node.view
+        self.reader = reader
+        self.token = token
+
+    def _in_trio(self, fn: Callable[[], T]) -> T:
+        """Run a read of the machine in the trio thread, where its state lives."""
+        try:
+            return trio.from_thread.run_sync(fn, trio_token=self.token)
+        except trio.RunFinishedError as exc:
+            raise Unavailable("the rollup node is shutting down") from exc
+
+    def _ledger(self) -> Ledger:
+        m: Any = self.node.machine
+        return m
+
+    # -- submit ----------------------------------------------------------------------------
+
+    def _submit(self, data: bytes, remaining: float | None) -> rpb.SubmitTransactionResponse:
+        if not self.config.submit:
+            raise FailedPrecondition("this node is a read-only replica: submit to the primary")
+        stx = tx.parse(data)
+        if stx.tx.rollup != self.config.rollup_id:
+            raise InvalidArgument(
+                f"transaction is for rollup {stx.tx.rollup!r}, this is {self.config.rollup_id!r}"
+            )
+        sub = Submission(data, stx.entry_id)
+        self.view.pending(sub.tx_id)
+        try:
+            self.node.queue.put(sub)
+        except TandemError:
+            self.view.forget(sub.tx_id)
+            raise
+        (height, index), duplicate = sub.wait(remaining)
+        return rpb.SubmitTransactionResponse(
+            tx_id=sub.tx_id, position=pb.Position(height=height, index=index), duplicate=duplicate
+        )
+
+    def SubmitTransaction(
+        self, request: rpb.SubmitTransactionRequest, context: grpc.ServicerContext
+    ) -> rpb.SubmitTransactionResponse:
+        return _call(context, lambda: self._submit(request.transaction, context.time_remaining()))
+
+    # -- receipts --------------------------------------------------------------------------
+
+    def _lookup(self, tx_id: bytes) -> rpb.Receipt | None:
+        r = self.reader.receipt(tx_id)
+        if r is not None:
+            return receipt_pb(r)
+        known, pos = self.view.inflight(tx_id)
+        if not known:
+            return None
+        if pos is None:
+            return rpb.Receipt(tx_id=tx_id, state=rpb.RECEIPT_STATE_PENDING)
+        return rpb.Receipt(
+            tx_id=tx_id,
+            state=rpb.RECEIPT_STATE_SEQUENCED,
+            position=pb.Position(height=pos[0], index=pos[1]),
+        )
+
+    def _receipt(self, tx_id: bytes) -> rpb.Receipt:
+        r = self._lookup(_id(tx_id, "tx_id"))
+        if r is None:
+            raise NotFound(
+                f"no transaction {tx_id.hex()} known to this node: not submitted here, "
+                "or not executed yet"
+            )
+        return r
+
+    def GetReceipt(
+        self, request: rpb.GetReceiptRequest, context: grpc.ServicerContext
+    ) -> rpb.GetReceiptResponse:
+        return rpb.GetReceiptResponse(receipt=_call(context, lambda: self._receipt(request.tx_id)))
+
+    def _wait(self, tx_id: bytes, timeout_ms: int, remaining: float | None) -> rpb.Receipt:
+        _id(tx_id, "tx_id")
+        cap = self.config.max_wait_ms / 1000
+        wait = min(timeout_ms / 1000, cap) if timeout_ms else cap
+        if remaining is not None:
+            wait = min(wait, remaining)
+        deadline = time.monotonic() + wait
+        while True:
+            seen = self.view.head.height
+            r = self._lookup(tx_id)
+            left = deadline - time.monotonic()
+            if (r is not None and r.state == rpb.RECEIPT_STATE_EXECUTED) or left <= 0:
+                break
+            self.view.wait_block(seen, left)
+        if r is None:
+            return self._receipt(tx_id)
+        return r
+
+    def WaitReceipt(
+        self, request: rpb.WaitReceiptRequest, context: grpc.ServicerContext
+    ) -> rpb.WaitReceiptResponse:
+        r = _call(
+            context, lambda: self._wait(request.tx_id, request.timeout_ms, context.time_remaining())
+        )
+        return rpb.WaitReceiptResponse(receipt=r)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def GetBalance(
+        self, request: rpb.GetBalanceRequest, context: grpc.ServicerContext
+    ) -> rpb.GetBalanceResponse:
+        def read() -> rpb.GetBalanceResponse:
+            account = _key(request.account, "account")
+            tx.check_asset(request.asset)
+            ledger = self._ledger()
+            return self._in_trio(
+                lambda: rpb.GetBalanceResponse(
+                    amount=ledger.balance(account, request.asset), height=ledger.height
+                )
+            )
+
+        return _call(context, read)
+
+    def GetBalances(
+        self, request: rpb.GetBalancesRequest, context: grpc.ServicerContext
+    ) -> rpb.GetBalancesResponse:
+        def read() -> rpb.GetBalancesResponse:
+            account = _key(request.account, "account")
+            ledger = self._ledger()
+            return self._in_trio(
+                lambda: rpb.GetBalancesResponse(
+                    balances=[
+                        rpb.AssetBalance(asset=a, amount=ledger.balance(account, a))
+                        for a in ledger.assets
+                    ],
+                    height=ledger.height,
+                )
+            )
+
+        return _call(context, read)
+
+    def GetNonce(
+        self, request: rpb.GetNonceRequest, context: grpc.ServicerContext
+    ) -> rpb.GetNonceResponse:
+        def read() -> rpb.GetNonceResponse:
+            account = _key(request.account, "account")
+            ledger = self._ledger()
+            return self._in_trio(
+                lambda: rpb.GetNonceResponse(nonce=ledger.nonce(account), height=ledger.height)
+            )
+
+        return _call(context, read)
+
+    def _state_root(self, height: int, latest: bool) -> rpb.GetStateRootResponse:
+        head = self.view.head
+        if latest:
+            if head.height < 0:
+                raise NotFound("no block applied yet")
+            return rpb.GetStateRootResponse(
+                height=head.height, state_root=head.state_root, time_ms=head.time_ms
+            )
+        if height > head.height:
+            raise OutOfRange(f"height {height} not applied yet: this node is at {head.height}")
+        row = self.reader.root_at(height)
+        if row is None:
+            raise NotFound(f"no state root recorded for height {height}")
+        return rpb.GetStateRootResponse(height=height, state_root=row[1], time_ms=row[0])
+
+    def GetStateRoot(
+        self, request: rpb.GetStateRootRequest, context: grpc.ServicerContext
+    ) -> rpb.GetStateRootResponse:
+        return _call(context, lambda: self._state_root(request.height, request.latest))
+
+    def GetEscrow(
+        self, request: rpb.GetEscrowRequest, context: grpc.ServicerContext
+    ) -> rpb.GetEscrowResponse:
+        def read() -> rpb.GetEscrowResponse:
+            swap_id = _id(request.swap_id, "swap_id")
+            machine: Any = self.node.machine
+            escrow = getattr(machine, "escrow", None)
+            if escrow is None:
+                raise FailedPrecondition("this rollup's execution environment keeps no escrow")
+
+            def legs() -> rpb.GetEscrowResponse:
+                return rpb.GetEscrowResponse(
+                    legs=[
+                        rpb.EscrowLeg(sender=s, to=t, asset=a, amount=n)
+                        for s, t, a, n in escrow(swap_id)
+                    ],
+                    height=machine.height,
+                )
+
+            return self._in_trio(legs)
+
+        return _call(context, read)
+
+    def Status(
+        self, request: rpb.RollupStatusRequest, context: grpc.ServicerContext
+    ) -> rpb.RollupStatusResponse:
+        head = self.view.head
+        return rpb.RollupStatusResponse(
+            rollup_id=self.config.rollup_id,
+            height=head.height,
+            time_ms=head.time_ms,
+            state_root=head.state_root,
+            sequencer_height=max(head.sequencer_height, 0),
+            lag=head.lag,
+            node_key=self.node.key.public,
+        )
+
+
+class RollupEdge:
+    """The running grpc server of one node, with its health service."""
+
+    def __init__(
+        self, config: NodeConfig, node: Node, reader: StoreReader, token: trio.lowlevel.TrioToken
+    ) -> None:
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(
+                max_workers=config.grpc_workers, thread_name_prefix="rollup-grpc"
+            ),
+            options=server_options(config.max_message_bytes),
+        )
+        servicer = RollupServicer(config, node, reader, token)
+        rpb_grpc.add_RollupServiceServicer_to_server(servicer, self.server)
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        host = config.listen.rpartition(":")[0]
+        try:
+            self.port = self.server.add_insecure_port(config.listen)
+        except RuntimeError as exc:
+            raise FailedPrecondition(f"cannot listen on {config.listen}: {exc}") from exc
+        self.listen = f"{host}:{self.port}"
+        self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    def _set(self, status: Any) -> None:
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, status)
+
+    def start(self) -> None:
+        self.server.start()
+
+    def serving(self) -> None:
+        self._set(health_pb2.HealthCheckResponse.SERVING)
+
+    def draining(self) -> None:
+        self.health.enter_graceful_shutdown()
+
+    def stop(self, grace: float) -> None:
+        self.server.stop(grace).wait()
