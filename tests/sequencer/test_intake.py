@@ -1,0 +1,57 @@
+"""The submission queue: limits, the single wake-up, draining on shutdown."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollup_client import codec
+from rollup_client.errors import ResourceExhausted, Unavailable
+from sequencer.core import Ack, Batch, Item
+from sequencer.intake import Intake
+
+
+def batch(n: int) -> Batch:
+    return Batch(tuple(Item("a", bytes([i]), codec.entry_id("a", bytes([i]))) for i in range(n)))
+
+
+def test_in_flight_per_client_is_bounded_until_acked() -> None:
+    intake = Intake(max_inflight_per_client=2, max_queue_entries=100)
+    t1 = intake.submit(b"A", batch(1))
+    intake.submit(b"A", batch(1))
+    with pytest.raises(ResourceExhausted, match="in flight"):
+        intake.submit(b"A", batch(1))
+    intake.submit(b"B", batch(1))
+    taken = intake.take()
+    assert len(taken) == 3
+    intake.finish([t1], [(Ack(b"x", 0, 0, False),)])
+    assert t1.done.is_set()
+    intake.submit(b"A", batch(1))
+
+
+def test_a_full_queue_is_resource_exhausted() -> None:
+    intake = Intake(max_inflight_per_client=10, max_queue_entries=5)
+    intake.submit(b"A", batch(4))
+    with pytest.raises(ResourceExhausted, match="full"):
+        intake.submit(b"B", batch(2))
+    intake.submit(b"B", batch(1))
+
+
+def test_wake_fires_once_and_only_when_armed_on_an_empty_queue() -> None:
+    intake = Intake(10, 100)
+    woken: list[int] = []
+    assert intake.take(lambda: woken.append(1)) == []
+    intake.submit(b"A", batch(1))
+    intake.submit(b"A", batch(1))
+    assert woken == [1]
+    assert len(intake.take(lambda: woken.append(2))) == 2
+    intake.submit(b"A", batch(1))
+    assert woken == [1]
+
+
+def test_closed_intake_refuses_but_still_hands_out_what_was_queued() -> None:
+    intake = Intake(10, 100)
+    t = intake.submit(b"A", batch(1))
+    intake.close()
+    with pytest.raises(Unavailable):
+        intake.submit(b"A", batch(1))
+    assert intake.take() == [t]
