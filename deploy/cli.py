@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from deploy.testnet_cli import app as testnet_app
 from rollup_client.node_cli import app as rollup_app
 from sequencer.cli import app as sequencer_app
 
@@ -14,3 +15,4 @@ app = typer.Typer(
 )
 app.add_typer(sequencer_app, name="sequencer")
 app.add_typer(rollup_app, name="rollup")
+app.add_typer(testnet_app, name="testnet")

@@ -1,0 +1,211 @@
+"""Bring a testnet up in dependency order and take it down again, leaving nothing behind.
+
+The sequencer starts first; each rollup node and the coordinator get its address from its
+ready line. A process that exits or stays silent stops the whole launch: everything started
+so far is stopped and the error carries the tail of the failing process's log.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import sys
+from pathlib import Path
+
+import trio
+
+from deploy import probe, procs, state
+from deploy.config import NetworkConfig
+from deploy.layout import COORDINATOR, SEQUENCER, Layout
+from deploy.state import ProcessRecord, TestnetState
+from rollup_client.errors import FailedPrecondition, InvalidArgument
+
+READY_TIMEOUT_S = 30.0
+GRACE_S = 5.0
+LOG_TAIL_LINES = 15
+
+
+def tandem_argv(*args: str) -> list[str]:
+    """The `tandem` CLI run by this very interpreter (no dependency on PATH)."""
+    return [sys.executable, "-m", "deploy", *args]
+
+
+def _common(layout: Layout, name: str, key: Path) -> list[str]:
+    return [
+        "--data-dir",
+        str(layout.data_dir(name)),
+        "--genesis",
+        str(layout.genesis),
+        "--key",
+        str(key),
+    ]
+
+
+def sequencer_argv(cfg: NetworkConfig, layout: Layout) -> list[str]:
+    return tandem_argv(
+        "sequencer",
+        "run",
+        "--listen",
+        f"{cfg.host}:{cfg.sequencer_port}",
+        "--heartbeat-ms",
+        str(cfg.heartbeat_ms),
+        *_common(layout, SEQUENCER, layout.key(SEQUENCER)),
+    )
+
+
+def rollup_argv(cfg: NetworkConfig, layout: Layout, rollup_id: str, sequencer: str) -> list[str]:
+    return tandem_argv(
+        "rollup",
+        "run",
+        "--id",
+        rollup_id,
+        "--sequencer",
+        sequencer,
+        "--listen",
+        f"{cfg.host}:{cfg.rollup(rollup_id).port}",
+        "--snapshot-every",
+        str(cfg.snapshot_interval),
+        "--attest-every",
+        str(cfg.attestation_interval),
+        *_common(layout, rollup_id, layout.node_key(rollup_id)),
+    )
+
+
+def coordinator_argv(cfg: NetworkConfig, layout: Layout, sequencer: str) -> list[str]:
+    return tandem_argv(
+        "coordinator",
+        "run",
+        "--sequencer",
+        sequencer,
+        "--listen",
+        f"{cfg.host}:{cfg.coordinator_port}",
+        *_common(layout, COORDINATOR, layout.key(COORDINATOR)),
+    )
+
+
+def check_ports(cfg: NetworkConfig) -> None:
+    """Fail before starting anything if a fixed port is taken or configured twice."""
+    fixed = [("sequencer.port", cfg.sequencer_port), ("coordinator.port", cfg.coordinator_port)]
+    fixed += [(f"rollups[{i}].port ({r.id})", r.port) for i, r in enumerate(cfg.rollups)]
+    seen: dict[int, str] = {}
+    for field, port in fixed:
+        if port == 0:
+            continue
+        if port in seen:
+            raise InvalidArgument(f"{field}: port {port} is also used by {seen[port]}")
+        seen[port] = field
+        with socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET) as s:
+            # grpc binds with SO_REUSEADDR too, so a port in TIME_WAIT is not "in use".
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((cfg.host, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise FailedPrecondition(
+                        f"port {cfg.host}:{port} ({field}) is already in use: stop whatever "
+                        "holds it, or set that port to 0 (any free port) in the config"
+                    ) from exc
+                raise FailedPrecondition(f"cannot bind {cfg.host}:{port} ({field}): {exc}") from exc
+
+
+def check_not_running(layout: Layout, previous: TestnetState | None) -> None:
+    if previous is not None and (running := previous.running()):
+        pids = ", ".join(f"{p.name} (pid {p.pid})" for p in running)
+        raise FailedPrecondition(
+            f"a testnet is already running in {layout.root}: {pids}; "
+            f"stop it with `tandem testnet down --dir {layout.root}` or use another --dir"
+        )
+
+
+async def start_process(
+    layout: Layout,
+    name: str,
+    role: str,
+    argv: list[str],
+    key: Path,
+    started: list[procs.Handle],
+    timeout_s: float = READY_TIMEOUT_S,
+) -> ProcessRecord:
+    """Spawn one process and return once it printed its ready line and reports SERVING.
+
+    Its handle goes into `started` at once, so the caller can stop it whatever happens next.
+    """
+    log = layout.log(name)
+    layout.data_dir(name).mkdir(parents=True, exist_ok=True)
+    offset = log.stat().st_size if log.exists() else 0
+    handle = procs.spawn(argv, log)
+    started.append(handle)
+    with trio.move_on_after(timeout_s):
+        while (ready := procs.find_ready(log, offset)) is None:
+            code = procs.exit_code(handle.pid)
+            if code is not None:
+                raise FailedPrecondition(
+                    f"{name} exited with code {code} before it was ready; "
+                    f"last lines of {log}:\n{procs.tail(log, LOG_TAIL_LINES, offset)}"
+                )
+            await trio.sleep(procs.POLL_S)
+        listen = str(ready["listen"])
+        while not await trio.to_thread.run_sync(probe.serving, listen, 1.0):
+            await trio.sleep(procs.POLL_S)
+        return ProcessRecord(
+            name,
+            role,
+            handle.pid,
+            handle.start_time,
+            listen,
+            str(log),
+            str(layout.data_dir(name)),
+            str(key),
+            argv,
+        )
+    raise FailedPrecondition(
+        f"{name} did not report ready within {timeout_s:.0f} s; "
+        f"last lines of {log}:\n{procs.tail(log, LOG_TAIL_LINES, offset)}"
+    )
+
+
+async def launch(
+    cfg: NetworkConfig, layout: Layout, started: list[procs.Handle]
+) -> list[ProcessRecord]:
+    """Start the sequencer, then every rollup node and the coordinator (in parallel)."""
+    seq = await start_process(
+        layout, SEQUENCER, "sequencer", sequencer_argv(cfg, layout), layout.key(SEQUENCER), started
+    )
+    records: dict[str, ProcessRecord] = {}
+
+    async def one(name: str, role: str, argv: list[str], key: Path) -> None:
+        records[name] = await start_process(layout, name, role, argv, key, started)
+
+    async with trio.open_nursery() as nursery:
+        for r in cfg.rollups:
+            argv = rollup_argv(cfg, layout, r.id, seq.listen)
+            nursery.start_soon(one, r.id, "rollup", argv, layout.node_key(r.id))
+        argv = coordinator_argv(cfg, layout, seq.listen)
+        nursery.start_soon(one, COORDINATOR, "coordinator", argv, layout.key(COORDINATOR))
+    order = [r.id for r in cfg.rollups] + [COORDINATOR]
+    return [seq, *(records[n] for n in order)]
+
+
+async def stop_all(records: list[ProcessRecord], grace_s: float = GRACE_S) -> None:
+    """Stop dependents first, then the sequencer, so nobody logs a lost sequencer on the way."""
+    with trio.CancelScope(shield=True):
+        await procs.stop([p.handle for p in records if p.role != "sequencer"], grace_s)
+        await procs.stop([p.handle for p in records if p.role == "sequencer"], grace_s)
+
+
+async def up(cfg: NetworkConfig, layout: Layout, accounts: dict[str, str]) -> TestnetState:
+    """Start every process and record them in testnet.json; on any failure stop them all."""
+    check_not_running(layout, state.load(layout))
+    check_ports(cfg)
+    started: list[procs.Handle] = []
+    try:
+        records = await launch(cfg, layout, started)
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await procs.stop(started, GRACE_S)
+        raise
+    testnet = TestnetState(
+        cfg.chain_id, str(layout.genesis), str(layout.keys_dir), records, accounts
+    )
+    state.save(layout, testnet)
+    return testnet

@@ -1,0 +1,111 @@
+"""Read-only gRPC looks at a running testnet: health, heights, state roots, throughput.
+
+Every call carries a timeout; a process that does not answer shows up as unreachable in the
+status instead of hanging the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from deploy.state import TestnetState
+from rollup_client.wire import rollup_pb2, rollup_pb2_grpc, sequencer_pb2, sequencer_pb2_grpc
+
+TIMEOUT_S = 2.0
+# Throughput is measured over at most this much log time, and this many blocks back.
+RATE_WINDOW_MS = 10_000
+RATE_MAX_BLOCKS = 100
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+]
+
+
+def channel(addr: str) -> grpc.Channel:
+    return grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
+
+
+def serving(addr: str, timeout: float = TIMEOUT_S) -> bool:
+    """True when the server at `addr` reports SERVING on gRPC health."""
+    with channel(addr) as ch:
+        try:
+            resp = health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout
+            )
+        except grpc.RpcError:
+            return False
+    return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+@dataclass(frozen=True)
+class SequencerView:
+    height: int
+    head_hash: bytes
+    time_ms: int
+    entries_per_s: float
+
+
+@dataclass(frozen=True)
+class RollupView:
+    height: int
+    state_root: bytes
+    lag: int
+
+
+@dataclass(frozen=True)
+class NetworkView:
+    """One status sample; None where a process did not answer."""
+
+    sequencer: SequencerView | None
+    rollups: dict[str, RollupView | None]
+    coordinator_serving: bool
+
+
+def sequencer_view(addr: str, timeout: float = TIMEOUT_S) -> SequencerView:
+    with channel(addr) as ch:
+        stub = sequencer_pb2_grpc.SequencerServiceStub(ch)
+        status = stub.Status(sequencer_pb2.StatusRequest(), timeout=timeout)
+        # Headers from the head back, until the window of log time is covered.
+        headers: list[sequencer_pb2.BlockHeader] = []
+        height = status.height
+        while height >= 0 and len(headers) < RATE_MAX_BLOCKS:
+            block = stub.GetBlock(sequencer_pb2.GetBlockRequest(height=height), timeout=timeout)
+            headers.append(block.block.header.header)
+            if status.head_time_ms - headers[-1].time_ms >= RATE_WINDOW_MS:
+                break
+            height -= 1
+    # Entries of every block after the oldest one seen, over the log time since it.
+    entries = sum(h.entry_count for h in headers[:-1])
+    span_ms = headers[0].time_ms - headers[-1].time_ms if headers else 0
+    rate = entries * 1000.0 / span_ms if span_ms > 0 else 0.0
+    return SequencerView(status.height, status.head_hash, status.head_time_ms, rate)
+
+
+def rollup_view(addr: str, timeout: float = TIMEOUT_S) -> RollupView:
+    with channel(addr) as ch:
+        status = rollup_pb2_grpc.RollupServiceStub(ch).Status(
+            rollup_pb2.RollupStatusRequest(), timeout=timeout
+        )
+    return RollupView(status.height, status.state_root, status.lag)
+
+
+def network_view(state: TestnetState) -> NetworkView:
+    """A status sample of every process in `state`."""
+    try:
+        seq: SequencerView | None = sequencer_view(state.sequencer)
+    except grpc.RpcError:
+        seq = None
+    rollups: dict[str, RollupView | None] = {}
+    for rid, addr in state.rollups().items():
+        try:
+            rollups[rid] = rollup_view(addr)
+        except grpc.RpcError:
+            rollups[rid] = None
+    coordinators = state.by_role("coordinator")
+    return NetworkView(seq, rollups, bool(coordinators) and serving(coordinators[0].listen))

@@ -1,0 +1,213 @@
+"""`tandem testnet up|down|status|logs`: a whole local network from one command.
+
+Every command finds the testnet from --dir or TANDEM_HOME (default ~/.tandem/testnet).
+Errors are Tandem errors caught at this edge and printed as one line with exit code 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import trio
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from deploy import genesis_gen, launcher, probe, procs, state, status_view
+from deploy.layout import Layout, default_home
+from deploy.state import TestnetState
+from rollup_client.errors import FailedPrecondition, TandemError
+
+app = typer.Typer(help="Run a local multi-rollup testnet.", no_args_is_help=True)
+err_console = Console(stderr=True)
+
+DirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir", envvar="TANDEM_HOME", help="Testnet directory [default: ~/.tandem/testnet]"
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout")]
+REFRESH_S = 1.0
+
+
+def tandem_errors(exc: BaseException) -> list[TandemError]:
+    """The Tandem errors behind `exc`, looking through trio's exception groups."""
+    if isinstance(exc, TandemError):
+        return [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        return [e for sub in exc.exceptions for e in tandem_errors(sub)]
+    return []
+
+
+@contextlib.contextmanager
+def cli_errors() -> Iterator[None]:
+    """Turn Tandem errors into `error: ...` on stderr and exit code 1."""
+    try:
+        yield
+    except (TandemError, BaseExceptionGroup) as exc:
+        errors = tandem_errors(exc)
+        if not errors:
+            raise
+        typer.echo(f"error: {errors[0]}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _layout(directory: Path | None) -> Layout:
+    return Layout((directory or default_home()).expanduser().resolve())
+
+
+@contextlib.contextmanager
+def _up_lock(layout: Layout) -> Iterator[None]:
+    """Only one `up` at a time per directory (the lock is not inherited by the processes)."""
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with (layout.root / ".lock").open("w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FailedPrecondition(
+                f"another `tandem testnet up` is running in {layout.root}"
+            ) from None
+        yield
+
+
+def bring_up(layout: Layout, config: Path | None, rollups: int | None) -> TestnetState:
+    """Keys, genesis and every process of the network; resumes the chain kept in `layout`."""
+    cfg = genesis_gen.resolve(layout, config, rollups)
+    genesis_gen.materialize(cfg, layout)
+    accounts = {a.name: str(layout.key(a.name)) for a in cfg.accounts}
+    return trio.run(launcher.up, cfg, layout, accounts)
+
+
+def _summary(layout: Layout, testnet: TestnetState) -> str:
+    lines = [f"testnet {testnet.chain_id} is up in {layout.root}"]
+    lines += [f"  {p.name:<12} {p.listen:<22} pid {p.pid}" for p in testnet.processes]
+    lines.append(f"  keys in {testnet.keys_dir}, state in {layout.state}")
+    return "\n".join(lines)
+
+
+@app.command()
+def up(
+    directory: DirOpt = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Network TOML [default: the one DIR was made with]")
+    ] = None,
+    rollups: Annotated[
+        int | None, typer.Option(help="Number of rollups (first N of the config)")
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Return once up; leave the processes running")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Start the sequencer, the rollup nodes and the coordinator; Ctrl-C stops them all."""
+    layout = _layout(directory)
+    with cli_errors(), _up_lock(layout):
+        testnet = bring_up(layout, config, rollups)
+        if json_out:
+            typer.echo(json.dumps(testnet.to_json()))
+        else:
+            typer.echo(_summary(layout, testnet))
+        if not detach:
+            trio.run(supervise, testnet)
+
+
+async def supervise(testnet: TestnetState) -> None:
+    """Show the live status table until Ctrl-C or SIGTERM, then stop every process."""
+    try:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def until_signal() -> None:
+                    async for _ in signals:
+                        nursery.cancel_scope.cancel()
+                        return
+
+                nursery.start_soon(until_signal)
+                await _live_table(testnet)
+                nursery.cancel_scope.cancel()
+    finally:
+        err_console.print("stopping the testnet...")
+        await launcher.stop_all(testnet.processes)
+        err_console.print("stopped: no process left")
+
+
+async def _live_table(testnet: TestnetState) -> None:
+    """Refresh the table every second; returns if every process has gone."""
+    with Live(console=err_console, auto_refresh=False) as live:
+        while testnet.running():
+            view = await trio.to_thread.run_sync(probe.network_view, testnet)
+            live.update(status_view.table(testnet, view), refresh=True)
+            await trio.sleep(REFRESH_S)
+    err_console.print("every process has exited")
+
+
+@app.command()
+def down(directory: DirOpt = None) -> None:
+    """Stop every process of the testnet (SIGTERM, a grace period, then SIGKILL)."""
+    layout = _layout(directory)
+    with cli_errors():
+        testnet = state.load_running(layout)
+        trio.run(launcher.stop_all, testnet.processes)
+        typer.echo(f"stopped {len(testnet.processes)} processes in {layout.root}")
+
+
+@app.command()
+def status(directory: DirOpt = None, json_out: JsonOpt = False) -> None:
+    """Heights, each rollup's state root and lag, and entries per second."""
+    layout = _layout(directory)
+    with cli_errors():
+        testnet = state.load_running(layout)
+        view = probe.network_view(testnet)
+        if json_out:
+            typer.echo(json.dumps(status_view.to_json(testnet, view)))
+        else:
+            Console().print(status_view.table(testnet, view))
+
+
+@app.command()
+def logs(
+    name: Annotated[str | None, typer.Argument(help="Process name [default: all, tails]")] = None,
+    directory: DirOpt = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="Lines per log")] = 20,
+) -> None:
+    """The per-process logs (stdout and stderr of each process)."""
+    layout = _layout(directory)
+    with cli_errors():
+        testnet = state.load(layout)
+        if testnet is None:
+            raise FailedPrecondition(f"no testnet was ever started in {layout.root}")
+        chosen = testnet.processes if name is None else [testnet.process(name)]
+        for p in chosen:
+            if name is None:
+                typer.echo(f"==> {p.name} ({p.log}) <==")
+            typer.echo(procs.tail(Path(p.log), lines))
+        if follow:
+            with contextlib.suppress(KeyboardInterrupt):
+                trio.run(_follow, [Path(p.log) for p in chosen], name is None)
+
+
+async def _follow(paths: list[Path], prefix: bool) -> None:
+    """Print what is appended to `paths` until interrupted."""
+    offsets = {p: p.stat().st_size if p.exists() else 0 for p in paths}
+    while True:
+        for p in paths:
+            if not p.exists() or p.stat().st_size <= offsets[p]:
+                continue
+            with p.open("rb") as f:
+                f.seek(offsets[p])
+                data = f.read()
+            complete = data[: data.rfind(b"\n") + 1]
+            offsets[p] += len(complete)
+            for line in complete.decode(errors="replace").splitlines():
+                sys.stdout.write(f"{p.stem}| {line}\n" if prefix else line + "\n")
+            sys.stdout.flush()
+        await trio.sleep(procs.POLL_S * 4)
