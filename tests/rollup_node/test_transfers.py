@@ -1,0 +1,38 @@
+"""Transfers end to end: a real sequencer and a real rollup node process, through RollupClient."""
+
+from __future__ import annotations
+
+from rollup_client.rollup_api import RollupClient, TrioRollupClient
+
+from .conftest import FUNDS, GOLD, SILVER, StartNode, key
+
+
+def test_transfer_receipts_balances_and_roots(start_node: StartNode) -> None:
+    _, target = start_node("alpha")
+    alice, bob = key("alice"), key("bob")
+    with RollupClient(target) as c:
+        before = c.state_root()
+        r = c.transfer(alice, bob.public, GOLD, 40)
+        assert r.executed and r.ok, r
+        assert c.balance(alice.public, GOLD) == FUNDS - 40
+        assert c.balances(bob.public) == {GOLD: 45, SILVER: 0}
+        assert c.nonce(alice.public) == 1
+        assert c.receipt(r.tx_id) == r
+        after = c.state_root(r.height)
+        assert after.state_root != before.state_root
+        assert c.state_root(r.height - 1).state_root == before.state_root
+        s = c.status()
+        assert s.rollup_id == "alpha" and s.height >= r.height and s.state_root
+        assert c.escrow(b"\x07" * 32) == []
+
+
+async def test_trio_client_transfers(start_node: StartNode) -> None:
+    _, target = start_node("alpha")
+    alice, carol = key("alice"), key("carol")
+    async with TrioRollupClient(target) as c:
+        first = await c.transfer(alice, carol.public, SILVER, 7)
+        second = await c.transfer(alice, carol.public, SILVER, 8)
+        assert first.ok and second.ok
+        assert (second.height, second.index) > (first.height, first.index)
+        assert await c.balance(carol.public, SILVER) == 15
+        assert await c.nonce(alice.public) == 2
