@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rollup_client import attestation
+from rollup_client import attestation, codec
 from rollup_client.block import VerifiedBlock
-from rollup_client.errors import FailedPrecondition, InvalidArgument
+from rollup_client.errors import FailedPrecondition, InvalidArgument, VerificationError
 from rollup_client.genesis import SETTLEMENT_NAMESPACE, Genesis
 from rollup_client.ledger import TokenLedger
 from rollup_client.statemachine import StateMachine
@@ -71,6 +71,7 @@ class Verifier:
         self.report = Report(rollup_id)
         self._executes = frozenset(self.machine.namespaces())
         self._roots = bytearray()
+        self._last_hash = codec.ZERO_HASH
 
     def namespaces(self) -> list[str]:
         """The namespaces to read from the log: the machine's plus `settlement`."""
@@ -81,6 +82,9 @@ class Verifier:
         h = block.height
         if h != self.report.head + 1:
             raise FailedPrecondition(f"block {h} out of order: expected {self.report.head + 1}")
+        if block.header.prev_hash != self._last_hash:
+            raise VerificationError(f"block {h}: previous-hash link to block {h - 1} is broken")
+        self._last_hash = block.hash
         m = self.machine
         m.begin_block(h, block.time_ms)
         for e in block.entries:

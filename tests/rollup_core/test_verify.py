@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rollup_client import attestation, tx
 from rollup_client.attestation import Attestation
-from rollup_client.errors import InvalidArgument
+from rollup_client.errors import InvalidArgument, VerificationError
 from rollup_client.genesis import SETTLEMENT_NAMESPACE, Genesis
 from rollup_client.ledger import TokenLedger
 from rollup_client.verify import Verifier, verify_blocks
@@ -123,3 +124,15 @@ def test_attestation_round_trip() -> None:
     a = Attestation.make(RID, 42, b"\x05" * 32, rollup_key(RID))
     assert attestation.decode(a.encode()) == a and a.verify(rollup_key(RID).public)
     assert not a.verify(key(1).public)
+
+
+def test_a_broken_hash_link_is_refused() -> None:
+    chain = Chain()
+    chain.seal(1_000, [])
+    other = Chain()
+    other.seal(999, [])
+    other.seal(1_010, [])
+    v = Verifier(GENESIS, RID)
+    v.feed(chain.blocks[0])
+    with pytest.raises(VerificationError, match="link to block 0 is broken"):
+        v.feed(other.blocks[1])
