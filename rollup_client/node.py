@@ -44,7 +44,7 @@ _RETRY_S = 0.5
 
 def token_ledger(genesis: Genesis, rollup_id: str, key: SigningKey) -> StateMachine:
     """The reference execution environment: the token ledger."""
-    return TokenLedger(genesis, rollup_id)
+    return TokenLedger(genesis, rollup_id, signer=key)
 
 
 def _event(event: str, **fields: object) -> None:

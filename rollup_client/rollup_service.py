@@ -32,6 +32,7 @@ from rollup_client.node_bridge import Submission
 from rollup_client.node_config import NodeConfig
 from rollup_client.node_store import StoreReader
 from rollup_client.statemachine import BLOCK_START, Receipt
+from rollup_client.swap import Leg
 from rollup_client.wire import rollup_pb2 as rpb
 from rollup_client.wire import rollup_pb2_grpc as rpb_grpc
 from rollup_client.wire import sequencer_pb2 as pb
@@ -52,6 +53,7 @@ class Ledger(Protocol):
     def assets(self) -> tuple[str, ...]: ...
     def balance(self, account: bytes, asset: str) -> int: ...
     def nonce(self, account: bytes) -> int: ...
+    def escrow(self, swap_id: bytes) -> tuple[Leg, ...]: ...
 
 
 def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -286,21 +288,16 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
     ) -> rpb.GetEscrowResponse:
         def read() -> rpb.GetEscrowResponse:
             swap_id = _id(request.swap_id, "swap_id")
-            machine: Any = self.node.machine
-            escrow = getattr(machine, "escrow", None)
-            if escrow is None:
-                raise FailedPrecondition("this rollup's execution environment keeps no escrow")
-
-            def legs() -> rpb.GetEscrowResponse:
-                return rpb.GetEscrowResponse(
+            ledger = self._ledger()
+            return self._in_trio(
+                lambda: rpb.GetEscrowResponse(
                     legs=[
-                        rpb.EscrowLeg(sender=s, to=t, asset=a, amount=n)
-                        for s, t, a, n in escrow(swap_id)
+                        rpb.EscrowLeg(sender=g.payer, to=g.payee, asset=g.asset, amount=g.amount)
+                        for g in ledger.escrow(swap_id)
                     ],
-                    height=machine.height,
+                    height=ledger.height,
                 )
-
-            return self._in_trio(legs)
+            )
 
         return _call(context, read)
 
