@@ -24,7 +24,9 @@ from rollup_client.rollup_api import RollupClient
 from .conftest import FUNDS, GOLD, SILVER, StartNode, key
 
 
-def _signed(sender: SigningKey, to: bytes, asset: str, amount: int, nonce: int) -> tx.SignedTransfer:
+def _signed(
+    sender: SigningKey, to: bytes, asset: str, amount: int, nonce: int
+) -> tx.SignedTransfer:
     return tx.Transfer(sender.public, to, asset, amount, nonce, "alpha").sign(sender)
 
 

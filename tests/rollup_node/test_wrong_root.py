@@ -46,13 +46,12 @@ def _blocks(sequencer: str, genesis: Genesis, namespaces: list[str]) -> list[blo
     with grpc.insecure_channel(sequencer) as channel:
         stub = pb_grpc.SequencerServiceStub(channel)
         head = stub.Status(pb.StatusRequest(), timeout=10).height
+        requests = [pb.GetBlockRequest(height=h, namespaces=namespaces) for h in range(head + 1)]
         return [
             block.verify_block(
-                stub.GetBlock(pb.GetBlockRequest(height=h, namespaces=namespaces), timeout=10).block,
-                genesis.sequencer_key,
-                namespaces,
+                stub.GetBlock(r, timeout=10).block, genesis.sequencer_key, namespaces
             )
-            for h in range(head + 1)
+            for r in requests
         ]
 
 
