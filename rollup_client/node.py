@@ -4,7 +4,7 @@
 the log from the next height, applies every verified block (empty ones too: their log
 time drives swap deadlines), persists each block's receipts, root and outbox in one
 SQLite transaction, forwards the outbox (votes, attestations) and user transactions to
-the sequencer in batches, and serves `RollupService`. It reports `started(listen)` once
+the sequencer in batches, and serves `RollupService`. It reports `started(Endpoints)` once
 it is serving and caught up with the head it saw at start.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
@@ -52,6 +53,14 @@ def _event(event: str, **fields: object) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where a started node serves: gRPC and metrics HOST:PORT ("" when metrics are off)."""
+
+    listen: str
+    metrics: str
+
+
+@dataclass(frozen=True, slots=True)
 class Applied:
     """One block run through the machine, not yet durable."""
 
@@ -86,9 +95,10 @@ class Node:
         self._wakeup = trio.Event()
         self._token = trio.lowlevel.current_trio_token()
         self.queue = SubmitQueue(self._wake_from_thread, max_items=100_000)
+        # Unbounded: the entries are in the store already; this only paces their sending.
         self._outbox_send, self._outbox_recv = trio.open_memory_channel[
             list[tuple[bytes, str, bytes]]
-        ](1000)
+        ](math.inf)
 
     # -- user submissions ------------------------------------------------------------------
 
@@ -253,9 +263,9 @@ async def serve(
     config: NodeConfig,
     *,
     machine_factory: MachineFactory = token_ledger,
-    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[Endpoints] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run a rollup node until cancelled; `task_status.started(listen)` once caught up."""
+    """Run a rollup node until cancelled; `task_status.started(Endpoints)` once caught up."""
     genesis = Genesis.load(config.genesis)
     key = SigningKey.load(config.key)
     machine = machine_factory(genesis, config.rollup_id, key)
@@ -282,10 +292,11 @@ async def serve(
                     _event(
                         "ready",
                         listen=edge.listen,
+                        metrics=metrics.listen,
                         height=view.head.height,
                         catchup_s=round(time.monotonic() - t0, 3),
                     )
-                    task_status.started(edge.listen)
+                    task_status.started(Endpoints(edge.listen, metrics.listen))
             finally:
                 edge.draining()
                 with trio.CancelScope(shield=True):

@@ -1,7 +1,8 @@
 """`tandem rollup`: run a rollup node, and talk to one (status, balance, transfer).
 
 `run` prints exactly one line to stdout once it is serving and caught up with the
-sequencer head it saw at start: `{"event": "ready", "listen": "HOST:PORT", ...}`.
+sequencer head it saw at start:
+`{"event": "ready", "listen": "HOST:PORT", "metrics": "HOST:PORT"}` (metrics "" when off).
 Logs go to DIR/rollup.log as JSON lines. SIGTERM or SIGINT stops it and exits 0.
 """
 
@@ -59,8 +60,9 @@ def _log_to(path: Path) -> None:
 async def _main(cfg: NodeConfig) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
-            listen = await nursery.start(node.serve, cfg)
-            sys.stdout.write(json.dumps({"event": "ready", "listen": listen}) + "\n")
+            ends = await nursery.start(node.serve, cfg)
+            ready = {"event": "ready", "listen": ends.listen, "metrics": ends.metrics}
+            sys.stdout.write(json.dumps(ready) + "\n")
             sys.stdout.flush()
             async for _ in signals:
                 nursery.cancel_scope.cancel()

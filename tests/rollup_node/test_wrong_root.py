@@ -68,8 +68,8 @@ async def test_lying_node_is_caught_at_its_first_wrong_attestation(
         call_timeout_s=5,
     )
     async with trio.open_nursery() as nursery:
-        target = await nursery.start(partial(serve, cfg, machine_factory=lying))
-        async with TrioRollupClient(target) as c:
+        ends = await nursery.start(partial(serve, cfg, machine_factory=lying))
+        async with TrioRollupClient(ends.listen) as c:
             r = await c.transfer(key("alice"), key("bob").public, GOLD, 3)
             assert r.ok
             with trio.fail_after(20):
