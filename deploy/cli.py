@@ -6,6 +6,7 @@ import typer
 
 from deploy.testnet_cli import app as testnet_app
 from rollup_client.node_cli import app as rollup_app
+from rollup_client.verify_cli import app as verify_app
 from sequencer.cli import app as sequencer_app
 
 app = typer.Typer(
@@ -16,3 +17,4 @@ app = typer.Typer(
 app.add_typer(sequencer_app, name="sequencer")
 app.add_typer(rollup_app, name="rollup")
 app.add_typer(testnet_app, name="testnet")
+app.add_typer(verify_app, name="verify")

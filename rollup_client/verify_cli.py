@@ -1,0 +1,130 @@
+"""`tandem verify`: re-execute a rollup from the sequencer's log and check its attestations.
+
+Exit codes: 0 every attestation matched re-execution; 1 at least one diverged (the first
+divergent height is reported); 2 bad arguments (unreadable genesis, unknown rollup);
+3 the log could not be read or failed verification (signature, proofs, hash links).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import grpc
+import typer
+from rich.console import Console
+
+from rollup_client import block
+from rollup_client.block import VerifiedBlock
+from rollup_client.errors import InvalidArgument, TandemError, Unavailable, from_status
+from rollup_client.genesis import Genesis
+from rollup_client.verify import Report, Verifier
+from rollup_client.wire import sequencer_pb2 as pb
+from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+
+EXIT_OK, EXIT_DIVERGED, EXIT_USAGE, EXIT_UNVERIFIABLE = 0, 1, 2, 3
+_MAX_MESSAGE = 64 * 1024 * 1024
+
+app = typer.Typer(help="Re-execute a rollup from the log and check every attestation.")
+
+
+def _channel_options() -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", _MAX_MESSAGE),
+        ("grpc.max_send_message_length", _MAX_MESSAGE),
+        ("grpc.keepalive_time_ms", 20_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+    ]
+
+
+def read_log(
+    target: str, genesis: Genesis, namespaces: list[str], timeout_s: float
+) -> Iterator[VerifiedBlock]:
+    """Verified blocks 0..head (head as of the start), filtered to `namespaces`.
+
+    One Status call fixes the head; one Subscribe stream, bounded by `timeout_s` in all,
+    carries every block; each is checked against the genesis sequencer key.
+    """
+    with grpc.insecure_channel(target, options=_channel_options()) as channel:
+        stub = pb_grpc.SequencerServiceStub(channel)
+        try:
+            head = stub.Status(pb.StatusRequest(), timeout=min(timeout_s, 10.0)).height
+            stream = stub.Subscribe(
+                pb.SubscribeRequest(namespaces=namespaces, from_height=0), timeout=timeout_s
+            )
+            try:
+                for msg in stream:
+                    vb = block.verify_block(msg.block, genesis.sequencer_key, namespaces)
+                    yield vb
+                    if vb.height >= head:
+                        return
+            finally:
+                stream.cancel()
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNAVAILABLE
+            detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+            raise from_status(code, f"sequencer {target}: {detail}") from exc
+    raise Unavailable(f"sequencer {target}: the block stream ended before block {head}")
+
+
+def _summary(report: Report) -> str:
+    lines = [
+        f"rollup {report.rollup}: re-executed {report.blocks} blocks (0..{report.head}), "
+        f"state root {report.state_root}",
+        f"attestations: {report.checked} checked, {report.matched} matched, "
+        f"{len(report.divergences)} diverged, {len(report.ignored)} ignored",
+    ]
+    lines += [f"  ignored {why}" for why in report.ignored]
+    for d in report.divergences:
+        lines.append(
+            f"  DIVERGED at height {d.height} (attested in block {d.at_height} entry "
+            f"{d.at_index}): {d.reason}; attested {d.attested}, computed {d.computed or '-'}"
+        )
+    if report.ok:
+        lines.append("OK: every attestation matches re-execution")
+    else:
+        lines.append(f"FAIL: first divergent height {report.first_divergent_height}")
+    return "\n".join(lines)
+
+
+@app.callback(invoke_without_command=True)
+def verify(
+    rollup: Annotated[str, typer.Option("--rollup", help="Rollup id (its namespace).")],
+    sequencer: Annotated[
+        str, typer.Option("--sequencer", envvar="TANDEM_SEQUENCER", help="Sequencer HOST:PORT.")
+    ],
+    genesis_path: Annotated[
+        Path, typer.Option("--genesis", envvar="TANDEM_GENESIS", help="The network's genesis.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds allowed for the whole read.")] = 600.0,
+) -> None:
+    """Re-execute ROLLUP from the log alone and check every attestation it posted."""
+    err = Console(stderr=True)
+    try:
+        genesis = Genesis.load(genesis_path)
+        verifier = Verifier(genesis, rollup)
+    except InvalidArgument as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    try:
+        with err.status(f"re-executing {rollup}") as status:
+            for b in read_log(sequencer, genesis, verifier.namespaces(), timeout):
+                verifier.feed(b)
+                if b.height % 100 == 0:
+                    status.update(f"re-executing {rollup}: block {b.height}")
+    except TandemError as exc:
+        if as_json:
+            print(json.dumps({"ok": False, "error": str(exc), "rollup": rollup}))
+        err.print(f"error: cannot verify {rollup}: {exc}")
+        raise typer.Exit(EXIT_UNVERIFIABLE) from exc
+    report = verifier.report
+    if as_json:
+        print(json.dumps(report.to_json(), sort_keys=True))
+    else:
+        print(_summary(report))
+    sys.stdout.flush()
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_DIVERGED)
