@@ -1,0 +1,116 @@
+"""The node's store and its thread seam, without sockets or trio."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from rollup_client.errors import DeadlineExceeded, FailedPrecondition, ResourceExhausted
+from rollup_client.node_bridge import Head, NodeView, Submission, SubmitQueue
+from rollup_client.node_store import BlockRecord, NodeStore, StoreReader
+from rollup_client.statemachine import BLOCK_START, Receipt
+
+
+def _record(h: int, outbox: list[tuple[bytes, str, bytes]] | None = None) -> BlockRecord:
+    receipts = [
+        Receipt(bytes([h]) * 32, h, 0, True, "", "transfer"),
+        Receipt(b"\xee" * 32, h, BLOCK_START, False, "deadline", "abort", b"\xee" * 32),
+    ]
+    return BlockRecord(h, 1000 + h, bytes([h]) * 32, receipts, outbox or [])
+
+
+def test_store_round_trip_snapshots_and_outbox(tmp_path: Path) -> None:
+    store = NodeStore(tmp_path / "n.sqlite")
+    reader = StoreReader(tmp_path / "n.sqlite")
+    try:
+        assert store.progress() is None and store.newest_snapshot() is None
+        store.write([_record(0), _record(1, [(b"\x01" * 32, "swap", b"vote")])], (1, b"s1"))
+        for h in (2, 3, 4):
+            store.write([_record(h)], (h, b"s%d" % h))
+        p = store.progress()
+        assert p is not None and (p.height, p.time_ms, p.state_root) == (4, 1004, b"\x04" * 32)
+        assert store.newest_snapshot() == (4, b"s4")
+        assert reader.root_at(1) == (1001, b"\x01" * 32) and reader.root_at(9) is None
+        r = reader.receipt(b"\x02" * 32)
+        assert r is not None and (r.height, r.index, r.ok, r.kind) == (2, 0, True, "transfer")
+        first_abort = reader.receipt(b"\xee" * 32)
+        assert first_abort is not None and first_abort.height == 0
+        assert first_abort.swap_id == b"\xee" * 32
+        assert store.outbox() == [(b"\x01" * 32, "swap", b"vote")]
+        store.drop_outbox([b"\x01" * 32])
+        assert store.outbox() == []
+    finally:
+        reader.close()
+        store.close()
+    reopened = NodeStore(tmp_path / "n.sqlite")
+    try:
+        assert reopened.newest_snapshot() == (4, b"s4")
+        p = reopened.progress()
+        assert p is not None and p.height == 4
+    finally:
+        reopened.close()
+
+
+def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    store = NodeStore(tmp_path / "n.sqlite")
+    try:
+        store.write([_record(0)], None)
+        unbindable = Receipt(b"\x01" * 32, 1, 0, False, ["not", "text"], "transfer")  # type: ignore[arg-type]
+        bad = BlockRecord(1, 1001, b"\x01" * 32, [unbindable], [])
+        with pytest.raises(sqlite3.ProgrammingError):
+            store.write([bad], (1, b"snap"))
+        p = store.progress()
+        assert p is not None and p.height == 0
+        assert store.newest_snapshot() is None
+    finally:
+        store.close()
+
+
+def test_queue_wakes_once_per_drain_and_refuses_beyond_its_limit() -> None:
+    wakes: list[int] = []
+    q = SubmitQueue(lambda: wakes.append(1), max_items=3)
+    subs = [Submission(b"d%d" % i, bytes([i]) * 32) for i in range(3)]
+    for s in subs:
+        q.put(s)
+    assert len(wakes) == 1
+    with pytest.raises(ResourceExhausted):
+        q.put(Submission(b"x", b"\x09" * 32))
+    assert q.drain() == subs
+    q.put(Submission(b"y", b"\x08" * 32))
+    assert len(wakes) == 2
+
+
+def test_submission_outcomes() -> None:
+    s = Submission(b"d", b"\x01" * 32)
+    with pytest.raises(DeadlineExceeded):
+        s.wait(0.01)
+    threading.Thread(target=s.resolve, args=((7, 3), False)).start()
+    assert s.wait(5) == ((7, 3), False)
+    f = Submission(b"d", b"\x02" * 32)
+    f.fail(FailedPrecondition("bad nonce"))
+    with pytest.raises(FailedPrecondition, match="bad nonce"):
+        f.wait(5)
+
+
+def test_view_tracks_pending_sequenced_and_executed() -> None:
+    v = NodeView()
+    a, b = b"\x0a" * 32, b"\x0b" * 32
+    v.pending(a)
+    v.pending(b)
+    assert v.inflight(a) == (True, None)
+    v.sequenced(a, 5, 2)
+    assert v.inflight(a) == (True, (5, 2))
+    v.forget(a)  # forgetting only drops what was never sequenced
+    v.forget(b)
+    assert v.inflight(a) == (True, (5, 2)) and v.inflight(b) == (False, None)
+    waiter = threading.Thread(target=v.wait_block, args=(-1, 5.0))
+    waiter.start()
+    v.publish(Head(5, 1005, b"r" * 32, 9), [a])
+    waiter.join(5)
+    assert not waiter.is_alive()
+    assert v.inflight(a) == (False, None) and v.head.lag == 4
+    v.sequenced(b, 3, 0)  # already applied by the time the ack came back
+    assert v.inflight(b) == (False, None)
