@@ -8,6 +8,7 @@ result line from each. Workers are killed on any failure or timeout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import subprocess
@@ -107,13 +108,13 @@ def run_load(load: Load, log_dir: Path, connect_timeout_s: float = 60.0) -> Load
             p.stdin.write(json.dumps(load.worker_spec(i)).encode() + b"\n")
             p.stdin.flush()
             threading.Thread(target=_lines, args=(p.stdout, i, lines), daemon=True).start()
-        _expect(lines, "ready", load.workers, time.monotonic() + connect_timeout_s, log_dir)
+        _expect(lines, "ready", procs, time.monotonic() + connect_timeout_s, log_dir)
         for p in procs:
             assert p.stdin is not None
             p.stdin.write(b"go\n")
             p.stdin.flush()
         budget = load.warmup_s + load.duration_s + 30.0
-        docs = _expect(lines, "result", load.workers, time.monotonic() + budget, log_dir)
+        docs = _expect(lines, "result", procs, time.monotonic() + budget, log_dir)
         return merge(docs)
     finally:
         for p in procs:
@@ -121,19 +122,29 @@ def run_load(load: Load, log_dir: Path, connect_timeout_s: float = 60.0) -> Load
 
 
 def _expect(
-    lines: queue.Queue[tuple[int, str]], kind: str, count: int, deadline: float, log_dir: Path
+    lines: queue.Queue[tuple[int, str]],
+    kind: str,
+    procs: list[subprocess.Popen[bytes]],
+    deadline: float,
+    log_dir: Path,
 ) -> list[dict[str, Any]]:
-    """Wait for one `kind` message from each of `count` workers before `deadline`."""
+    """Wait for one `kind` message from each worker in `procs` before `deadline`."""
+    count = len(procs)
     got: dict[int, dict[str, Any]] = {}
     while len(got) < count:
         try:
             index, line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             raise LoadFailed(
-                f"{count - len(got)} worker(s) sent no {kind} in time; logs in {log_dir}"
+                f"{count - len(got)} worker(s) sent no {kind} in time (see {log_dir.name} logs)"
             ) from None
         if not line:
-            raise LoadFailed(f"worker {index} exited before its {kind}; logs in {log_dir}")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                procs[index].wait(timeout=5.0)
+            raise LoadFailed(
+                f"worker {index} exited (code {procs[index].returncode}) before its {kind} "
+                f"(see {log_dir.name} logs)"
+            )
         doc = json.loads(line)
         if doc.get("event") == kind:
             got[index] = doc

@@ -158,11 +158,8 @@ class Server:
 
 
 @contextlib.contextmanager
-def running(
-    argv: Sequence[str], log_path: Path, ready: re.Pattern[str], timeout_s: float = 30.0
-) -> Iterator[Server]:
-    """A started server that is stopped when the block exits, however it exits."""
-    server = Server(argv, log_path, ready)
+def running(server: Server, timeout_s: float = 30.0) -> Iterator[Server]:
+    """`server` started, and stopped when the block exits, however it exits."""
     try:
         server.start(timeout_s)
         yield server

@@ -23,7 +23,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from bench.procs import LOOPBACK, running
+from bench.procs import LOOPBACK, Server, running
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from sequencer.edge import server_options
@@ -31,6 +31,7 @@ from sequencer.edge import server_options
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SequencerService"].full_name
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 CALL_TIMEOUT_S = 10.0
+DURABILITY = "none: the transport ceiling, nothing is stored"
 NAMESPACE = "bench"
 READY = re.compile(r'"event": "ready", "listen": "([^"]+)"')
 _FAKE_ID = b"\x11" * 32
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
 def start(workdir: Path) -> Iterator[dict[str, Any]]:
     """Run the echo server in its own process; yields {"address": HOST:PORT}."""
     argv = [sys.executable, "-m", "bench.peers.grpc_echo", "--listen", f"{LOOPBACK}:0"]
-    with running(argv, workdir / "grpc_echo.log", READY) as server:
+    with running(Server(argv, workdir / "grpc_echo.log", READY)) as server:
         assert server.ready_match is not None
         yield {"address": server.ready_match.group(1)}
 

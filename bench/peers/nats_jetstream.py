@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.procs import LOOPBACK, PeerUnavailable, free_port, require_binary, running
+from bench.procs import LOOPBACK, PeerUnavailable, Server, free_port, require_binary, running
 
 SUBJECT = "bench"
 STREAM = "BENCH"
@@ -47,7 +47,7 @@ def start(workdir: Path) -> Iterator[dict[str, Any]]:
     store.mkdir(parents=True, exist_ok=True)
     port = free_port()
     argv = [binary, "-js", "-sd", str(store), "-a", LOOPBACK, "-p", str(port)]
-    with running(argv, workdir / "nats.log", READY):
+    with running(Server(argv, workdir / "nats.log", READY)):
         url = f"nats://{LOOPBACK}:{port}"
         asyncio.run(asyncio.wait_for(_create_stream(url), CALL_TIMEOUT_S))
         yield {"url": url}

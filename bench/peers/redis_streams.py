@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.procs import LOOPBACK, PeerUnavailable, free_port, require_binary, running
+from bench.procs import LOOPBACK, PeerUnavailable, Server, free_port, require_binary, running
 
 STREAM = "bench"
 CALL_TIMEOUT_S = 10.0
+DURABILITY = "AOF, appendfsync always"
 READY = re.compile(r"Ready to accept connections")
 
 
@@ -41,7 +42,7 @@ def start(workdir: Path) -> Iterator[dict[str, Any]]:
         "--daemonize", "no",
         "--protected-mode", "yes",
     ]  # fmt: skip
-    with running(argv, workdir / "redis.log", READY):
+    with running(Server(argv, workdir / "redis.log", READY)):
         yield {"host": LOOPBACK, "port": port}
 
 

@@ -1,0 +1,175 @@
+"""`tandem bench NAME [--quick] [--json PATH]`: run benchmarks, write results, print a table.
+
+Also runnable as `python -m bench`. Each benchmark starts its own servers on loopback in
+a temporary directory and stops them before returning. Results (NAME.json, NAME.md,
+NAME.png) go to --out; --json writes the JSON document to a file too ('-' = stdout, and
+then the table is not printed). Progress goes to stderr. Exit 1 when Tandem's own
+figures are missing or some of its requests failed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from bench import latency as latency_bench
+from bench import recovery as recovery_bench
+from bench import throughput
+from bench.report import Report, markdown, write
+
+app = typer.Typer(
+    name="bench",
+    help="Benchmarks: Tandem against the transport ceiling and its peers.",
+    no_args_is_help=True,
+)
+console = Console(stderr=True)
+
+Job = Callable[[Path], Report]
+Quick = Annotated[bool, typer.Option("--quick", help="Small and fast: every benchmark in seconds")]
+JsonPath = Annotated[
+    Path | None, typer.Option("--json", help="Also write the JSON document here ('-' = stdout)")
+]
+OutDir = Annotated[Path, typer.Option("--out", envvar="TANDEM_BENCH_OUT", help="Results directory")]
+WorkDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--workdir",
+        envvar="TANDEM_BENCH_WORKDIR",
+        help="Where the servers' data lives during a run (default: the system temp dir)",
+    ),
+]
+DEFAULT_OUT = Path("results/bench")
+
+
+def _override(params: Any, **values: Any) -> Any:
+    return replace(params, **{k: v for k, v in values.items() if v is not None})
+
+
+def _execute(
+    jobs: list[tuple[str, Job]], out: Path, json_path: Path | None, workdir: Path | None
+) -> None:
+    reports: list[Report] = []
+    for name, job in jobs:
+        console.log(f"[bold]bench {name}[/bold]: starting")
+        t0 = time.monotonic()
+        logs = out / "logs" / name
+        shutil.rmtree(logs, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix=f"tandem-bench-{name}-", dir=workdir) as tmp:
+            try:
+                report = job(Path(tmp))
+            finally:
+                _keep_logs(Path(tmp), logs)
+        console.log(f"server and worker logs of {name} in {logs}")
+        report.doc["elapsed_s"] = round(time.monotonic() - t0, 2)
+        for path in write(report, out):
+            console.log(f"wrote {path}")
+        reports.append(report)
+    doc: dict[str, Any] = reports[0].doc
+    if len(reports) > 1:
+        doc = {r.name: r.doc for r in reports}
+        (out / "all.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        (out / "all.md").write_text("\n".join(markdown(r) for r in reports))
+    if json_path is not None and str(json_path) == "-":
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        if json_path is not None:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        typer.echo("\n".join(markdown(r) for r in reports))
+    problems = [f"{r.name}: {p}" for r in reports for p in r.problems]
+    for p in problems:
+        console.print(f"[red]problem[/red] {p}")
+    if problems:
+        raise typer.Exit(1)
+
+
+def _keep_logs(workdir: Path, dest: Path) -> None:
+    """Copy the run's logs out of the temporary directory before it is deleted."""
+    for log in workdir.rglob("*.log"):
+        target = dest / log.relative_to(workdir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, target)
+
+
+def _sequencer_job(quick: bool, **overrides: Any) -> Job:
+    params = _override(throughput.Params.quick() if quick else throughput.Params(), **overrides)
+    return lambda wd: throughput.run(params, wd)
+
+
+def _latency_job(quick: bool, **overrides: Any) -> Job:
+    base = latency_bench.Params.quick() if quick else latency_bench.Params()
+    params = _override(base, **overrides)
+    return lambda wd: latency_bench.run(params, wd)
+
+
+def _recovery_job(quick: bool, **overrides: Any) -> Job:
+    base = recovery_bench.Params.quick() if quick else recovery_bench.Params()
+    params = _override(base, **overrides)
+    return lambda wd: recovery_bench.run(params, wd)
+
+
+@app.command()
+def sequencer(
+    quick: Quick = False,
+    json_path: JsonPath = None,
+    out: OutDir = DEFAULT_OUT,
+    workdir: WorkDir = None,
+    workers: Annotated[int | None, typer.Option(help="Submitter processes (M)")] = None,
+    batch: Annotated[int | None, typer.Option(help="Entries per batch (B)")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Timed window per run (T)")] = None,
+    runs: Annotated[int | None, typer.Option(help="Runs per system; the median counts")] = None,
+) -> None:
+    """Acknowledged entries/s: Tandem, bare grpc echo, Redis Streams, NATS JetStream."""
+    job = _sequencer_job(quick, workers=workers, batch=batch, duration_s=seconds, runs=runs)
+    _execute([("sequencer", job)], out, json_path, workdir)
+
+
+@app.command()
+def latency(
+    quick: Quick = False,
+    json_path: JsonPath = None,
+    out: OutDir = DEFAULT_OUT,
+    workdir: WorkDir = None,
+    seconds: Annotated[float | None, typer.Option(help="Timed window per load")] = None,
+) -> None:
+    """Submit-to-durable-ack latency at light and half load, against the bare echo."""
+    job = _latency_job(quick, duration_s=seconds)
+    _execute([("latency", job)], out, json_path, workdir)
+
+
+@app.command()
+def recovery(
+    quick: Quick = False,
+    json_path: JsonPath = None,
+    out: OutDir = DEFAULT_OUT,
+    workdir: WorkDir = None,
+    entries: Annotated[int | None, typer.Option(help="Entries stored before restarting")] = None,
+) -> None:
+    """Sequencer restart time and RSS with N entries stored."""
+    job = _recovery_job(quick, entries=entries)
+    _execute([("recovery", job)], out, json_path, workdir)
+
+
+@app.command("all")
+def all_(
+    quick: Quick = False,
+    json_path: JsonPath = None,
+    out: OutDir = DEFAULT_OUT,
+    workdir: WorkDir = None,
+) -> None:
+    """Every benchmark in turn (with --quick: all of them in about a minute)."""
+    jobs = [
+        ("sequencer", _sequencer_job(quick)),
+        ("latency", _latency_job(quick)),
+        ("recovery", _recovery_job(quick)),
+    ]
+    _execute(jobs, out, json_path, workdir)

@@ -1,0 +1,173 @@
+"""`tandem bench latency`: submit to durable acknowledgement, Tandem and the bare echo.
+
+Light load: one client, one entry at a time (Submit), for T seconds; the grpc echo is
+measured the same way in the same run. Half load: M workers paced at half the rate the
+same workers reach flat out, with batches of B; latency counts from each batch's
+scheduled send time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import Load, LoadResult, run_load
+from bench.report import Chart, Report, machine, now_utc
+from bench.stats import latency_summary, ratio
+from bench.systems import Unavailable, measure
+
+TARGETS = {"light_p50_vs_grpc_echo": 1.5, "light_p99_vs_grpc_echo": 2.0, "half_load_p99_ms": 20.0}
+
+
+@dataclass(frozen=True)
+class Params:
+    duration_s: float = 10.0
+    warmup_s: float = 1.0
+    saturation_s: float = 5.0
+    workers: int = 4
+    batch: int = 100
+    entry_bytes: int = 200
+
+    @classmethod
+    def quick(cls) -> Params:
+        return cls(duration_s=1.5, warmup_s=0.3, saturation_s=1.0)
+
+
+@dataclass
+class Sessions:
+    light: LoadResult
+    saturated: LoadResult | None = None
+    half: LoadResult | None = None
+
+
+def light_load(name: str, target: dict[str, Any], params: Params) -> Load:
+    return Load(
+        driver=name,
+        target=target,
+        workers=1,
+        batch=1,
+        single=True,
+        duration_s=params.duration_s,
+        warmup_s=params.warmup_s,
+        entry_bytes=params.entry_bytes,
+    )
+
+
+def light_only(name: str, params: Params) -> Callable[[dict[str, Any], Path], Sessions]:
+    def go(target: dict[str, Any], logs: Path) -> Sessions:
+        return Sessions(run_load(light_load(name, target, params), logs))
+
+    return go
+
+
+def light_and_half(params: Params) -> Callable[[dict[str, Any], Path], Sessions]:
+    """Tandem: light load, then flat out to find the maximum, then half of it, paced."""
+
+    def go(target: dict[str, Any], logs: Path) -> Sessions:
+        light = run_load(light_load("tandem", target, params), logs)
+        flat_out = replace(
+            light_load("tandem", target, params),
+            workers=params.workers,
+            batch=params.batch,
+            single=False,
+            duration_s=params.saturation_s,
+        )
+        saturated = run_load(flat_out, logs)
+        paced = replace(
+            flat_out,
+            duration_s=params.duration_s,
+            rate_entries_per_s=saturated.entries_per_s / 2,
+        )
+        return Sessions(light, saturated, run_load(paced, logs))
+
+    return go
+
+
+def _light_row(outcome: Sessions | Unavailable) -> dict[str, Any]:
+    if isinstance(outcome, Unavailable):
+        return outcome.row()
+    return {
+        "available": True,
+        "errors": outcome.light.errors,
+        "first_error": outcome.light.first_error,
+        **latency_summary(outcome.light.latencies_ms),
+    }
+
+
+def _half_row(outcome: Sessions | Unavailable) -> dict[str, Any]:
+    if isinstance(outcome, Unavailable) or outcome.half is None or outcome.saturated is None:
+        return {"available": False}
+    return {
+        "available": True,
+        "max_entries_per_s": outcome.saturated.entries_per_s,
+        "target_entries_per_s": outcome.saturated.entries_per_s / 2,
+        "entries_per_s": outcome.half.entries_per_s,
+        "errors": outcome.half.errors,
+        **latency_summary(outcome.half.latencies_ms),
+    }
+
+
+def run(params: Params, workdir: Path) -> Report:
+    started = now_utc()
+    tandem = measure("tandem", workdir, light_and_half(params))
+    echo = measure("grpc_echo", workdir, light_only("grpc_echo", params))
+    light, echo_light, half = _light_row(tandem), _light_row(echo), _half_row(tandem)
+    ratios = {
+        "light_p50_vs_grpc_echo": ratio(light.get("p50_ms"), echo_light.get("p50_ms")),
+        "light_p99_vs_grpc_echo": ratio(light.get("p99_ms"), echo_light.get("p99_ms")),
+    }
+    doc = {
+        "benchmark": "latency",
+        "started_at": started,
+        "machine": machine(workdir),
+        "params": asdict(params),
+        "light": light,
+        "grpc_echo_light": echo_light,
+        "half_load": half,
+        "ratios": ratios,
+        "targets": TARGETS,
+    }
+    rows = [
+        {"load": "light (1 entry at a time)", "system": "tandem", **_cells(light)},
+        {"load": "light (1 entry at a time)", "system": "grpc_echo", **_cells(echo_light)},
+        {"load": "half of max, batches", "system": "tandem", **_cells(half)},
+    ]
+    charts = [
+        Chart(
+            "Light load: submit to durable ack",
+            "ms",
+            {
+                q: {"tandem": light.get(f"{q}_ms"), "grpc_echo": echo_light.get(f"{q}_ms")}
+                for q in ("p50", "p99", "p999")
+            },
+            log_scale=True,
+        ),
+        Chart(
+            "Half load (Tandem, per batch)",
+            "ms",
+            {q: {"tandem": half.get(f"{q}_ms")} for q in ("p50", "p99", "p999")},
+        ),
+    ]
+    notes = [
+        f"half load: {half.get('target_entries_per_s') or 0:,.0f} entries/s asked, "
+        f"{half.get('entries_per_s') or 0:,.0f} achieved",
+        f"targets: {', '.join(f'{k} <= {v}' for k, v in TARGETS.items())}",
+    ]
+    problems = [
+        f"{what}: {row.get('reason') or row.get('first_error') or 'not measured'}"
+        for what, row in (("tandem light load", light), ("tandem half load", half))
+        if not row["available"] or row.get("errors")
+    ]
+    return Report("latency", doc, rows, charts, notes, problems)
+
+
+def _cells(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "p50 ms": row.get("p50_ms"),
+        "p99 ms": row.get("p99_ms"),
+        "p99.9 ms": row.get("p999_ms"),
+        "samples": row.get("samples"),
+        "note": row.get("reason", ""),
+    }

@@ -1,0 +1,136 @@
+"""`tandem bench sequencer`: acknowledged entries per second, Tandem against its peers.
+
+Every system gets the same load in the same run: M worker processes, each sending
+batches of B entries of 200 bytes and waiting for each batch's durable ack, for T
+seconds after a warm-up. The rate per system is the median over the runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import Load, LoadResult, run_load
+from bench.report import Chart, Report, machine, now_utc
+from bench.stats import latency_summary, median, ratio
+from bench.systems import Unavailable, durability, measure
+
+SYSTEMS = ("tandem", "grpc_echo", "redis_streams", "nats_jetstream")
+PEER_RATIOS = {
+    "grpc_echo": "vs_grpc_echo",
+    "redis_streams": "vs_redis_streams",
+    "nats_jetstream": "vs_nats_jetstream",
+}
+TARGETS = {"vs_grpc_echo": 0.5, "vs_redis_streams": 2.0, "vs_nats_jetstream": 5.0}
+
+
+@dataclass(frozen=True)
+class Params:
+    workers: int = 4
+    batch: int = 100
+    entry_bytes: int = 200
+    duration_s: float = 10.0
+    warmup_s: float = 1.0
+    runs: int = 3
+
+    @classmethod
+    def quick(cls) -> Params:
+        return cls(duration_s=1.5, warmup_s=0.3, runs=1)
+
+
+def summarise(name: str, outcome: list[LoadResult] | Unavailable) -> dict[str, Any]:
+    """One system's row of the JSON: median rate over runs, batch latency, errors."""
+    if isinstance(outcome, Unavailable):
+        return {**outcome.row(), "durability": durability(name)}
+    rates = [r.entries_per_s for r in outcome]
+    errors = [r.first_error for r in outcome if r.first_error]
+    return {
+        "available": True,
+        "durability": durability(name),
+        "entries_per_s": median(rates),
+        "runs_entries_per_s": rates,
+        "errors": sum(r.errors for r in outcome),
+        "first_error": errors[0] if errors else None,
+        "batch_latency": latency_summary([x for r in outcome for x in r.latencies_ms]),
+    }
+
+
+def run(params: Params, workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> Report:
+    """Measure every system in turn with the same load shape."""
+    started = now_utc()
+
+    def session(name: str) -> Callable[[dict[str, Any], Path], list[LoadResult]]:
+        def go(target: dict[str, Any], logs: Path) -> list[LoadResult]:
+            load = Load(
+                driver=name,
+                target=target,
+                workers=params.workers,
+                batch=params.batch,
+                duration_s=params.duration_s,
+                warmup_s=params.warmup_s,
+                entry_bytes=params.entry_bytes,
+            )
+            return [run_load(load, logs) for _ in range(params.runs)]
+
+        return go
+
+    rows = {name: summarise(name, measure(name, workdir, session(name))) for name in systems}
+    tandem_rate = rows.get("tandem", {}).get("entries_per_s")
+    ratios = {
+        key: ratio(tandem_rate, rows.get(peer, {}).get("entries_per_s"))
+        for peer, key in PEER_RATIOS.items()
+    }
+    doc = {
+        "benchmark": "sequencer",
+        "started_at": started,
+        "machine": machine(workdir),
+        "params": asdict(params),
+        "entries_per_s": tandem_rate,
+        "systems": rows,
+        "ratios": ratios,
+        "targets": TARGETS,
+    }
+    table = [
+        {
+            "system": name,
+            "entries/s": row.get("entries_per_s"),
+            "ratio Tandem/peer": ratio(tandem_rate, row.get("entries_per_s")),
+            "batch p50 ms": row.get("batch_latency", {}).get("p50_ms"),
+            "batch p99 ms": row.get("batch_latency", {}).get("p99_ms"),
+            "errors": row.get("errors"),
+            "durability": row["durability"],
+            "note": row.get("reason", ""),
+        }
+        for name, row in rows.items()
+    ]
+    charts = [
+        Chart(
+            "Acknowledged entries per second",
+            "entries/s",
+            {"entries/s": {n: r.get("entries_per_s") for n, r in rows.items()}},
+        ),
+        Chart(
+            "Batch latency",
+            "ms",
+            {
+                q: {n: r.get("batch_latency", {}).get(f"{q}_ms") for n, r in rows.items()}
+                for q in ("p50", "p99")
+            },
+            log_scale=True,
+        ),
+    ]
+    notes = [f"targets: {', '.join(f'{k} >= {v}' for k, v in TARGETS.items())}"]
+    return Report("sequencer", doc, table, charts, notes, problems(rows.get("tandem")))
+
+
+def problems(row: dict[str, Any] | None) -> list[str]:
+    """Why Tandem's row cannot be trusted: missing, or some batches failed."""
+    if row is None:
+        return []
+    if not row["available"]:
+        return [f"tandem was not measured: {row['reason']}"]
+    if row["errors"]:
+        return [f"tandem: {row['errors']} failed batches, first: {row['first_error']}"]
+    return []
