@@ -30,6 +30,7 @@ app = typer.Typer(
     name="bench",
     help="Benchmarks: Tandem against the transport ceiling and its peers.",
     no_args_is_help=True,
+    add_completion=False,
 )
 console = Console(stderr=True)
 

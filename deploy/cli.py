@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import typer
 
 from deploy.testnet_cli import app as testnet_app
@@ -18,3 +21,13 @@ app.add_typer(sequencer_app, name="sequencer")
 app.add_typer(rollup_app, name="rollup")
 app.add_typer(testnet_app, name="testnet")
 app.add_typer(verify_app, name="verify")
+
+
+@app.command(
+    "bench",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench(ctx: typer.Context) -> None:
+    """Benchmarks: NAME [--quick] [--json PATH] (a `python -m bench` child: no import)."""
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "bench", *ctx.args]))
