@@ -269,7 +269,8 @@ class TokenLedger:
     def owed_votes(self) -> list[tuple[str, bytes]]:
         """Votes for undecided swaps held or refused here that the log does not show yet."""
         out = []
-        for sid, yes in [*((s, True) for s in self._escrows), *((s, False) for s in self._refused)]:
+        held = [(s, True) for s in self._escrows] + [(s, False) for s in sorted(self._refused)]
+        for sid, yes in held:
             rec = self._tracker.get(sid)
             if rec is not None and self.rollup_id not in rec.votes:
                 out.extend(self._vote(sid, yes))
