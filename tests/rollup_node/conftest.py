@@ -94,6 +94,7 @@ class Proc:
     def __init__(self, argv: list[str], log: Path) -> None:
         self.argv = argv
         self.log = log
+        self.ready_doc: dict[str, Any] = {}
         log.parent.mkdir(parents=True, exist_ok=True)
         self._err = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -126,6 +127,7 @@ class Proc:
             with contextlib.suppress(json.JSONDecodeError):
                 doc = json.loads(line)
                 if isinstance(doc, dict) and doc.get("event") == "ready":
+                    self.ready_doc = doc
                     return doc
         raise AssertionError(
             f"{' '.join(self.argv[:3])} not ready (exit {self.proc.poll()}):\n"
