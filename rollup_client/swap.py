@@ -392,6 +392,10 @@ class SwapTracker:
             return rec.decision
         return self._void.get(swap_id, PENDING)
 
+    def records(self) -> list[SwapRecord]:
+        """Every ordered (non-void) swap, in log order."""
+        return list(self._swaps.values())
+
     def pending(self) -> list[SwapRecord]:
         """Ordered and undecided swaps, in log order."""
         return list(self._pending.values())

@@ -39,6 +39,10 @@ class _SwapStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SwapState.V
     """Ordered in the log; votes not yet decisive."""
     SWAP_STATE_COMMITTED: _SwapState.ValueType  # 4
     SWAP_STATE_ABORTED: _SwapState.ValueType  # 5
+    SWAP_STATE_EXPIRED: _SwapState.ValueType  # 6
+    """Not ordered before its deadline: it can never be ordered validly, nothing was escrowed.
+    (decide() says PENDING for an intent absent from the log; this is no contradiction.)
+    """
 
 class SwapState(_SwapState, metaclass=_SwapStateEnumTypeWrapper): ...
 
@@ -51,6 +55,10 @@ SWAP_STATE_ORDERED: SwapState.ValueType  # 3
 """Ordered in the log; votes not yet decisive."""
 SWAP_STATE_COMMITTED: SwapState.ValueType  # 4
 SWAP_STATE_ABORTED: SwapState.ValueType  # 5
+SWAP_STATE_EXPIRED: SwapState.ValueType  # 6
+"""Not ordered before its deadline: it can never be ordered validly, nothing was escrowed.
+(decide() says PENDING for an intent absent from the log; this is no contradiction.)
+"""
 Global___SwapState: _TypeAlias = SwapState  # noqa: Y015
 
 class _LockState:

@@ -1,0 +1,302 @@
+"""The coordinator's trio shell: owns the core and the store, follows `swap`, submits intents.
+
+`serve(config)` has the hypercorn shape: it reports the bound port through
+`task_status.started(port)` and stops when cancelled. Three tasks share the core, all in
+the trio thread: the log follower (subscribe to `swap` from the checkpoint on), the
+submitter (complete intents to the sequencer, resubmitted after a restart: the sequencer
+dedups by entry id) and the gRPC edge's requests, each hopping in once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import trio
+
+from rollup_client.errors import FailedPrecondition, InvalidArgument, TandemError, Unavailable
+from rollup_client.genesis import SWAP_NAMESPACE, Genesis
+from rollup_client.keys import SigningKey
+from rollup_client.node_link import SequencerLink
+from rollup_client.rollup_api import channel_options
+from rollup_client.wire import swap_pb2 as pb
+from swap_coordinator import convert
+from swap_coordinator.core import Coordinator, State, deadline_for
+from swap_coordinator.edge import Edge
+from swap_coordinator.store import Store
+
+CHECKPOINT_EVERY = 100
+RETRY_S = 1.0
+SHUTDOWN_GRACE_S = 2.0
+NONCE_BYTES = 16
+MAX_LIST = 1000
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Config:
+    sequencer: str
+    listen: str
+    data_dir: Path
+    genesis_path: Path
+    key_path: Path
+    call_timeout_s: float = 10.0
+    max_message_bytes: int = 4 * 1024 * 1024
+    workers: int = 16
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "coordinator.db"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "coordinator.log"
+
+
+class EventLog:
+    """Structured log: one JSON line per event."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(path, "a", buffering=1)  # noqa: SIM115 - closed by close()
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        self._f.write(json.dumps({"ts": time.time(), "event": event, **fields}) + "\n")
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class Changes:
+    """A version counter gRPC threads can wait on; bumped by the trio side on every change."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.version = 0
+        self.closed = False
+
+    def bump(self) -> None:
+        with self._cond:
+            self.version += 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def wait(self, version: int, timeout: float) -> int:
+        with self._cond:
+            self._cond.wait_for(lambda: self.closed or self.version != version, timeout)
+            if self.closed:
+                raise Unavailable("coordinator is shutting down")
+            return self.version
+
+
+class Shell:
+    """Everything that touches the core, on the trio thread; `Api` methods hop in."""
+
+    def __init__(
+        self,
+        core: Coordinator,
+        store: Store,
+        link: SequencerLink,
+        log: EventLog,
+        token: trio.lowlevel.TrioToken,
+    ) -> None:
+        self.core = core
+        self.store = store
+        self.link = link
+        self.log = log
+        self.token = token
+        self.changes = Changes()
+        self._wake = trio.Event()
+        self._db = trio.Lock()
+        self._since_checkpoint = 0
+
+    # -- hops from gRPC threads (the `Api` protocol of the edge) --------------------------
+
+    def _hop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return trio.from_thread.run(fn, *args, trio_token=self.token)
+        except trio.RunFinishedError:
+            raise Unavailable("coordinator is shutting down") from None
+
+    def propose(self, request: pb.ProposeRequest) -> pb.ProposeResponse:
+        result: pb.ProposeResponse = self._hop(self._propose, request)
+        return result
+
+    def sign(self, swap_id: bytes, payer: bytes, signature: bytes) -> pb.SwapStatus:
+        result: pb.SwapStatus = self._hop(self._sign, swap_id, payer, signature)
+        return result
+
+    def get(self, swap_id: bytes) -> pb.SwapStatus:
+        result: pb.SwapStatus = self._hop(self._get, swap_id)
+        return result
+
+    def list_swaps(self, state: int, limit: int) -> list[pb.SwapStatus]:
+        result: list[pb.SwapStatus] = self._hop(self._list, state, limit)
+        return result
+
+    def version(self) -> int:
+        return self.changes.version
+
+    def wait_change(self, version: int, timeout: float) -> int:
+        return self.changes.wait(version, timeout)
+
+    # -- the same, on the trio thread -----------------------------------------------------
+
+    async def _propose(self, request: pb.ProposeRequest) -> pb.ProposeResponse:
+        head = await self.link.status()
+        deadline = deadline_for(head.head_time_ms, request.timeout_ms, request.deadline_ms)
+        nonce = request.nonce or os.urandom(NONCE_BYTES)
+        legs = [convert.leg_from_pb(leg) for leg in request.legs]
+        p = self.core.propose(legs, deadline, nonce)
+        await self._save(p.signed)
+        sid = p.signed.swap_id
+        self.log("proposed", swap_id=sid.hex(), deadline_ms=deadline, legs=len(legs))
+        self.changes.bump()
+        return pb.ProposeResponse(
+            swap_id=sid,
+            deadline_ms=deadline,
+            signing_bytes=p.signed.intent.signing_bytes(),
+            payers=list(p.signed.intent.payers()),
+            status=await self._get(sid),
+        )
+
+    async def _sign(self, swap_id: bytes, payer: bytes, signature: bytes) -> pb.SwapStatus:
+        self.core.check_submittable(swap_id)
+        p = self.core.sign(swap_id, payer, signature)
+        await self._save(p.signed)
+        self.log("signed", swap_id=swap_id.hex(), payer=payer.hex(), complete=p.complete)
+        if p.complete:
+            self._wake.set()
+        self.changes.bump()
+        return await self._get(swap_id)
+
+    async def _get(self, swap_id: bytes) -> pb.SwapStatus:
+        return convert.view_to_pb(self.core.view(swap_id))
+
+    async def _list(self, state: int, limit: int) -> list[pb.SwapStatus]:
+        want = None
+        if state != pb.SWAP_STATE_UNSPECIFIED:
+            want = State(convert.STATE_NAMES[state]) if state in convert.STATE_NAMES else None
+            if want is None:
+                raise InvalidArgument(f"unknown swap state {state}")
+        n = min(limit or MAX_LIST, MAX_LIST)
+        return [convert.view_to_pb(v) for v in self.core.list(want, n)]
+
+    async def _save(self, signed: Any) -> None:
+        async with self._db:
+            await trio.to_thread.run_sync(self.store.save_proposal, signed)
+
+    # -- background tasks -----------------------------------------------------------------
+
+    async def follow(self) -> None:
+        """Apply every block of `swap` in order; checkpoint when swaps moved."""
+        async for blk in self.link.subscribe([SWAP_NAMESPACE], self.core.height + 1):
+            pending_before = len(self.core.tracker.pending())
+            self.core.apply_block(blk)
+            self._since_checkpoint += 1
+            moved = bool(blk.entries) or len(self.core.tracker.pending()) != pending_before
+            if moved or self._since_checkpoint >= CHECKPOINT_EVERY:
+                async with self._db:
+                    await trio.to_thread.run_sync(self.store.save_checkpoint, self.core.tracker)
+                self._since_checkpoint = 0
+            self.changes.bump()
+            if moved:
+                self._wake.set()
+
+    async def submit(self) -> None:
+        """Send complete intents to the sequencer until acknowledged (or expired)."""
+        while True:
+            for sid, data in self.core.to_submit():
+                try:
+                    ((height, index, dup),) = await self.link.submit_batch([(SWAP_NAMESPACE, data)])
+                except TandemError as exc:
+                    self.log("submit_failed", swap_id=sid.hex(), error=str(exc))
+                    continue
+                self.core.submitted(sid, height, index)
+                self.log("submitted", swap_id=sid.hex(), height=height, index=index, dup=dup)
+                self.changes.bump()
+            self._wake = trio.Event()
+            with trio.move_on_after(RETRY_S):
+                await self._wake.wait()
+
+
+def _load(config: Config) -> tuple[Genesis, SigningKey]:
+    genesis = Genesis.load(config.genesis_path)
+    key = SigningKey.load(config.key_path)
+    client = genesis.client(key.public)
+    if client is None or not client.may_write(SWAP_NAMESPACE):
+        raise FailedPrecondition(
+            f"key {config.key_path} is not a genesis client allowed to write {SWAP_NAMESPACE!r}"
+        )
+    return genesis, key
+
+
+async def serve(
+    config: Config,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the coordinator until cancelled; `on_ready(listen)` fires once SERVING."""
+    genesis, key = _load(config)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    log = EventLog(config.log_path)
+    store = Store(config.db_path)
+    channel = grpc.insecure_channel(
+        config.sequencer, options=channel_options(config.max_message_bytes)
+    )
+    try:
+        core = Coordinator(genesis, store.checkpoint(genesis))
+        for signed in store.proposals():
+            core.add(signed)
+        link = SequencerLink(channel, genesis, key, config.call_timeout_s)
+        await link.status()
+        shell = Shell(core, store, link, log, trio.lowlevel.current_trio_token())
+        await _run(config, shell, log, on_ready, task_status)
+    finally:
+        channel.close()
+        store.close()
+        log("stopped")
+        log.close()
+
+
+async def _run(
+    config: Config,
+    shell: Shell,
+    log: EventLog,
+    on_ready: Callable[[str], None] | None,
+    task_status: trio.TaskStatus[int],
+) -> None:
+    try:
+        edge = Edge(shell, config.listen, config.workers, config.max_message_bytes)
+    except RuntimeError as exc:
+        raise FailedPrecondition(f"cannot listen on {config.listen}: {exc}") from exc
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(shell.follow)
+            nursery.start_soon(shell.submit)
+            edge.start()
+            log(
+                "ready",
+                listen=edge.listen,
+                height=shell.core.height,
+                proposals=len(shell.core.proposals),
+            )
+            if on_ready is not None:
+                on_ready(edge.listen)
+            task_status.started(edge.port)
+    finally:
+        shell.changes.close()
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(edge.stop, SHUTDOWN_GRACE_S)
