@@ -1,0 +1,77 @@
+"""Shared pieces of the fuzz tests: raw calls, allowed status codes, hypothesis budgets.
+
+Every RPC has a documented set of status codes for bad input; UNKNOWN and INTERNAL are
+never in it, since either means a handler raised something the edge did not translate.
+The one exception is grpcio's own answer to bytes that are not a protobuf message at all
+("Exception deserializing request!"), which no handler ever sees; `raw_code` reports it
+as DESERIALIZE so the tests can tell it apart from a handler bug.
+"""
+
+from __future__ import annotations
+
+import os
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import HealthCheck, settings
+
+LONG = os.environ.get("TANDEM_FUZZ_LONG") == "1"
+TIMEOUT_S = 10.0
+DESERIALIZE = "deserialize"
+DESERIALIZE_MESSAGE = "Exception deserializing request!"
+
+C = grpc.StatusCode
+NEVER = frozenset({C.UNKNOWN, C.INTERNAL})
+
+
+def budget(short: int, long: int) -> settings:
+    """Hypothesis settings: `short` examples by default, `long` with TANDEM_FUZZ_LONG=1."""
+    return settings(
+        max_examples=long if LONG else short,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        database=None,
+    )
+
+
+def code_of(fn: object, *args: object, **kwargs: object) -> grpc.StatusCode:
+    """The status code of one call (OK when it succeeds)."""
+    try:
+        fn(*args, **kwargs)  # type: ignore[operator]
+    except grpc.RpcError as exc:
+        assert isinstance(exc, grpc.Call)
+        return exc.code()
+    return C.OK
+
+
+def raw_code(
+    channel: grpc.Channel, method: str, payload: bytes, timeout: float = TIMEOUT_S
+) -> grpc.StatusCode | str:
+    """Send `payload` as the serialized request of unary `method`; its status code."""
+    call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+    try:
+        call(payload, timeout=timeout)
+    except grpc.RpcError as exc:
+        assert isinstance(exc, grpc.Call)
+        if exc.code() == C.INTERNAL and exc.details() == DESERIALIZE_MESSAGE:
+            return DESERIALIZE
+        return exc.code()
+    return C.OK
+
+
+def parses(cls: type[Message], payload: bytes) -> bool:
+    """True when `payload` is a valid serialization of message type `cls`."""
+    try:
+        cls.FromString(payload)
+    except DecodeError:
+        return False
+    return True
+
+
+def assert_serving(channel: grpc.Channel) -> None:
+    """The server still answers its health check with SERVING."""
+    resp = health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S
+    )
+    assert resp.status == health_pb2.HealthCheckResponse.SERVING
