@@ -2,18 +2,17 @@
 
 The node runs in-process (`nursery.start(serve, ...)`) with a test-only ledger subclass
 that lies about its root from block BAD on; the sequencer is a real process. Verification
-re-executes the log alone, as `tandem verify` does, and names the first lying height.
+(`tandem verify`) re-executes the log alone and names the first lying height.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from functools import partial
 
-import grpc
 import trio
 
-from rollup_client import block
 from rollup_client.genesis import Genesis
 from rollup_client.keys import SigningKey
 from rollup_client.ledger import TokenLedger
@@ -21,11 +20,8 @@ from rollup_client.node import serve
 from rollup_client.node_config import NodeConfig
 from rollup_client.rollup_api import TrioRollupClient
 from rollup_client.statemachine import StateMachine
-from rollup_client.verify import Verifier, verify_blocks
-from rollup_client.wire import sequencer_pb2 as pb
-from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 
-from .conftest import GOLD, Net, key
+from .conftest import GOLD, Net, key, tandem
 
 BAD, EVERY = 5, 2
 
@@ -40,19 +36,6 @@ class LyingLedger(TokenLedger):
 
 def lying(genesis: Genesis, rollup_id: str, k: SigningKey) -> StateMachine:
     return LyingLedger(genesis, rollup_id, signer=k)
-
-
-def _blocks(sequencer: str, genesis: Genesis, namespaces: list[str]) -> list[block.VerifiedBlock]:
-    with grpc.insecure_channel(sequencer) as channel:
-        stub = pb_grpc.SequencerServiceStub(channel)
-        head = stub.Status(pb.StatusRequest(), timeout=10).height
-        requests = [pb.GetBlockRequest(height=h, namespaces=namespaces) for h in range(head + 1)]
-        return [
-            block.verify_block(
-                stub.GetBlock(r, timeout=10).block, genesis.sequencer_key, namespaces
-            )
-            for r in requests
-        ]
 
 
 async def test_lying_node_is_caught_at_its_first_wrong_attestation(
@@ -77,9 +60,27 @@ async def test_lying_node_is_caught_at_its_first_wrong_attestation(
                     await trio.sleep(0.05)
         nursery.cancel_scope.cancel()
 
-    namespaces = Verifier(net.genesis, "alpha").namespaces()
-    blocks = await trio.to_thread.run_sync(_blocks, sequencer, net.genesis, namespaces)
-    report = verify_blocks(net.genesis, "alpha", blocks)
-    assert not report.ok
-    assert report.first_divergent_height == BAD + 1  # the first attested height >= BAD
-    assert report.matched >= 3  # heights 0, 2, 4 were honest
+    with trio.fail_after(60):
+        out = await trio.run_process(
+            [
+                *tandem(),
+                "verify",
+                "--rollup",
+                "alpha",
+                "--sequencer",
+                sequencer,
+                "--genesis",
+                str(net.genesis_path),
+                "--json",
+                "--timeout",
+                "30",
+            ],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    report = json.loads(out.stdout)
+    assert out.returncode == 1, out.stderr
+    assert report["ok"] is False
+    assert report["first_divergent_height"] == BAD + 1  # the first attested height >= BAD
+    assert report["matched"] >= 3  # heights 0, 2, 4 were honest
