@@ -11,6 +11,7 @@ from deploy.testnet_cli import app as testnet_app
 from rollup_client.node_cli import app as rollup_app
 from rollup_client.verify_cli import app as verify_app
 from sequencer.cli import app as sequencer_app
+from swap_coordinator.cli import coordinator_app, swap_app
 
 app = typer.Typer(
     name="tandem",
@@ -21,6 +22,8 @@ app.add_typer(sequencer_app, name="sequencer")
 app.add_typer(rollup_app, name="rollup")
 app.add_typer(testnet_app, name="testnet")
 app.add_typer(verify_app, name="verify")
+app.add_typer(swap_app, name="swap")
+app.add_typer(coordinator_app, name="coordinator")
 
 
 @app.command(

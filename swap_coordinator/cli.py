@@ -1,0 +1,409 @@
+"""`tandem swap ...` and `tandem coordinator ...`: drive and inspect atomic swaps.
+
+Keys are named, from a keystore directory (--keys DIR or TANDEM_KEYS, files NAME.pem),
+never given raw. `--json` prints one JSON document on stdout; progress goes to stderr.
+`wait` and `run` exit 0 when committed, 3 when aborted (or expired unordered), 4 when
+still pending at their own timeout; 1 is any other error, 5 an audit that found problems.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import trio
+import typer
+from rich.console import Console
+
+from rollup_client import swap
+from rollup_client.errors import InvalidArgument, TandemError, Unavailable
+from rollup_client.genesis import Genesis
+from rollup_client.wire import swap_pb2 as pb
+from swap_coordinator import convert
+from swap_coordinator.audit import audit as run_audit
+from swap_coordinator.client import SwapClient
+from swap_coordinator.keystore import Keystore
+from swap_coordinator.service import Config, serve
+
+EXIT_COMMITTED, EXIT_ERROR, EXIT_ABORTED, EXIT_PENDING, EXIT_AUDIT = 0, 1, 3, 4, 5
+_RECONNECT_S = 0.2
+
+swap_app = typer.Typer(help="Propose, sign, follow and audit atomic swaps.", no_args_is_help=True)
+coordinator_app = typer.Typer(help="Run a swap coordinator.", no_args_is_help=True)
+
+Coord = Annotated[
+    str, typer.Option("--coordinator", envvar="TANDEM_COORDINATOR", help="Coordinator HOST:PORT")
+]
+Keys = Annotated[
+    Path | None, typer.Option("--keys", envvar="TANDEM_KEYS", help="Keystore dir of NAME.pem")
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout")]
+CallTimeout = Annotated[float, typer.Option("--call-timeout", help="Seconds per RPC")]
+LegsOpt = Annotated[
+    list[str],
+    typer.Option("--leg", help="ROLLUP:FROM:TO:AMOUNT:ASSET (FROM/TO: key name or hex key)"),
+]
+Sequencer = Annotated[
+    str, typer.Option("--sequencer", envvar="TANDEM_SEQUENCER", help="Sequencer HOST:PORT")
+]
+GenesisOpt = Annotated[Path, typer.Option("--genesis", envvar="TANDEM_GENESIS")]
+
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Library errors become one line on stderr and exit 1."""
+    try:
+        yield
+    except TandemError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _emit(doc: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        typer.echo(json.dumps(doc, sort_keys=True))
+    else:
+        human()
+
+
+def parse_leg(text: str, keystore: Keystore) -> swap.Leg:
+    """ROLLUP:FROM:TO:AMOUNT:ASSET with parties as keystore names or hex public keys."""
+    parts = text.split(":")
+    if len(parts) != 5:
+        raise InvalidArgument(f"leg {text!r}: expected ROLLUP:FROM:TO:AMOUNT:ASSET")
+    rollup, src, dst, amount, asset = parts
+    try:
+        n = int(amount)
+    except ValueError:
+        raise InvalidArgument(f"leg {text!r}: amount {amount!r} is not an integer") from None
+    return swap.Leg(rollup, keystore.public(src), keystore.public(dst), asset, n)
+
+
+def _sid(text: str) -> bytes:
+    try:
+        sid = bytes.fromhex(text)
+    except ValueError:
+        sid = b""
+    if len(sid) != 32:
+        raise InvalidArgument(f"swap id {text!r} is not 64 hex digits")
+    return sid
+
+
+def _describe(s: pb.SwapStatus, names: dict[bytes, str]) -> None:
+    doc = convert.status_json(s, names)
+    left = s.time_left_ms / 1000
+    err.print(
+        f"swap {doc['swap_id']}\n  state {doc['state']}"
+        + (f" ({doc['reason']})" if doc["reason"] else "")
+        + f"\n  deadline {s.deadline_ms} (log time {s.log_time_ms}, {left:+.1f} s left)",
+        highlight=False,
+    )
+    for leg in doc["legs"]:
+        err.print(
+            f"  {leg['rollup']}: {leg['from']} -> {leg['to']} {leg['amount']} {leg['asset']}"
+            f"  signed={leg['signed']} vote={leg['vote']} lock={leg['lock']}",
+            highlight=False,
+        )
+    if doc["missing_signers"]:
+        err.print(f"  waiting for signatures of {', '.join(doc['missing_signers'])}")
+    typer.echo(doc["swap_id"] + " " + doc["state"])
+
+
+def _sign_all(
+    client: SwapClient, resp: pb.ProposeResponse, keystore: Keystore, names: list[str]
+) -> pb.SwapStatus:
+    status = resp.status
+    for name in names:
+        k = keystore.load(name)
+        status = client.sign(resp.swap_id, k.public, k.sign(resp.signing_bytes))
+    return status
+
+
+@swap_app.command()
+def propose(
+    leg: LegsOpt,
+    coordinator: Coord = "127.0.0.1:7300",
+    timeout: Annotated[float, typer.Option(help="Deadline as seconds of log time from now")] = 0.0,
+    deadline_ms: Annotated[int, typer.Option(help="Absolute deadline in log time (ms)")] = 0,
+    nonce: Annotated[str, typer.Option(help="Hex nonce (same terms + nonce = same swap)")] = "",
+    sign_as: Annotated[list[str] | None, typer.Option(help="Also sign as these keys")] = None,
+    keys: Keys = None,
+    json_out: JsonOut = False,
+    call_timeout: CallTimeout = 10.0,
+) -> None:
+    """Propose terms; prints the swap id and the deadline in log time."""
+    with _errors(), SwapClient(coordinator, timeout=call_timeout) as client:
+        ks = Keystore(keys)
+        legs = [parse_leg(t, ks) for t in leg]
+        resp = client.propose(
+            legs, timeout_ms=int(timeout * 1000), deadline_ms=deadline_ms, nonce=_hex(nonce)
+        )
+        status = _sign_all(client, resp, ks, sign_as or [])
+        doc = {
+            **convert.status_json(status, ks.names()),
+            "payers": [p.hex() for p in resp.payers],
+            "signing_bytes": resp.signing_bytes.hex(),
+        }
+        _emit(doc, json_out, lambda: _describe(status, ks.names()))
+
+
+def _hex(text: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise InvalidArgument(f"{text!r} is not hex") from None
+
+
+@swap_app.command()
+def sign(
+    swap_id: Annotated[str, typer.Argument(help="Swap id (hex)")],
+    key: Annotated[str, typer.Option("--key", help="Keystore name of a payer")],
+    coordinator: Coord = "127.0.0.1:7300",
+    keys: Keys = None,
+    json_out: JsonOut = False,
+    call_timeout: CallTimeout = 10.0,
+) -> None:
+    """Add one payer's signature (made locally, over the bytes the coordinator returns)."""
+    with _errors(), SwapClient(coordinator, timeout=call_timeout) as client:
+        ks = Keystore(keys)
+        k = ks.load(key)
+        sid = _sid(swap_id)
+        current = client.get(sid)
+        intent = swap.Intent(
+            tuple(convert.leg_from_pb(ls.leg) for ls in current.legs),
+            current.deadline_ms,
+            current.nonce,
+        )
+        if intent.swap_id != sid:
+            raise InvalidArgument("the coordinator's terms do not hash to this swap id")
+        status = client.sign(sid, k.public, k.sign(intent.signing_bytes()))
+        _emit(convert.status_json(status, ks.names()), json_out, lambda: _describe(status, {}))
+
+
+def _spinner_text(s: pb.SwapStatus) -> str:
+    state = convert.STATE_NAMES.get(s.state, "?")
+    return (
+        f"swap {s.swap_id.hex()[:12]}… {state}: log time {s.log_time_ms} / deadline "
+        f"{s.deadline_ms} ({s.time_left_ms / 1000:+.1f} s)"
+    )
+
+
+def follow(client: SwapClient, sid: bytes, timeout: float) -> pb.SwapStatus:
+    """The latest status until final or `timeout`; rides out coordinator restarts."""
+    end = time.monotonic() + timeout
+    last = client.get(sid)
+    with err.status(_spinner_text(last)) as spin:
+        while last.state not in _FINAL and (left := end - time.monotonic()) > 0:
+            try:
+                for s in client.watch(sid, left):
+                    last = s
+                    spin.update(_spinner_text(s))
+            except Unavailable:
+                time.sleep(min(_RECONNECT_S, max(0.0, end - time.monotonic())))
+    return last
+
+
+_FINAL = (pb.SWAP_STATE_COMMITTED, pb.SWAP_STATE_ABORTED, pb.SWAP_STATE_EXPIRED)
+
+
+def _exit_for(s: pb.SwapStatus) -> int:
+    if s.state == pb.SWAP_STATE_COMMITTED:
+        return EXIT_COMMITTED
+    if s.state in (pb.SWAP_STATE_ABORTED, pb.SWAP_STATE_EXPIRED):
+        return EXIT_ABORTED
+    return EXIT_PENDING
+
+
+@swap_app.command()
+def status(
+    swap_id: Annotated[str, typer.Argument(help="Swap id (hex)")],
+    watch: Annotated[bool, typer.Option(help="Follow changes until the swap is final")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to watch at most")] = 60.0,
+    coordinator: Coord = "127.0.0.1:7300",
+    keys: Keys = None,
+    json_out: JsonOut = False,
+    call_timeout: CallTimeout = 10.0,
+) -> None:
+    """Per-leg lock and vote, the intent's position, log time left, the decision."""
+    with _errors(), SwapClient(coordinator, timeout=call_timeout) as client:
+        names = Keystore(keys).names()
+        sid = _sid(swap_id)
+        s = follow(client, sid, timeout) if watch else client.get(sid)
+        _emit(convert.status_json(s, names), json_out, lambda: _describe(s, names))
+
+
+@swap_app.command()
+def wait(
+    swap_id: Annotated[str, typer.Argument(help="Swap id (hex)")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait at most")] = 60.0,
+    coordinator: Coord = "127.0.0.1:7300",
+    keys: Keys = None,
+    json_out: JsonOut = False,
+    call_timeout: CallTimeout = 10.0,
+) -> None:
+    """Wait for the decision: exit 0 committed, 3 aborted, 4 still pending at --timeout."""
+    with _errors(), SwapClient(coordinator, timeout=call_timeout) as client:
+        names = Keystore(keys).names()
+        s = follow(client, _sid(swap_id), timeout)
+    _emit(convert.status_json(s, names), json_out, lambda: _describe(s, names))
+    raise typer.Exit(_exit_for(s))
+
+
+@swap_app.command("list")
+def list_swaps(
+    state: Annotated[
+        str | None, typer.Option(help="proposed|submitted|ordered|committed|aborted|expired")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many")] = 100,
+    coordinator: Coord = "127.0.0.1:7300",
+    json_out: JsonOut = False,
+    call_timeout: CallTimeout = 10.0,
+) -> None:
+    """Swaps known to the coordinator, newest first."""
+    by_name = {v: k for k, v in convert.STATE_NAMES.items()}
+    if state is not None and state not in by_name:
+        raise _fail(f"unknown state {state!r}: use one of {', '.join(by_name)}")
+    with _errors(), SwapClient(coordinator, timeout=call_timeout) as client:
+        swaps = client.list(by_name[state] if state else pb.SWAP_STATE_UNSPECIFIED, limit)
+    docs = [convert.status_json(s) for s in swaps]
+
+    def human() -> None:
+        for d in docs:
+            typer.echo(f"{d['swap_id']} {d['state']:<9} deadline {d['deadline_ms']}")
+
+    _emit({"swaps": docs}, json_out, human)
+
+
+def _rollup_map(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        for part in filter(None, item.split(",")):
+            rollup, sep, target = part.partition("=")
+            if not sep or not target:
+                raise InvalidArgument(f"--rollup {part!r}: expected ROLLUP=HOST:PORT")
+            out[rollup] = target
+    return out
+
+
+@swap_app.command()
+def audit(
+    swap_id: Annotated[str, typer.Argument(help="Swap id (hex)")],
+    sequencer: Sequencer,
+    genesis: GenesisOpt,
+    rollup: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rollup", envvar="TANDEM_ROLLUPS", help="ROLLUP=HOST:PORT of a node to check"
+        ),
+    ] = None,
+    json_out: JsonOut = False,
+    call_timeout: CallTimeout = 30.0,
+) -> None:
+    """Recompute the decision from the raw log (no coordinator) and check rollups' escrow."""
+    with _errors():
+        g = Genesis.load(genesis)
+        result = run_audit(_sid(swap_id), g, sequencer, _rollup_map(rollup or []), call_timeout)
+    doc = result.to_json()
+
+    def human() -> None:
+        pos = doc["decision_position"]
+        where = f" at {pos['height']}:{pos['index']}" if pos else ""
+        typer.echo(f"{doc['swap_id']} {doc['outcome']}{where} ({doc['reason'] or 'undecided'})")
+        for r, row in doc["rollups"].items():
+            typer.echo(f"  {r}: vote={row['vote']} escrow check={row.get('check', row['escrow'])}")
+        for p in doc["problems"]:
+            typer.echo(f"  PROBLEM: {p}")
+
+    _emit(doc, json_out, human)
+    if result.problems:
+        raise typer.Exit(EXIT_AUDIT)
+
+
+@swap_app.command()
+def run(
+    leg: LegsOpt,
+    timeout: Annotated[float, typer.Option(help="Deadline as seconds of log time from now")],
+    wait_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for the decision (default timeout + 10)")
+    ] = None,
+    coordinator: Coord = "127.0.0.1:7300",
+    keys: Keys = None,
+    json_out: JsonOut = False,
+    call_timeout: CallTimeout = 10.0,
+) -> None:
+    """Propose, sign with every payer's key from the keystore, submit, and wait."""
+    with _errors(), SwapClient(coordinator, timeout=call_timeout) as client:
+        ks = Keystore(keys)
+        legs = [parse_leg(t, ks) for t in leg]
+        mine = ks.all()
+        payers = swap.Intent(tuple(legs), 1, b"").payers()
+        absent = [p.hex() for p in payers if p not in mine]
+        if absent:
+            raise InvalidArgument(f"the keystore lacks payers {absent}: use propose and sign")
+        resp = client.propose(legs, timeout_ms=int(timeout * 1000))
+        _sign_all(client, resp, ks, [mine[p][0] for p in payers])
+        s = follow(client, resp.swap_id, wait_timeout if wait_timeout else timeout + 10)
+    names = ks.names()
+    _emit(convert.status_json(s, names), json_out, lambda: _describe(s, names))
+    raise typer.Exit(_exit_for(s))
+
+
+@coordinator_app.command("run")
+def run_coordinator(
+    sequencer: Sequencer,
+    data_dir: Annotated[Path, typer.Option("--data-dir", envvar="TANDEM_COORDINATOR_DIR")],
+    genesis: GenesisOpt,
+    key: Annotated[
+        Path, typer.Option("--key", envvar="TANDEM_COORDINATOR_KEY", help="Client key PEM")
+    ],
+    listen: Annotated[
+        str, typer.Option(envvar="TANDEM_COORDINATOR_LISTEN", help="gRPC HOST:PORT")
+    ] = "127.0.0.1:7300",
+    call_timeout: CallTimeout = 10.0,
+) -> None:
+    """Serve the coordinator until SIGTERM; prints one ready line with the bound address."""
+    cfg = Config(sequencer, listen, data_dir, genesis, key, call_timeout)
+    try:
+        trio.run(_main, cfg)
+    except (TandemError, BaseExceptionGroup) as exc:
+        errors = _tandem_errors(exc)
+        if not errors:
+            raise
+        raise _fail("; ".join(str(e) for e in errors)) from None
+
+
+def _tandem_errors(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, TandemError):
+        return [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        found = [e for sub in exc.exceptions for e in _tandem_errors(sub)]
+        return found if len(found) == len(exc.exceptions) else []
+    return []
+
+
+def _ready(listen: str) -> None:
+    sys.stdout.write(json.dumps({"event": "ready", "listen": listen}) + "\n")
+    sys.stdout.flush()
+
+
+async def _main(cfg: Config) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                lambda task_status: serve(cfg, on_ready=_ready, task_status=task_status)
+            )
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                break

@@ -1,0 +1,84 @@
+"""`SwapClient`: the synchronous client of a coordinator, with a timeout on every call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import grpc
+
+from rollup_client import swap
+from rollup_client.rollup_api import channel_options, rpc_error
+from rollup_client.wire import swap_pb2 as pb
+from rollup_client.wire import swap_pb2_grpc as pb_grpc
+from swap_coordinator import convert
+
+DEFAULT_TIMEOUT_S = 10.0
+
+
+class SwapClient:
+    """One channel to one coordinator."""
+
+    def __init__(self, target: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(target, options=channel_options())
+        self._stub = pb_grpc.SwapServiceStub(self._channel)
+
+    def __enter__(self) -> SwapClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: Callable[..., Any], request: Any) -> Any:
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise rpc_error(exc, f"coordinator {self.target}") from None
+
+    def propose(
+        self,
+        legs: Sequence[swap.Leg],
+        *,
+        timeout_ms: int = 0,
+        deadline_ms: int = 0,
+        nonce: bytes = b"",
+    ) -> pb.ProposeResponse:
+        req = pb.ProposeRequest(
+            legs=[convert.leg_to_pb(leg) for leg in legs],
+            timeout_ms=timeout_ms,
+            deadline_ms=deadline_ms,
+            nonce=nonce,
+        )
+        resp: pb.ProposeResponse = self._call(self._stub.Propose, req)
+        return resp
+
+    def sign(self, swap_id: bytes, payer: bytes, signature: bytes) -> pb.SwapStatus:
+        req = pb.SignRequest(swap_id=swap_id, payer=payer, signature=signature)
+        resp: pb.SignResponse = self._call(self._stub.Sign, req)
+        return resp.status
+
+    def get(self, swap_id: bytes) -> pb.SwapStatus:
+        resp: pb.GetSwapResponse = self._call(self._stub.Get, pb.GetSwapRequest(swap_id=swap_id))
+        return resp.status
+
+    def list(self, state: int = pb.SWAP_STATE_UNSPECIFIED, limit: int = 0) -> list[pb.SwapStatus]:
+        req = pb.ListSwapsRequest(state=state, limit=limit)  # type: ignore[arg-type]
+        resp: pb.ListSwapsResponse = self._call(self._stub.List, req)
+        return list(resp.swaps)
+
+    def watch(self, swap_id: bytes, timeout: float) -> Iterator[pb.SwapStatus]:
+        """Status changes until the swap is final or `timeout` seconds pass (then it ends)."""
+        stream = self._stub.Watch(pb.WatchSwapRequest(swap_id=swap_id), timeout=timeout)
+        try:
+            for msg in stream:
+                yield msg.status
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise rpc_error(exc, f"coordinator {self.target}") from None
+        finally:
+            stream.cancel()
