@@ -70,7 +70,7 @@ def write_net(root: Path) -> Net:
         (
             Client("alpha", keys["alpha"].public, frozenset({"alpha", *system})),
             Client("beta", keys["beta"].public, frozenset({"beta", *system})),
-            Client("feeder", keys["feeder"].public, frozenset({"alpha", "beta"})),
+            Client("feeder", keys["feeder"].public, frozenset({"alpha", "beta", SWAP_NAMESPACE})),
         ),
         (
             Rollup(
