@@ -1,0 +1,144 @@
+"""The coordinator core without I/O: proposals, signatures, states read off the log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rollup_client import swap
+from rollup_client.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from swap_coordinator import convert
+from swap_coordinator.core import Coordinator, Lock, State, deadline_for
+from swap_coordinator.store import Store
+
+from .helpers import ASSET, USERS, genesis, key, make_block, vote
+
+A, B, _ = USERS
+G = genesis()
+LEGS = (
+    swap.Leg("alpha", A.public, B.public, ASSET, 5),
+    swap.Leg("beta", B.public, A.public, ASSET, 7),
+)
+
+
+def signed_proposal(core: Coordinator, deadline: int = 100) -> swap.Intent:
+    p = core.propose(LEGS, deadline, b"n")
+    intent = p.signed.intent
+    for k in (A, B):
+        core.sign(intent.swap_id, k.public, k.sign(intent.signing_bytes()))
+    return intent
+
+
+def test_deadline_for() -> None:
+    assert deadline_for(1_000, 500, 0) == 1_500
+    assert deadline_for(1_000, 0, 2_000) == 2_000
+    for timeout, deadline in ((0, 0), (5, 5), (0, 1_000)):
+        with pytest.raises(InvalidArgument):
+            deadline_for(1_000, timeout, deadline)
+
+
+def test_propose_is_idempotent_and_checks_terms() -> None:
+    core = Coordinator(G)
+    first = core.propose(LEGS, 100, b"n")
+    assert core.propose(LEGS, 100, b"n") is first
+    assert core.view(first.signed.swap_id).state is State.PROPOSED
+    with pytest.raises(InvalidArgument):
+        core.propose((), 100, b"n")
+
+
+def test_signatures_are_checked_and_complete_the_proposal() -> None:
+    core = Coordinator(G)
+    intent = core.propose(LEGS, 100, b"n").signed.intent
+    sid = intent.swap_id
+    with pytest.raises(Unauthenticated):
+        core.sign(sid, A.public, B.sign(intent.signing_bytes()))
+    with pytest.raises(InvalidArgument, match="pays no leg"):
+        core.sign(sid, key("x").public, key("x").sign(intent.signing_bytes()))
+    with pytest.raises(NotFound):
+        core.sign(b"\0" * 32, A.public, A.sign(b""))
+    core.sign(sid, A.public, A.sign(intent.signing_bytes()))
+    assert core.view(sid).missing == (B.public,)
+    assert core.to_submit() == []
+    core.sign(sid, B.public, B.sign(intent.signing_bytes()))
+    v = core.view(sid)
+    assert v.state is State.SUBMITTED and v.missing == ()
+    ((got_sid, data),) = core.to_submit()
+    assert got_sid == sid and swap.decode_swap_entry(data).swap_id == sid
+    core.submitted(sid, 3, 0)
+    assert core.to_submit() == []
+
+
+def test_states_follow_the_log_to_commit() -> None:
+    core = Coordinator(G)
+    intent = signed_proposal(core)
+    sid = intent.swap_id
+    data = core.to_submit()[0][1]
+    core.apply_block(make_block(0, 10, [data, vote(sid, "alpha", True)]))
+    v = core.view(sid)
+    assert v.state is State.ORDERED and v.intent_at == (0, 0)
+    assert [lv.lock for lv in v.legs] == [Lock.LOCKED, Lock.WAITING]
+    assert v.time_left_ms == 90
+    core.apply_block(make_block(1, 20, [vote(sid, "beta", True)]))
+    v = core.view(sid)
+    assert v.state is State.COMMITTED
+    assert (v.decision.height, v.decision.index) == (1, 0)
+    assert [lv.lock for lv in v.legs] == [Lock.PAID, Lock.PAID]
+    st = convert.status_json(convert.view_to_pb(v))
+    assert st["state"] == "committed" and st["decision_position"]["height"] == 1
+
+
+def test_abort_by_deadline_marks_refunds_and_releases() -> None:
+    core = Coordinator(G)
+    intent = signed_proposal(core, deadline=50)
+    sid = intent.swap_id
+    core.apply_block(make_block(0, 10, [core.to_submit()[0][1], vote(sid, "alpha", True)]))
+    core.apply_block(make_block(1, 51, []))
+    v = core.view(sid)
+    assert v.state is State.ABORTED and v.decision.index == swap.BLOCK_START
+    assert [lv.lock for lv in v.legs] == [Lock.REFUNDED, Lock.RELEASED]
+    pbv = convert.view_to_pb(v)
+    assert pbv.decision_at_block_start and pbv.time_left_ms == -1
+
+
+def test_unordered_proposal_expires_and_cannot_be_signed() -> None:
+    core = Coordinator(G)
+    sid = core.propose(LEGS, 50, b"n").signed.swap_id
+    core.apply_block(make_block(0, 50, []))
+    assert core.view(sid).state is State.EXPIRED
+    with pytest.raises(FailedPrecondition, match="expired"):
+        core.check_submittable(sid)
+
+
+def test_swaps_of_other_coordinators_are_visible_from_the_log() -> None:
+    other = Coordinator(G)
+    intent = signed_proposal(other)
+    core = Coordinator(G)
+    core.apply_block(make_block(0, 10, [other.to_submit()[0][1]]))
+    assert core.view(intent.swap_id).state is State.ORDERED
+    assert [v.swap_id for v in core.list()] == [intent.swap_id]
+    assert core.list(State.COMMITTED) == []
+    with pytest.raises(NotFound):
+        core.view(b"\1" * 32)
+
+
+def test_store_round_trip(tmp_path: Path) -> None:
+    core = Coordinator(G)
+    intent = core.propose(LEGS, 100, b"n").signed.intent
+    core.sign(intent.swap_id, A.public, A.sign(intent.signing_bytes()))
+    core.apply_block(make_block(0, 10, []))
+    store = Store(tmp_path / "c.db")
+    try:
+        store.save_proposal(core.proposals[intent.swap_id].signed)
+        store.save_checkpoint(core.tracker)
+    finally:
+        store.close()
+    store = Store(tmp_path / "c.db")
+    try:
+        again = Coordinator(G, store.checkpoint(G))
+        for s in store.proposals():
+            again.add(s)
+    finally:
+        store.close()
+    assert again.height == 0
+    assert again.view(intent.swap_id) == core.view(intent.swap_id)
