@@ -83,8 +83,9 @@ def merge(results: list[dict[str, Any]]) -> LoadResult:
 
 
 def _lines(stream: IO[bytes], index: int, out: queue.Queue[tuple[int, str]]) -> None:
-    for raw in stream:
-        out.put((index, raw.decode(errors="replace").strip()))
+    with stream:
+        for raw in stream:
+            out.put((index, raw.decode(errors="replace").strip()))
     out.put((index, ""))
 
 
@@ -119,6 +120,9 @@ def run_load(load: Load, log_dir: Path, connect_timeout_s: float = 60.0) -> Load
     finally:
         for p in procs:
             end_group(p, grace_s=5.0)
+            if p.stdin is not None:
+                with contextlib.suppress(OSError):
+                    p.stdin.close()
 
 
 def _expect(

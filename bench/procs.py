@@ -129,7 +129,7 @@ class Server:
         return self.ready_match
 
     def _copy(self, stream: IO[bytes]) -> None:
-        with open(self.log_path, "ab") as log:
+        with stream, open(self.log_path, "ab") as log:
             for raw in stream:
                 log.write(raw)
                 log.flush()

@@ -1,0 +1,58 @@
+"""bench.procs and bench.report: readiness, clean stops, and well-formed result files."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.procs import Server, ServerFailed, running
+from bench.report import Chart, Report, fmt, markdown, write
+
+
+def test_server_ready_line_and_stop(tmp_path: Path) -> None:
+    code = "import sys,time; print('booting'); print('READY 4242', flush=True); time.sleep(60)"
+    server = Server([sys.executable, "-c", code], tmp_path / "s.log", re.compile(r"READY (\d+)"))
+    with running(server, timeout_s=30) as s:
+        assert s.ready_match is not None and s.ready_match.group(1) == "4242"
+        assert s.ready_at >= s.started_at
+    assert server.proc is not None and server.proc.poll() is not None
+    assert "booting" in (tmp_path / "s.log").read_text()
+
+
+def test_server_that_dies_before_ready_fails_with_its_log(tmp_path: Path) -> None:
+    code = "import sys; print('cannot bind'); sys.exit(3)"
+    server = Server([sys.executable, "-c", code], tmp_path / "s.log", re.compile("READY"))
+    with pytest.raises(ServerFailed, match="cannot bind"), running(server, timeout_s=30):
+        pass
+    assert server.proc is not None and server.proc.returncode == 3
+
+
+def test_cells_and_markdown() -> None:
+    assert fmt(None) == "—"
+    assert fmt(123456.7) == "123,457"
+    assert fmt(1.23456) == "1.23"
+    assert fmt(True) == "yes"
+    report = Report(
+        "demo",
+        {"params": {"workers": 4}},
+        rows=[{"system": "a", "rate": 1000.0}, {"system": "b", "note": "missing"}],
+        notes=["a note"],
+        problems=["broken"],
+    )
+    text = markdown(report)
+    assert "| system | rate | note |" in text
+    assert "| b | — | missing |" in text
+    assert "workers=4" in text and "- a note" in text and "PROBLEM: broken" in text
+
+
+def test_write_json_markdown_and_png(tmp_path: Path) -> None:
+    chart = Chart("rates", "entries/s", {"entries/s": {"tandem": 10.0, "peer": None}})
+    report = Report("demo", {"benchmark": "demo", "value": 1.5}, [{"x": 1}], [chart])
+    paths = write(report, tmp_path / "out")
+    assert [p.name for p in paths] == ["demo.json", "demo.md", "demo.png"]
+    assert json.loads(paths[0].read_text()) == {"benchmark": "demo", "value": 1.5}
+    assert paths[2].read_bytes().startswith(b"\x89PNG")
