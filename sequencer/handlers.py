@@ -110,14 +110,12 @@ class Handlers:
         found = self.reader.entry(entry_id)
         if found is None:
             raise NotFound(f"entry {entry_id.hex()} is not in the log")
-        height, index, ns, data = found
-        sh = self.reader.header(height)
-        leaf_proof, pos, path = block.entry_proof(
-            sh.table, ns, self.reader.namespace_ids(height, ns), index
-        )
+        entry, ns_ids = found
+        sh = self.reader.header(entry.height)
+        leaf_proof, pos, path = block.entry_proof(sh.table, entry.namespace, ns_ids, entry.index)
         return pb.GetEntryResponse(
-            entry=pb.Entry(namespace=ns, data=data),
-            position=pb.Position(height=height, index=index),
+            entry=pb.Entry(namespace=entry.namespace, data=entry.data),
+            position=pb.Position(height=entry.height, index=entry.index),
             header=pb.SignedHeader(header=sh.header.to_pb(), hash=sh.hash, signature=sh.signature),
             namespace_proof=leaf_proof,
             entry_leaf_index=pos,

@@ -26,9 +26,11 @@ from sequencer.handlers import Handlers
 from sequencer.headwatch import HeadWatch
 from sequencer.intake import Intake, Ticket
 from sequencer.metrics import Metrics
-from sequencer.store import Reader, Store
+from sequencer.store import IdIndex, Store
 
 SHUTDOWN_GRACE_S = 2.0
+# How often the id index absorbs the blocks sealed since its last flush.
+INDEX_FLUSH_S = 0.5
 
 
 def wall_ms() -> int:
@@ -125,6 +127,13 @@ def _wake(token: trio.lowlevel.TrioToken, event: trio.Event) -> None:
         token.run_sync_soon(event.set)
 
 
+async def _keep_indexing(index: IdIndex) -> None:
+    """Move newly sealed ids into the durable index in large batches, off the ack path."""
+    while True:
+        await trio.sleep(INDEX_FLUSH_S)
+        await trio.to_thread.run_sync(index.flush)
+
+
 def _load_identity(config: Config) -> tuple[Genesis, SigningKey]:
     genesis = Genesis.load(config.genesis_path)
     key = SigningKey.load(config.key_path)
@@ -146,7 +155,7 @@ async def serve(
     config.data_dir.mkdir(parents=True, exist_ok=True)
     log = EventLog(config.log_path)
     store = await trio.to_thread.run_sync(Store, config.db_path)
-    reader = Reader(config.db_path)
+    reader = store.reader()
     try:
         head = await trio.to_thread.run_sync(store.recover, genesis.sequencer_key)
         core = Sequencer(key, head, config.max_block_entries, genesis.time_ms)
@@ -193,12 +202,15 @@ async def _run(
             on_ready(edge.listen, metrics_addr)
         task_status.started(edge.port)
         try:
-            await committer.run(config.heartbeat_ms)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_keep_indexing, committer.store.index)
+                await committer.run(config.heartbeat_ms)
         finally:
             with trio.CancelScope(shield=True):
                 edge.draining()
                 log("draining", height=committer.watch.head.height)
                 await committer.drain()
+                await trio.to_thread.run_sync(committer.store.index.flush)
     finally:
         committer.watch.close()
         with trio.CancelScope(shield=True):

@@ -1,9 +1,16 @@
 """The block store: SQLite (WAL, synchronous=FULL), one transaction per block.
 
 A block's header and its entries commit together, and `write` returns only after the
-commit is on disk, so an acknowledgement never outruns durability. The writer connection
-belongs to the shell's sealing thread; every reading thread gets its own connection via
-`Reader`, since sealed blocks are immutable and need no coordination beyond the head.
+commit is on disk, so an acknowledgement never outruns durability. Entries are stored
+one row per (block, namespace), the unit every reader asks for, packed as
+(u32 index, u32 length, data) records: Python's sqlite3 drops and retakes the GIL for
+every row, and with gRPC threads busy that per-row handover, not the disk, was the cost.
+
+The id index (entry id -> position, for dedup and GetEntry) lives in its own file and is
+filled in large sorted batches by `IdIndex.flush`, off the acknowledgement path; ids of
+blocks sealed since the last flush are held in memory and rebuilt from the block store
+after a crash. The writer connection belongs to one thread at a time; every reading
+thread gets its own connection, since sealed blocks are immutable.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from pathlib import Path
 
 from rollup_client import block, codec, keys
 from rollup_client.errors import FailedPrecondition
-from sequencer.core import Ack, Block, Head
+from sequencer.core import Ack, Block, Head, Item
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS headers (
@@ -33,15 +40,49 @@ CREATE TABLE IF NOT EXISTS headers (
 );
 CREATE TABLE IF NOT EXISTS entries (
     height INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
     namespace TEXT NOT NULL,
-    data BLOB NOT NULL,
-    id BLOB NOT NULL
+    records BLOB NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS entries_by_id ON entries (id);
-CREATE INDEX IF NOT EXISTS entries_by_block ON entries (height, namespace, idx);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_by_block ON entries (height, namespace);
 """
-_LOOKUP_CHUNK = 900
+IDS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ids (id BLOB PRIMARY KEY, loc BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+# One statement inserts a whole packed batch of (id, loc) records, so SQLite, not a
+# Python loop, walks the rows.
+_ID_RECORD = codec.HASH_BYTES + 16
+_INSERT_IDS = f"""
+WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i + 1 < ?2)
+INSERT OR REPLACE INTO ids
+SELECT substr(?1, i * {_ID_RECORD} + 1, {codec.HASH_BYTES}),
+       substr(?1, i * {_ID_RECORD} + {codec.HASH_BYTES + 1}, 16)
+FROM r
+"""
+_LOOKUP_IDS = f"""
+WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i + 1 < ?2)
+SELECT ids.id, ids.loc FROM r
+JOIN ids ON ids.id = substr(?1, i * {codec.HASH_BYTES} + 1, {codec.HASH_BYTES})
+"""
+MMAP_BYTES = 1 << 30
+_LOC = struct.Struct(">QQ")  # height, index
+_REC = struct.Struct(">II")  # index, data length
+
+
+def pack_records(records: Iterable[tuple[int, bytes]]) -> bytes:
+    """(index, data) pairs as one blob of (u32 index, u32 length, data) records."""
+    return b"".join(_REC.pack(i, len(d)) + d for i, d in records)
+
+
+def unpack_records(blob: bytes) -> list[tuple[int, bytes]]:
+    out = []
+    at = 0
+    while at < len(blob):
+        i, n = _REC.unpack_from(blob, at)
+        at += _REC.size
+        out.append((i, blob[at : at + n]))
+        at += n
+    return out
 
 
 def encode_table(table: Iterable[block.NsRow]) -> bytes:
@@ -76,124 +117,53 @@ class StoredHeader:
     table: tuple[block.NsRow, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    height: int
+    index: int
+    namespace: str
+    data: bytes
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout=5000")
+    # Reads through the OS page cache (shared by every connection) instead of read() calls.
+    conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     return conn
 
 
-class Store:
-    """The writer side. Use from one thread at a time."""
+def _writer(path: Path, schema: str) -> sqlite3.Connection:
+    db = _connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript(schema)
+    return db
+
+
+def _transaction(
+    db: sqlite3.Connection, statements: Sequence[tuple[str, tuple[object, ...]]]
+) -> None:
+    db.execute("BEGIN")
+    try:
+        for sql, args in statements:
+            db.execute(sql, args)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+class _PerThread:
+    """One read-only connection per thread to one database file."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = _connect(self.path)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def write(self, blk: Block) -> None:
-        """Append `blk` and its entries in one transaction; return once it is fsynced."""
-        h = blk.header
-        height = h.height
-        db = self._db
-        db.execute("BEGIN")
-        try:
-            db.execute(
-                "INSERT INTO headers VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    height,
-                    blk.hash,
-                    h.prev_hash,
-                    h.time_ms,
-                    h.entry_count,
-                    h.namespace_count,
-                    h.namespace_root,
-                    blk.signature,
-                    encode_table(blk.table),
-                ),
-            )
-            db.executemany(
-                "INSERT INTO entries VALUES (?,?,?,?,?)",
-                [(height, i, it.namespace, it.data, it.id) for i, it in enumerate(blk.items)],
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-
-    def known(self, ids: Iterable[bytes]) -> dict[bytes, Ack]:
-        """Original positions of those `ids` already in the log."""
-        want = list(set(ids))
-        found: dict[bytes, Ack] = {}
-        for i in range(0, len(want), _LOOKUP_CHUNK):
-            chunk = want[i : i + _LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            q = f"SELECT id, height, idx FROM entries WHERE id IN ({marks})"
-            for eid, height, idx in self._db.execute(q, chunk):
-                found[eid] = Ack(eid, height, idx, True)
-        return found
-
-    def recover(self, sequencer_key: bytes) -> Head | None:
-        """The verified head, or None for an empty store.
-
-        Raises FailedPrecondition when the chain on disk is damaged: a gap in heights, a
-        head whose hash, signature or entries do not check out, or a broken link to its
-        parent. A sequencer must never serve such a chain.
-        """
-        count, top = self._db.execute("SELECT COUNT(*), MAX(height) FROM headers").fetchone()
-        if count == 0:
-            return None
-        if top != count - 1:
-            raise FailedPrecondition(
-                f"block store {self.path} is damaged: {count} headers but head height {top}"
-            )
-        reader = Reader(self.path)
-        try:
-            head = reader.header(top)
-            _verify_stored(reader, head, sequencer_key)
-            if top > 0 and reader.header(top - 1).hash != head.header.prev_hash:
-                raise FailedPrecondition(f"block {top} does not link to block {top - 1}")
-        finally:
-            reader.close()
-        return Head(top, head.hash, head.header.time_ms)
-
-
-def _verify_stored(reader: Reader, sh: StoredHeader, sequencer_key: bytes) -> None:
-    h = sh.header
-    where = f"block {h.height} in {reader.path}"
-    if h.hash != sh.hash:
-        raise FailedPrecondition(f"{where}: header hash does not match its fields")
-    if not keys.verify(sequencer_key, sh.signature, sh.hash):
-        raise FailedPrecondition(f"{where}: signature does not verify with the genesis key")
-    rows = reader.block_ids(h.height)
-    per_ns = reader.entries(h.height, None)
-    data = {i: codec.entry_id(ns, d) for ns, es in per_ns.items() for i, d in es}
-    table = tuple(block.namespace_table([(ns, eid) for _, ns, eid in rows]))
-    if (
-        [i for i, _, _ in rows] != list(range(len(rows)))
-        or any(data.get(i) != eid for i, _, eid in rows)
-        or table != sh.table
-    ):
-        raise FailedPrecondition(f"{where}: entries do not match the namespace table")
-    if block.make_header(h.height, h.prev_hash, h.time_ms, len(rows), table) != h:
-        raise FailedPrecondition(f"{where}: namespace root or entry count is wrong")
-
-
-class Reader:
-    """Read-only access to sealed blocks with one SQLite connection per thread."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+        self.path = path
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
-    def _db(self) -> sqlite3.Connection:
+    def get(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = _connect(self.path)
@@ -209,9 +179,196 @@ class Reader:
                 db.close()
             self._all.clear()
 
+
+class IdIndex:
+    """Entry id -> (height, index): a durable table plus an in-memory tail.
+
+    Blocks enter the tail right after their commit; `flush` moves the whole tail into the
+    table in one sorted transaction and records the highest indexed height, so after a
+    crash the tail is rebuilt from the block store above that watermark. Safe to use from
+    any thread; `flush` runs concurrently with `add` and `lookup`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = _writer(path, IDS_SCHEMA)
+        self._readers = _PerThread(path)
+        self._lock = threading.Lock()
+        self._tail: dict[bytes, tuple[int, int]] = {}
+        self._top = self.watermark()
+
+    def watermark(self) -> int:
+        """Every entry of blocks up to this height is in the table (-1: none)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='indexed_height'").fetchone()
+        return -1 if row is None else int(row[0])
+
+    def add(self, height: int, ids: Sequence[bytes]) -> None:
+        """Index block `height`, whose i-th entry has id ids[i] (blocks in height order)."""
+        with self._lock:
+            self._tail.update((eid, (height, i)) for i, eid in enumerate(ids))
+            self._top = height
+
+    def pending(self) -> int:
+        return len(self._tail)
+
+    def lookup(self, ids: Iterable[bytes]) -> dict[bytes, tuple[int, int]]:
+        """(height, index) of those `ids` that are in the log."""
+        found: dict[bytes, tuple[int, int]] = {}
+        missing: list[bytes] = []
+        with self._lock:
+            tail = self._tail
+            for eid in set(ids):
+                at = tail.get(eid)
+                if at is None:
+                    missing.append(eid)
+                else:
+                    found[eid] = at
+        if missing:
+            rows = self._readers.get().execute(_LOOKUP_IDS, (b"".join(missing), len(missing)))
+            for eid, loc in rows:
+                found[eid] = _LOC.unpack(loc)
+        return found
+
+    def flush(self) -> int:
+        """Write the tail to the table durably, then drop it from memory; returns its size."""
+        with self._lock:
+            rows = sorted(self._tail.items())
+            top = self._top
+        if not rows and top <= self.watermark():
+            return 0
+        packed = b"".join(eid + _LOC.pack(*at) for eid, at in rows)
+        _transaction(
+            self._db,
+            [
+                (_INSERT_IDS, (packed, len(rows))) if rows else ("SELECT 1", ()),
+                ("INSERT OR REPLACE INTO meta VALUES ('indexed_height', ?)", (top,)),
+            ],
+        )
+        with self._lock:
+            for eid, at in rows:
+                if self._tail.get(eid) == at:
+                    del self._tail[eid]
+        return len(rows)
+
+    def close(self) -> None:
+        self._readers.close()
+        self._db.close()
+
+
+class Store:
+    """The writer side: one thread at a time writes blocks; `reader()` serves any thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = _writer(self.path, SCHEMA)
+        self.index = IdIndex(self.path.with_suffix(".ids.sqlite"))
+
+    def reader(self) -> Reader:
+        return Reader(self.path, self.index)
+
+    def close(self) -> None:
+        self.index.close()
+        self._db.close()
+
+    def write(self, blk: Block) -> None:
+        """Append `blk` and its entries in one transaction; return once it is fsynced."""
+        h = blk.header
+        per_ns: dict[str, list[tuple[int, bytes]]] = {}
+        for i, it in enumerate(blk.items):
+            per_ns.setdefault(it.namespace, []).append((i, it.data))
+        header = (
+            h.height,
+            blk.hash,
+            h.prev_hash,
+            h.time_ms,
+            h.entry_count,
+            h.namespace_count,
+            h.namespace_root,
+            blk.signature,
+            encode_table(blk.table),
+        )
+        _transaction(
+            self._db,
+            [("INSERT INTO headers VALUES (?,?,?,?,?,?,?,?,?)", header)]
+            + [
+                ("INSERT INTO entries VALUES (?,?,?)", (h.height, ns, pack_records(recs)))
+                for ns, recs in per_ns.items()
+            ],
+        )
+        self.index.add(h.height, [it.id for it in blk.items])
+
+    def known(self, ids: Iterable[bytes]) -> dict[bytes, Ack]:
+        """Original positions of those `ids` already in the log."""
+        return {eid: Ack(eid, h, i, True) for eid, (h, i) in self.index.lookup(ids).items()}
+
+    def recover(self, sequencer_key: bytes) -> Head | None:
+        """The verified head (None for an empty store), with the id index caught up.
+
+        Raises FailedPrecondition when the chain on disk is damaged: a gap in heights, a
+        head whose hash, signature or entries do not check out, or a broken link to its
+        parent. A sequencer must never serve such a chain.
+        """
+        count, top = self._db.execute("SELECT COUNT(*), MAX(height) FROM headers").fetchone()
+        top = -1 if top is None else top
+        if top != count - 1:
+            raise FailedPrecondition(
+                f"block store {self.path} is damaged: {count} headers but head height {top}"
+            )
+        mark = self.index.watermark()
+        if mark > top:
+            raise FailedPrecondition(
+                f"id index {self.index.path} covers height {mark} beyond the head {top}: "
+                "it belongs to another block store"
+            )
+        if count == 0:
+            return None
+        reader = self.reader()
+        try:
+            head = reader.header(top)
+            _verify_stored(reader, head, sequencer_key)
+            if top > 0 and reader.header(top - 1).hash != head.header.prev_hash:
+                raise FailedPrecondition(f"block {top} does not link to block {top - 1}")
+            for height in range(mark + 1, top + 1):
+                self.index.add(height, [it.id for it in reader.items(height)])
+        finally:
+            reader.close()
+        self.index.flush()
+        return Head(top, head.hash, head.header.time_ms)
+
+
+def _verify_stored(reader: Reader, sh: StoredHeader, sequencer_key: bytes) -> None:
+    h = sh.header
+    where = f"block {h.height} in {reader.path}"
+    if h.hash != sh.hash:
+        raise FailedPrecondition(f"{where}: header hash does not match its fields")
+    if not keys.verify(sequencer_key, sh.signature, sh.hash):
+        raise FailedPrecondition(f"{where}: signature does not verify with the genesis key")
+    try:
+        items = reader.items(h.height)
+    except (ValueError, struct.error) as exc:
+        raise FailedPrecondition(f"{where}: entries do not decode ({exc})") from exc
+    table = tuple(block.namespace_table([(it.namespace, it.id) for it in items]))
+    if table != sh.table:
+        raise FailedPrecondition(f"{where}: entries do not match the namespace table")
+    if block.make_header(h.height, h.prev_hash, h.time_ms, len(items), table) != h:
+        raise FailedPrecondition(f"{where}: namespace root or entry count is wrong")
+
+
+class Reader:
+    """Read-only access to sealed blocks with one SQLite connection per thread."""
+
+    def __init__(self, path: Path, index: IdIndex) -> None:
+        self.path = Path(path)
+        self.index = index
+        self._conns = _PerThread(self.path)
+
+    def close(self) -> None:
+        self._conns.close()
+
     def header(self, height: int) -> StoredHeader:
         row = (
-            self._db()
+            self._conns.get()
             .execute(
                 "SELECT height, prev_hash, time_ms, entry_count, namespace_count, "
                 "namespace_root, hash, signature, namespace_table FROM headers WHERE height=?",
@@ -227,50 +384,36 @@ class Reader:
         self, height: int, namespaces: Sequence[str] | None
     ) -> dict[str, list[tuple[int, bytes]]]:
         """(index, data) of each namespace's entries in block `height` (None: all)."""
-        db = self._db()
+        db = self._conns.get()
         if namespaces is None:
-            cur = db.execute(
-                "SELECT namespace, idx, data FROM entries WHERE height=? ORDER BY namespace, idx",
-                (height,),
-            )
+            cur = db.execute("SELECT namespace, records FROM entries WHERE height=?", (height,))
         else:
             marks = ",".join("?" * len(namespaces))
             cur = db.execute(
-                "SELECT namespace, idx, data FROM entries "
-                f"WHERE height=? AND namespace IN ({marks}) ORDER BY namespace, idx",
+                f"SELECT namespace, records FROM entries WHERE height=? AND namespace IN ({marks})",
                 (height, *namespaces),
             )
-        out: dict[str, list[tuple[int, bytes]]] = {}
-        for ns, idx, data in cur:
-            out.setdefault(ns, []).append((idx, data))
-        return out
+        return {ns: unpack_records(blob) for ns, blob in cur}
 
-    def block_ids(self, height: int) -> list[tuple[int, str, bytes]]:
-        """(index, namespace, id) of every entry in block `height`, in index order."""
-        return (
-            self._db()
-            .execute(
-                "SELECT idx, namespace, id FROM entries WHERE height=? ORDER BY idx", (height,)
-            )
-            .fetchall()
-        )
+    def items(self, height: int) -> list[Item]:
+        """Every entry of block `height` in index order, ids recomputed from the data."""
+        found = [
+            (i, ns, data) for ns, recs in self.entries(height, None).items() for i, data in recs
+        ]
+        found.sort()
+        if [i for i, _, _ in found] != list(range(len(found))):
+            raise ValueError(f"block {height} has gaps or repeats in its entry indices")
+        return [Item(ns, data, codec.entry_id(ns, data)) for _, ns, data in found]
 
-    def entry(self, eid: bytes) -> tuple[int, int, str, bytes] | None:
-        """(height, index, namespace, data) of entry `eid`, if stored."""
-        row = (
-            self._db()
-            .execute("SELECT height, idx, namespace, data FROM entries WHERE id=?", (eid,))
-            .fetchone()
-        )
-        return None if row is None else (row[0], row[1], row[2], row[3])
-
-    def namespace_ids(self, height: int, namespace: str) -> list[tuple[int, bytes]]:
-        """(index, id) of namespace `namespace`'s entries in block `height`, in order."""
-        return (
-            self._db()
-            .execute(
-                "SELECT idx, id FROM entries WHERE height=? AND namespace=? ORDER BY idx",
-                (height, namespace),
-            )
-            .fetchall()
-        )
+    def entry(self, eid: bytes) -> tuple[StoredEntry, list[tuple[int, bytes]]] | None:
+        """Entry `eid` and the (index, id) list of its namespace in its block, if logged."""
+        at = self.index.lookup([eid]).get(eid)
+        if at is None:
+            return None
+        height, index = at
+        for ns, recs in self.entries(height, None).items():
+            for i, data in recs:
+                if i == index:
+                    ns_ids = [(j, codec.entry_id(ns, d)) for j, d in recs]
+                    return StoredEntry(height, index, ns, data), ns_ids
+        return None

@@ -11,7 +11,7 @@ from rollup_client import block, codec
 from rollup_client.errors import FailedPrecondition
 from rollup_client.keys import SigningKey
 from sequencer.core import Batch, Block, Item, Sequencer
-from sequencer.store import Reader, Store, decode_table, encode_table
+from sequencer.store import Store, StoredEntry, decode_table, encode_table
 
 KEY = SigningKey.from_seed(b"\x09" * 32)
 
@@ -20,7 +20,7 @@ def item(ns: str, data: bytes) -> Item:
     return Item(ns, data, codec.entry_id(ns, data))
 
 
-def fill(path: Path, blocks: int) -> list[Block]:
+def fill(path: Path, blocks: int, flush: bool = True) -> list[Block]:
     store = Store(path)
     core = Sequencer(KEY, store.recover(KEY.public), 100)
     out = []
@@ -29,6 +29,8 @@ def fill(path: Path, blocks: int) -> list[Block]:
         blk = core.cut([Batch(items[: h % 4])], 1000 + h, {}).block
         store.write(blk)
         out.append(blk)
+    if flush:
+        store.index.flush()
     store.close()
     return out
 
@@ -39,7 +41,7 @@ def test_round_trip_and_restart_continues_at_the_next_height(tmp_path: Path) -> 
     store = Store(db)
     head = store.recover(KEY.public)
     assert head == written[-1].head
-    reader = Reader(db)
+    reader = store.reader()
     for blk in written:
         sh = reader.header(blk.header.height)
         assert (sh.header, sh.hash, sh.signature, sh.table) == (
@@ -54,13 +56,51 @@ def test_round_trip_and_restart_continues_at_the_next_height(tmp_path: Path) -> 
             it.id for it in blk.items
         ]
     first = written[3].items[0]
-    assert reader.entry(first.id) == (3, 0, first.namespace, first.data)
+    got = reader.entry(first.id)
+    assert got is not None and got[0] == StoredEntry(3, 0, first.namespace, first.data)
     assert store.known([first.id, b"\x00" * 32]).keys() == {first.id}
     core = Sequencer(KEY, head, 100)
     nxt = core.cut([], 0, {}).block
     assert nxt.header.height == 6 and nxt.header.prev_hash == written[-1].hash
     assert nxt.header.time_ms == written[-1].header.time_ms
     reader.close()
+    store.close()
+
+
+def test_id_index_serves_from_memory_then_disk_and_catches_up_after_a_crash(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "blocks.sqlite"
+    written = fill(db, 3, flush=False)  # the id index never saw these blocks
+    store = Store(db)
+    core = Sequencer(KEY, store.recover(KEY.public), 100)
+    assert store.index.watermark() == 2 and store.index.pending() == 0
+    late = item("a", b"late")
+    store.write(core.cut([Batch((late,))], 0, {}).block)
+    assert store.index.pending() == 1
+    ids = [late.id, written[1].items[0].id, written[2].items[1].id]
+    assert {e: (a.height, a.index) for e, a in store.known(ids).items()} == {
+        ids[0]: (3, 0),
+        ids[1]: (1, 0),
+        ids[2]: (2, 1),
+    }
+    store.close()  # the tail holding block 3 was never flushed
+    store = Store(db)
+    store.recover(KEY.public)
+    assert store.index.watermark() == 3
+    got = store.reader().entry(late.id)
+    assert got is not None and got[0] == StoredEntry(3, 0, "a", b"late")
+    store.close()
+
+
+def test_an_id_index_from_another_store_is_refused(tmp_path: Path) -> None:
+    fill(tmp_path / "blocks.sqlite", 4)
+    fill(tmp_path / "other" / "blocks.sqlite", 2)
+    (tmp_path / "other" / "blocks.ids.sqlite").unlink()
+    (tmp_path / "blocks.ids.sqlite").rename(tmp_path / "other" / "blocks.ids.sqlite")
+    store = Store(tmp_path / "other" / "blocks.sqlite")
+    with pytest.raises(FailedPrecondition, match="another block store"):
+        store.recover(KEY.public)
     store.close()
 
 
@@ -75,8 +115,8 @@ def test_empty_store_has_no_head(tmp_path: Path) -> None:
     [
         "UPDATE headers SET time_ms = time_ms + 1 WHERE height = 5",
         "UPDATE headers SET signature = zeroblob(64) WHERE height = 5",
-        "UPDATE entries SET data = x'00' WHERE height = 5",
-        "DELETE FROM entries WHERE height = 5 AND idx = 0",
+        "UPDATE entries SET records = x'0000000000000001ff' WHERE height = 5",
+        "DELETE FROM entries WHERE height = 5",
         "DELETE FROM headers WHERE height = 2",
         "UPDATE headers SET prev_hash = zeroblob(32), hash = zeroblob(32) WHERE height = 4",
     ],
