@@ -112,22 +112,30 @@ class Node:
         self._wakeup.set()
 
     async def forward_submissions(self) -> None:
-        """Drain the queue once per wake-up: check nonces, forward one batch, release all."""
-        while True:
-            await self._wakeup.wait()
-            self._wakeup = trio.Event()
-            subs = self.queue.drain()
-            good: list[Submission] = []
-            for sub in subs:
-                try:
-                    self.machine.check(sub.data)
-                except TandemError as exc:
-                    self.view.forget(sub.tx_id)
-                    sub.fail(exc)
-                else:
-                    good.append(sub)
-            for chunk in _chunks(good, self.link.max_batch_entries):
-                await self._forward(chunk)
+        """Drain the queue once per wake-up: check nonces, forward one batch, release all.
+
+        On the way out every waiting handler is released with Unavailable, so no handler
+        thread outlives the node.
+        """
+        good: list[Submission] = []
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup = trio.Event()
+                good = []
+                for sub in self.queue.drain():
+                    try:
+                        self.machine.check(sub.data)
+                    except TandemError as exc:
+                        self.view.forget(sub.tx_id)
+                        sub.fail(exc)
+                    else:
+                        good.append(sub)
+                for chunk in _chunks(good, self.link.max_batch_entries):
+                    await self._forward(chunk)
+        finally:
+            for sub in good + self.queue.close():
+                sub.fail(Unavailable("the rollup node is shutting down: resubmit"))
 
     async def _forward(self, subs: Sequence[Submission]) -> None:
         ns = self.config.rollup_id

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rollup_client.errors import DeadlineExceeded, ResourceExhausted, TandemError
+from rollup_client.errors import DeadlineExceeded, ResourceExhausted, TandemError, Unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +89,15 @@ class Submission:
     error: TandemError | None = None
 
     def resolve(self, position: tuple[int, int], duplicate: bool) -> None:
-        self.position, self.duplicate = position, duplicate
-        self.done.set()
+        if not self.done.is_set():
+            self.position, self.duplicate = position, duplicate
+            self.done.set()
 
     def fail(self, error: TandemError) -> None:
-        self.error = error
-        self.done.set()
+        """Report `error` to the waiting handler, unless it already has its outcome."""
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()
 
     def wait(self, timeout: float | None) -> tuple[tuple[int, int], bool]:
         """The acknowledged (position, duplicate), or the error the node reported."""
@@ -115,10 +118,13 @@ class SubmitQueue:
         self._lock = threading.Lock()
         self._items: list[Submission] = []
         self._armed = False
+        self._closed = False
 
     def put(self, sub: Submission) -> None:
         """Queue `sub`; wake the node only if nobody has since the last drain."""
         with self._lock:
+            if self._closed:
+                raise Unavailable("the rollup node is shutting down: resubmit")
             if len(self._items) >= self._max:
                 raise ResourceExhausted(
                     f"{self._max} transactions already waiting for the sequencer: retry later"
@@ -131,4 +137,11 @@ class SubmitQueue:
     def drain(self) -> list[Submission]:
         with self._lock:
             items, self._items, self._armed = self._items, [], False
+        return items
+
+    def close(self) -> list[Submission]:
+        """Refuse further submissions; return those still queued."""
+        with self._lock:
+            self._closed = True
+            items, self._items = self._items, []
         return items

@@ -149,7 +149,8 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
         except TandemError:
             self.view.forget(sub.tx_id)
             raise
-        (height, index), duplicate = sub.wait(remaining)
+        cap = self.config.max_wait_ms / 1000
+        (height, index), duplicate = sub.wait(cap if remaining is None else min(remaining, cap))
         return rpb.SubmitTransactionResponse(
             tx_id=sub.tx_id, position=pb.Position(height=height, index=index), duplicate=duplicate
         )

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from rollup_client.errors import DeadlineExceeded, FailedPrecondition, ResourceExhausted
+from rollup_client.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    ResourceExhausted,
+    Unavailable,
+)
 from rollup_client.node_bridge import Head, NodeView, Submission, SubmitQueue
 from rollup_client.node_store import BlockRecord, NodeStore, StoreReader
 from rollup_client.statemachine import BLOCK_START, Receipt
@@ -79,8 +84,12 @@ def test_queue_wakes_once_per_drain_and_refuses_beyond_its_limit() -> None:
     with pytest.raises(ResourceExhausted):
         q.put(Submission(b"x", b"\x09" * 32))
     assert q.drain() == subs
-    q.put(Submission(b"y", b"\x08" * 32))
+    late = Submission(b"y", b"\x08" * 32)
+    q.put(late)
     assert len(wakes) == 2
+    assert q.close() == [late]
+    with pytest.raises(Unavailable, match="shutting down"):
+        q.put(Submission(b"z", b"\x07" * 32))
 
 
 def test_submission_outcomes() -> None:
@@ -88,6 +97,8 @@ def test_submission_outcomes() -> None:
     with pytest.raises(DeadlineExceeded):
         s.wait(0.01)
     threading.Thread(target=s.resolve, args=((7, 3), False)).start()
+    assert s.wait(5) == ((7, 3), False)
+    s.fail(Unavailable("too late"))  # an outcome, once given, stays
     assert s.wait(5) == ((7, 3), False)
     f = Submission(b"d", b"\x02" * 32)
     f.fail(FailedPrecondition("bad nonce"))
