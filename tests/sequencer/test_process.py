@@ -139,3 +139,23 @@ def test_a_damaged_store_refuses_to_start_with_a_clear_message(tmp_path: Path) -
     out = tandem("sequencer", "run", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:0")
     assert out.returncode == 1
     assert "hash does not match" in out.stderr and out.stdout == ""
+
+
+def test_run_takes_an_outside_genesis_key_and_toml_config(tmp_path: Path) -> None:
+    outside = tmp_path / "deployer"
+    net = make_net(outside)
+    data = tmp_path / "data"
+    cfg = tmp_path / "seq.toml"
+    cfg.write_text("heartbeat_ms = 20\n[limits]\nmax_batch_entries = 7\n")
+    args = ("--config", str(cfg), "--genesis", str(outside / "genesis.json"))
+    with running(data, *args, "--key", str(outside / "keys" / "sequencer.pem")) as proc:
+        channel, stub = proc.stub()
+        st = stub.Status(pb.StatusRequest(), timeout=TIMEOUT)
+        assert st.limits.max_batch_entries == 7
+        assert st.sequencer_key == net.genesis.sequencer_key
+        ack = stub.SubmitBatch(signed_batch(net.limited, [("alpha", b"x")]), timeout=TIMEOUT)
+        assert ack.acks[0].position.height >= 1
+        channel.close()
+        proc.popen.send_signal(signal.SIGTERM)
+        assert proc.popen.wait(timeout=TIMEOUT) == 0
+    assert not (data / "genesis.json").exists() and (data / "endpoint").exists()
