@@ -91,3 +91,23 @@ def test_metrics_external_receipts_replica_and_sigterm(
     assert 'tandem_rollup_txs_applied_total{rollup="alpha"} 1.0' in body
     assert "tandem_rollup_applied_height" in body and "tandem_rollup_lag_blocks" in body
     assert node.stop() == 0
+
+
+def test_port_in_use_is_a_clear_error(net: Net, sequencer: str) -> None:
+    out = _tandem(
+        "run",
+        "--id",
+        "alpha",
+        "--sequencer",
+        sequencer,
+        "--listen",
+        sequencer,  # taken by the sequencer itself
+        "--data-dir",
+        str(net.dir / "alpha"),
+        "--genesis",
+        str(net.genesis_path),
+        "--key",
+        str(net.key_paths["alpha"]),
+    )
+    assert out.returncode == 1
+    assert f"cannot listen on {sequencer}" in out.stderr
