@@ -50,7 +50,7 @@ actions = st.lists(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(actions, st.integers(0, 30))
 def test_swaps_keep_supply_settle_exactly_once_and_replay_identically(
     program: list[tuple], snapshot_at: int

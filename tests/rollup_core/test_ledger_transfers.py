@@ -137,6 +137,16 @@ def test_decode_raises_only_invalid_argument(data: bytes) -> None:
         tx.parse(data)
 
 
+@given(st.one_of(st.binary(max_size=200), st.builds(lambda b: b"\x01" + b, st.binary())))
+def test_random_entry_bytes_fail_cleanly_and_change_nothing(data: bytes) -> None:
+    ledger = TokenLedger(GENESIS, RID)
+    ledger.begin_block(0, 1_500)
+    before = ledger.snapshot()
+    r = ledger.apply(entry(RID, data, 0, 0))
+    assert r is not None and not r.ok and r.reason
+    assert ledger.snapshot() == before
+
+
 @given(st.data())
 def test_any_single_byte_change_is_rejected(data: st.DataObject) -> None:
     good = transfer()
@@ -176,7 +186,7 @@ def materialise(stream: list[Draw]) -> list[list[bytes]]:
     return [out[i : i + 5] for i in range(0, len(out), 5)]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(tx_streams, st.integers(0, 8))
 def test_replicas_agree_and_snapshot_replay_equals_genesis_replay(
     stream: list[Draw], cut: int

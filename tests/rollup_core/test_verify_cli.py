@@ -7,12 +7,14 @@ the CLI under test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -53,6 +55,8 @@ def sequencer(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     genesis = network_genesis()
     genesis.save(tmp_path / "genesis.json")
     SEQUENCER.save(tmp_path / "keys" / "sequencer.pem")
+    log_path = tmp_path / "sequencer.log"
+    log = log_path.open("wb")
     popen = subprocess.Popen(
         [
             TANDEM,
@@ -68,19 +72,34 @@ def sequencer(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             "50",
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        assert popen.stdout is not None
-        ready, _, _ = select.select([popen.stdout], [], [], TIMEOUT_S)
-        line = popen.stdout.readline() if ready else ""
-        assert line, f"sequencer not ready: exit {popen.poll()}"
-        yield json.loads(line)["listen"], tmp_path / "genesis.json"
+        address = ready_address(popen)
+        assert address, f"sequencer not ready: {log_path.read_text(errors='replace')[-2000:]}"
+        yield address, tmp_path / "genesis.json"
     finally:
         popen.kill()
         popen.communicate(timeout=10)
+        log.close()
+
+
+def ready_address(popen: subprocess.Popen[str]) -> str | None:
+    """The `listen` address from the ready line; None if it does not come within TIMEOUT_S."""
+    assert popen.stdout is not None
+    deadline = time.monotonic() + TIMEOUT_S
+    while (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([popen.stdout], [], [], left)
+        line = popen.stdout.readline() if readable else ""
+        if not line:
+            break
+        with contextlib.suppress(json.JSONDecodeError):
+            doc = json.loads(line)
+            if isinstance(doc, dict) and "listen" in doc:
+                return str(doc["listen"])
+    return None
 
 
 def submit(target: str, items: Sequence[tuple[str, bytes]]) -> int:
