@@ -10,16 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import grpc
-
 from bench.loadgen import Load, run_load
 from bench.peers import tandem
-from bench.peers.grpc_echo import channel_options
 from bench.procs import rss_bytes, running
 from bench.report import Cell, Chart, Report, machine, now_utc
 from bench.stats import median
-from rollup_client.wire import sequencer_pb2 as pb
-from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 
 TARGETS = {"sequencer_restart_s": 2.0, "rss_mb_after_restart": 200.0}
 MIN_FILL_RATE = 2_000
@@ -37,13 +32,6 @@ class Params:
     @classmethod
     def quick(cls) -> Params:
         return cls(entries=20_000, restarts=1)
-
-
-def head_height(address: str) -> int:
-    with grpc.insecure_channel(address, options=channel_options()) as channel:
-        status = pb_grpc.SequencerServiceStub(channel).Status(pb.StatusRequest(), timeout=10)
-    height: int = status.height
-    return height
 
 
 def run(params: Params, workdir: Path) -> Report:
@@ -71,7 +59,8 @@ def run(params: Params, workdir: Path) -> Report:
             restart_s.append(seq.ready_at - seq.started_at)
             rss_mb.append(rss_bytes(seq.pid) / MB)
             assert seq.ready_match is not None
-            height = head_height(seq.ready_match.group(1))
+            with tandem.open_client(tandem.target(seq.ready_match, identity)) as client:
+                height = client.status().height
     store_mb = sum(p.stat().st_size for p in data_dir.glob("blocks.sqlite*")) / MB
     doc = {
         "benchmark": "recovery",

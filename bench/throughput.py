@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import Load, LoadResult, run_load
+from bench.procs import peak_rss_bytes
 from bench.report import Chart, Report, machine, now_utc
 from bench.stats import latency_summary, median, ratio
 from bench.systems import Unavailable, durability, measure
@@ -23,6 +24,7 @@ PEER_RATIOS = {
     "redis_streams": "vs_redis_streams",
     "nats_jetstream": "vs_nats_jetstream",
 }
+MB = 1024 * 1024
 TARGETS = {"vs_grpc_echo": 0.5, "vs_redis_streams": 2.0, "vs_nats_jetstream": 5.0}
 
 
@@ -40,20 +42,28 @@ class Params:
         return cls(duration_s=1.5, warmup_s=0.3, runs=1)
 
 
-def summarise(name: str, outcome: list[LoadResult] | Unavailable) -> dict[str, Any]:
-    """One system's row of the JSON: median rate over runs, batch latency, errors."""
+@dataclass
+class Measured:
+    results: list[LoadResult]
+    peak_rss_bytes: int
+
+
+def summarise(name: str, outcome: Measured | Unavailable) -> dict[str, Any]:
+    """One system's row of the JSON: median rate over runs, batch latency, errors, memory."""
     if isinstance(outcome, Unavailable):
         return {**outcome.row(), "durability": durability(name)}
-    rates = [r.entries_per_s for r in outcome]
-    errors = [r.first_error for r in outcome if r.first_error]
+    results = outcome.results
+    rates = [r.entries_per_s for r in results]
+    errors = [r.first_error for r in results if r.first_error]
     return {
         "available": True,
         "durability": durability(name),
         "entries_per_s": median(rates),
         "runs_entries_per_s": rates,
-        "errors": sum(r.errors for r in outcome),
+        "errors": sum(r.errors for r in results),
         "first_error": errors[0] if errors else None,
-        "batch_latency": latency_summary([x for r in outcome for x in r.latencies_ms]),
+        "batch_latency": latency_summary([x for r in results for x in r.latencies_ms]),
+        "server_peak_rss_mb": outcome.peak_rss_bytes / MB,
     }
 
 
@@ -61,8 +71,8 @@ def run(params: Params, workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> Re
     """Measure every system in turn with the same load shape."""
     started = now_utc()
 
-    def session(name: str) -> Callable[[dict[str, Any], Path], list[LoadResult]]:
-        def go(target: dict[str, Any], logs: Path) -> list[LoadResult]:
+    def session(name: str) -> Callable[[dict[str, Any], Path], Measured]:
+        def go(target: dict[str, Any], logs: Path) -> Measured:
             load = Load(
                 driver=name,
                 target=target,
@@ -72,7 +82,8 @@ def run(params: Params, workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> Re
                 warmup_s=params.warmup_s,
                 entry_bytes=params.entry_bytes,
             )
-            return [run_load(load, logs) for _ in range(params.runs)]
+            results = [run_load(load, logs) for _ in range(params.runs)]
+            return Measured(results, peak_rss_bytes(target["pid"]))
 
         return go
 
@@ -100,6 +111,7 @@ def run(params: Params, workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> Re
             "batch p50 ms": row.get("batch_latency", {}).get("p50_ms"),
             "batch p99 ms": row.get("batch_latency", {}).get("p99_ms"),
             "errors": row.get("errors"),
+            "server peak RSS MB": row.get("server_peak_rss_mb"),
             "durability": row["durability"],
             "note": row.get("reason", ""),
         }

@@ -110,11 +110,11 @@ def main(argv: list[str] | None = None) -> None:
 
 @contextmanager
 def start(workdir: Path) -> Iterator[dict[str, Any]]:
-    """Run the echo server in its own process; yields {"address": HOST:PORT}."""
+    """Run the echo server in its own process; yields its address and pid."""
     argv = [sys.executable, "-m", "bench.peers.grpc_echo", "--listen", f"{LOOPBACK}:0"]
     with running(Server(argv, workdir / "grpc_echo.log", READY)) as server:
         assert server.ready_match is not None
-        yield {"address": server.ready_match.group(1)}
+        yield {"address": server.ready_match.group(1), "pid": server.pid}
 
 
 def channel_options() -> list[tuple[str, int]]:

@@ -47,10 +47,10 @@ def start(workdir: Path) -> Iterator[dict[str, Any]]:
     store.mkdir(parents=True, exist_ok=True)
     port = free_port()
     argv = [binary, "-js", "-sd", str(store), "-a", LOOPBACK, "-p", str(port)]
-    with running(Server(argv, workdir / "nats.log", READY)):
+    with running(Server(argv, workdir / "nats.log", READY)) as server:
         url = f"nats://{LOOPBACK}:{port}"
         asyncio.run(asyncio.wait_for(_create_stream(url), CALL_TIMEOUT_S))
-        yield {"url": url}
+        yield {"url": url, "pid": server.pid}
 
 
 class NatsClient:

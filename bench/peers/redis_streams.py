@@ -42,8 +42,8 @@ def start(workdir: Path) -> Iterator[dict[str, Any]]:
         "--daemonize", "no",
         "--protected-mode", "yes",
     ]  # fmt: skip
-    with running(Server(argv, workdir / "redis.log", READY)):
-        yield {"host": LOOPBACK, "port": port}
+    with running(Server(argv, workdir / "redis.log", READY)) as server:
+        yield {"host": LOOPBACK, "port": port, "pid": server.pid}
 
 
 class RedisClient:

@@ -14,14 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import grpc
-
-from bench.peers.grpc_echo import channel_options
 from bench.procs import LOOPBACK, Server, running, tandem_command
-from rollup_client import codec
+from rollup_client.client import SequencerClient
+from rollup_client.genesis import Genesis
 from rollup_client.keys import SigningKey
-from rollup_client.wire import sequencer_pb2 as pb
-from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 
 NAMESPACE = "bench"
 CALL_TIMEOUT_S = 10.0
@@ -58,11 +54,11 @@ def server(data_dir: Path, log_path: Path) -> Server:
 
 
 def target(ready: re.Match[str], identity: dict[str, Any]) -> dict[str, Any]:
-    """What a worker needs to submit: address, client key file and chain id."""
+    """What a worker needs to submit: address, client key file and genesis file."""
     return {
         "address": ready.group(1),
         "key": identity["client_key"],
-        "chain_id": identity["chain_id"],
+        "genesis": identity["genesis"],
     }
 
 
@@ -73,41 +69,40 @@ def start(workdir: Path) -> Iterator[dict[str, Any]]:
     identity = init(data_dir)
     with running(server(data_dir, workdir / "tandem.log")) as seq:
         assert seq.ready_match is not None
-        yield target(seq.ready_match, identity)
+        yield {**target(seq.ready_match, identity), "pid": seq.pid}
 
 
 class TandemClient:
-    """Signs one batch per call (or one entry per Submit) and checks the acks match."""
+    """The SDK's sync client: one signed SubmitBatch per batch, or one Submit per entry."""
 
-    def __init__(self, address: str, key: SigningKey, chain_id: str, single: bool) -> None:
-        self.channel = grpc.insecure_channel(address, options=channel_options())
-        self.stub = pb_grpc.SequencerServiceStub(self.channel)
-        self.key = key
-        self.chain_id = chain_id
+    def __init__(self, client: SequencerClient, single: bool) -> None:
+        self.client = client
         self.single = single
 
     def send(self, payloads: list[bytes]) -> None:
-        for chunk in [[p] for p in payloads] if self.single else [payloads]:
-            ids = [codec.entry_id(NAMESPACE, p) for p in chunk]
-            sig = self.key.sign(codec.batch_digest(self.chain_id, ids, False))
-            entries = [pb.Entry(namespace=NAMESPACE, data=p) for p in chunk]
-            if self.single:
-                req = pb.SubmitRequest(client_key=self.key.public, entry=entries[0], signature=sig)
-                acks = [self.stub.Submit(req, timeout=CALL_TIMEOUT_S).ack]
-            else:
-                batch = pb.SubmitBatchRequest(
-                    client_key=self.key.public, entries=entries, signature=sig
-                )
-                acks = list(self.stub.SubmitBatch(batch, timeout=CALL_TIMEOUT_S).acks)
-            if [a.entry_id for a in acks] != ids:
-                raise RuntimeError("the sequencer acknowledged other entries than were sent")
+        if self.single:
+            for p in payloads:
+                self.client.submit(NAMESPACE, p)
+            return
+        self.client.submit_batch([(NAMESPACE, p) for p in payloads])
 
     def close(self) -> None:
-        self.channel.close()
+        self.client.close()
+
+
+def open_client(target: dict[str, Any]) -> SequencerClient:
+    """An SDK client for `target`, pinned to the network's genesis."""
+    genesis = Genesis.load(Path(target["genesis"]))
+    return SequencerClient(
+        target["address"],
+        SigningKey.load(Path(target["key"])),
+        chain_id=genesis.chain_id,
+        sequencer_key=genesis.sequencer_key,
+        timeout=CALL_TIMEOUT_S,
+    )
 
 
 def connect(target: dict[str, Any], single: bool) -> TandemClient:
-    key = SigningKey.load(Path(target["key"]))
-    client = TandemClient(target["address"], key, target["chain_id"], single)
-    grpc.channel_ready_future(client.channel).result(timeout=CALL_TIMEOUT_S)
-    return client
+    client = open_client(target)
+    client.status()
+    return TandemClient(client, single)
