@@ -1,0 +1,144 @@
+"""Real processes for end-to-end tests: start a command, wait for its ready line, end it.
+
+    with procs.started(procs.tandem("sequencer", "run", ...)) as p:
+        target = p.ready["listen"]
+
+`started` waits (bounded) for the first stdout line that is a JSON object with
+`"event": "ready"` and yields a `Running` holding it. On exit the whole process group gets
+SIGTERM, then SIGKILL if it has not ended within `stop_timeout`, so nothing outlives the
+test. Stdout after the ready line is collected by a thread (`Running.output()`), and
+stderr goes to a temporary file quoted in the failure message if the ready line never comes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+def tandem(*args: str) -> list[str]:
+    """argv for the installed `tandem` command (the one beside this Python first)."""
+    beside = Path(sys.executable).parent / "tandem"
+    found = str(beside) if beside.exists() else shutil.which("tandem")
+    assert found, "the tandem command is not installed (pip install -e .)"
+    return [found, *args]
+
+
+class Running:
+    """A started process, its ready document, and the rest of its stdout."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], ready: dict[str, Any], rest: bytes) -> None:
+        self.popen = popen
+        self.ready = ready
+        self._out = [rest]
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        out = self.popen.stdout
+        assert out is not None
+        while chunk := out.read1(65536):
+            self._out.append(chunk)
+
+    def output(self) -> str:
+        """Stdout after the ready line, as far as it has been read."""
+        return b"".join(self._out).decode(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the process group at once (a crash) and reap it."""
+        _signal_group(self.popen, signal.SIGKILL)
+        self.popen.wait(STOP_TIMEOUT_S)
+        self._reader.join(STOP_TIMEOUT_S)
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
+        if self.popen.poll() is None:
+            _signal_group(self.popen, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.popen, signal.SIGKILL)
+                self.popen.wait(timeout)
+        self._reader.join(timeout)
+        return self.popen.returncode
+
+
+def _signal_group(popen: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(popen.pid, sig)
+    except ProcessLookupError:
+        return
+
+
+def _read_ready(
+    popen: subprocess.Popen[bytes], err: IO[bytes], timeout: float
+) -> tuple[dict[str, Any], bytes]:
+    """The ready document and any bytes read after its line; AssertionError if none came."""
+    assert popen.stdout is not None
+    fd = popen.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while True:
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and doc.get("event") == "ready":
+                return doc, buf
+        left = deadline - time.monotonic()
+        chunk = os.read(fd, 65536) if left > 0 and select.select([fd], [], [], left)[0] else b""
+        if not chunk:
+            err.seek(0)
+            why = "exited" if popen.poll() is not None else f"not ready after {timeout:g}s"
+            raise AssertionError(f"{popen.args!r} {why}; stderr:\n{err.read().decode()[-4000:]}")
+        buf += chunk
+
+
+@contextmanager
+def started(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    ready_timeout: float = READY_TIMEOUT_S,
+    stop_timeout: float = STOP_TIMEOUT_S,
+) -> Iterator[Running]:
+    """Run `argv` in its own process group until the block exits; yield once it is ready."""
+    with tempfile.TemporaryFile() as err:
+        popen = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            start_new_session=True,
+        )
+        try:
+            ready, rest = _read_ready(popen, err, ready_timeout)
+            running = Running(popen, ready, rest)
+            try:
+                yield running
+            finally:
+                running.stop(stop_timeout)
+        finally:
+            if popen.poll() is None:
+                _signal_group(popen, signal.SIGKILL)
+            popen.wait(stop_timeout)
+            assert popen.stdout is not None
+            popen.stdout.close()
