@@ -7,7 +7,7 @@ fetches the sender's nonce, signs, submits and returns the receipt once executed
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,6 +182,25 @@ def _submitted(r: rpb.SubmitTransactionResponse) -> Submitted:
     return Submitted(r.tx_id, r.position.height, r.position.index, r.duplicate)
 
 
+_CODES = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def _results(r: rpb.SubmitTransactionsResponse, who: str) -> list[Submitted | TandemError]:
+    out: list[Submitted | TandemError] = []
+    for x in r.results:
+        if x.code:
+            out.append(
+                from_status(_CODES.get(x.code, grpc.StatusCode.UNKNOWN), f"{who}: {x.error}")
+            )
+        else:
+            out.append(Submitted(x.tx_id, x.position.height, x.position.index, x.duplicate))
+    return out
+
+
+def _many_req(stxs: Sequence[tx.SignedTransfer]) -> rpb.SubmitTransactionsRequest:
+    return rpb.SubmitTransactionsRequest(transactions=[s.encode() for s in stxs])
+
+
 def _wait_req(tx_id: bytes, wait_s: float) -> rpb.WaitReceiptRequest:
     return rpb.WaitReceiptRequest(tx_id=tx_id, timeout_ms=max(1, int(wait_s * 1000)))
 
@@ -244,6 +263,10 @@ class RollupClient(_Base):
         """Forward transaction bytes as they are (tools and tests of malformed input)."""
         req = rpb.SubmitTransactionRequest(transaction=data)
         return _submitted(self._call(self._stub.SubmitTransaction, req))
+
+    def submit_many(self, stxs: Sequence[tx.SignedTransfer]) -> list[Submitted | TandemError]:
+        """Forward up to 1000 transactions in one call; one result or error each, in order."""
+        return _results(self._call(self._stub.SubmitTransactions, _many_req(stxs)), self._who())
 
     def receipt(self, tx_id: bytes) -> TxReceipt:
         resp = self._call(self._stub.GetReceipt, rpb.GetReceiptRequest(tx_id=tx_id))
@@ -333,6 +356,10 @@ class TrioRollupClient(_Base):
     async def submit_raw(self, data: bytes) -> Submitted:
         req = rpb.SubmitTransactionRequest(transaction=data)
         return _submitted(await self._call(self._stub.SubmitTransaction, req))
+
+    async def submit_many(self, stxs: Sequence[tx.SignedTransfer]) -> list[Submitted | TandemError]:
+        resp = await self._call(self._stub.SubmitTransactions, _many_req(stxs))
+        return _results(resp, self._who())
 
     async def receipt(self, tx_id: bytes) -> TxReceipt:
         resp = await self._call(self._stub.GetReceipt, rpb.GetReceiptRequest(tx_id=tx_id))

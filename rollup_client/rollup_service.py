@@ -9,7 +9,7 @@ Library errors become gRPC statuses here through the one table in rollup_client.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
@@ -40,6 +40,7 @@ from rollup_client.wire import sequencer_pb2 as pb
 if TYPE_CHECKING:
     from rollup_client.node import Node
 
+MAX_SUBMIT_BATCH = 1000
 SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["RollupService"].full_name
 T = TypeVar("T")
 
@@ -134,7 +135,8 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
 
     # -- submit ----------------------------------------------------------------------------
 
-    def _submit(self, data: bytes, remaining: float | None) -> rpb.SubmitTransactionResponse:
+    def _enqueue(self, data: bytes) -> Submission:
+        """Stateless checks in this thread, then hand the transaction to the node."""
         if not self.config.submit:
             raise FailedPrecondition("this node is a read-only replica: submit to the primary")
         stx = tx.parse(data)
@@ -149,8 +151,15 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
         except TandemError:
             self.view.forget(sub.tx_id)
             raise
+        return sub
+
+    def _wait_s(self, remaining: float | None) -> float:
         cap = self.config.max_wait_ms / 1000
-        (height, index), duplicate = sub.wait(cap if remaining is None else min(remaining, cap))
+        return cap if remaining is None else min(remaining, cap)
+
+    def _submit(self, data: bytes, remaining: float | None) -> rpb.SubmitTransactionResponse:
+        sub = self._enqueue(data)
+        (height, index), duplicate = sub.wait(self._wait_s(remaining))
         return rpb.SubmitTransactionResponse(
             tx_id=sub.tx_id, position=pb.Position(height=height, index=index), duplicate=duplicate
         )
@@ -159,6 +168,47 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
         self, request: rpb.SubmitTransactionRequest, context: grpc.ServicerContext
     ) -> rpb.SubmitTransactionResponse:
         return _call(context, lambda: self._submit(request.transaction, context.time_remaining()))
+
+    def _submit_many(
+        self, datas: Sequence[bytes], remaining: float | None
+    ) -> rpb.SubmitTransactionsResponse:
+        if len(datas) > MAX_SUBMIT_BATCH:
+            raise InvalidArgument(
+                f"{len(datas)} transactions in one call: send at most {MAX_SUBMIT_BATCH}"
+            )
+        deadline = time.monotonic() + self._wait_s(remaining)
+        subs: list[Submission | TandemError] = []
+        for data in datas:
+            try:
+                subs.append(self._enqueue(data))
+            except TandemError as exc:
+                subs.append(exc)
+        results = []
+        for sub in subs:
+            try:
+                if isinstance(sub, TandemError):
+                    raise sub
+                (height, index), duplicate = sub.wait(max(deadline - time.monotonic(), 0.0))
+            except TandemError as exc:
+                code = GRPC_CODES.get(type(exc), grpc.StatusCode.UNKNOWN).value[0]
+                tx_id = sub.tx_id if isinstance(sub, Submission) else b""
+                results.append(rpb.TransactionResult(tx_id=tx_id, code=code, error=str(exc)))
+                continue
+            results.append(
+                rpb.TransactionResult(
+                    tx_id=sub.tx_id,
+                    position=pb.Position(height=height, index=index),
+                    duplicate=duplicate,
+                )
+            )
+        return rpb.SubmitTransactionsResponse(results=results)
+
+    def SubmitTransactions(
+        self, request: rpb.SubmitTransactionsRequest, context: grpc.ServicerContext
+    ) -> rpb.SubmitTransactionsResponse:
+        return _call(
+            context, lambda: self._submit_many(request.transactions, context.time_remaining())
+        )
 
     # -- receipts --------------------------------------------------------------------------
 

@@ -97,6 +97,85 @@ class SubmitTransactionResponse(_message.Message):
 Global___SubmitTransactionResponse: _TypeAlias = SubmitTransactionResponse  # noqa: Y015
 
 @_typing.final
+class SubmitTransactionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transactions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Up to 1000 canonical signed transactions, each checked and forwarded on its own."""
+
+    def __init__(
+        self,
+        *,
+        transactions: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transactions", b"transactions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitTransactionsRequest: _TypeAlias = SubmitTransactionsRequest  # noqa: Y015
+
+@_typing.final
+class TransactionResult(_message.Message):
+    """The outcome of one transaction of a SubmitTransactions call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TX_ID_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    tx_id: _builtins.bytes
+    duplicate: _builtins.bool
+    code: _builtins.int
+    """0 (OK) when accepted; otherwise the gRPC status code SubmitTransaction would return."""
+    error: _builtins.str
+    @_builtins.property
+    def position(self) -> _sequencer_pb2.Position: ...
+    def __init__(
+        self,
+        *,
+        tx_id: _builtins.bytes = ...,
+        position: _sequencer_pb2.Position | None = ...,
+        duplicate: _builtins.bool = ...,
+        code: _builtins.int = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["position", b"position"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "duplicate", b"duplicate", "error", b"error", "position", b"position", "tx_id", b"tx_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransactionResult: _TypeAlias = TransactionResult  # noqa: Y015
+
+@_typing.final
+class SubmitTransactionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___TransactionResult]:
+        """One result per transaction, in request order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___TransactionResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitTransactionsResponse: _TypeAlias = SubmitTransactionsResponse  # noqa: Y015
+
+@_typing.final
 class Receipt(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -39,6 +39,11 @@ class RollupServiceStub:
                 request_serializer=tandem_dot_v1_dot_rollup__pb2.SubmitTransactionRequest.SerializeToString,
                 response_deserializer=tandem_dot_v1_dot_rollup__pb2.SubmitTransactionResponse.FromString,
                 _registered_method=True)
+        self.SubmitTransactions = channel.unary_unary(
+                '/tandem.v1.RollupService/SubmitTransactions',
+                request_serializer=tandem_dot_v1_dot_rollup__pb2.SubmitTransactionsRequest.SerializeToString,
+                response_deserializer=tandem_dot_v1_dot_rollup__pb2.SubmitTransactionsResponse.FromString,
+                _registered_method=True)
         self.GetReceipt = channel.unary_unary(
                 '/tandem.v1.RollupService/GetReceipt',
                 request_serializer=tandem_dot_v1_dot_rollup__pb2.GetReceiptRequest.SerializeToString,
@@ -86,6 +91,13 @@ class RollupServiceServicer:
 
     def SubmitTransaction(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitTransactions(self, request, context):
+        """Many transactions in one call: the same checks, one result each (partial success).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -145,6 +157,11 @@ def add_RollupServiceServicer_to_server(servicer, server):
                     servicer.SubmitTransaction,
                     request_deserializer=tandem_dot_v1_dot_rollup__pb2.SubmitTransactionRequest.FromString,
                     response_serializer=tandem_dot_v1_dot_rollup__pb2.SubmitTransactionResponse.SerializeToString,
+            ),
+            'SubmitTransactions': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitTransactions,
+                    request_deserializer=tandem_dot_v1_dot_rollup__pb2.SubmitTransactionsRequest.FromString,
+                    response_serializer=tandem_dot_v1_dot_rollup__pb2.SubmitTransactionsResponse.SerializeToString,
             ),
             'GetReceipt': grpc.unary_unary_rpc_method_handler(
                     servicer.GetReceipt,
@@ -214,6 +231,33 @@ class RollupService:
             '/tandem.v1.RollupService/SubmitTransaction',
             tandem_dot_v1_dot_rollup__pb2.SubmitTransactionRequest.SerializeToString,
             tandem_dot_v1_dot_rollup__pb2.SubmitTransactionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitTransactions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandem.v1.RollupService/SubmitTransactions',
+            tandem_dot_v1_dot_rollup__pb2.SubmitTransactionsRequest.SerializeToString,
+            tandem_dot_v1_dot_rollup__pb2.SubmitTransactionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,8 @@ class RollupServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RollupServiceAsyncStub: ...
     SubmitTransaction: _grpc.UnaryUnaryMultiCallable[_rollup_pb2.SubmitTransactionRequest, _rollup_pb2.SubmitTransactionResponse]
+    SubmitTransactions: _grpc.UnaryUnaryMultiCallable[_rollup_pb2.SubmitTransactionsRequest, _rollup_pb2.SubmitTransactionsResponse]
+    """Many transactions in one call: the same checks, one result each (partial success)."""
     GetReceipt: _grpc.UnaryUnaryMultiCallable[_rollup_pb2.GetReceiptRequest, _rollup_pb2.GetReceiptResponse]
     WaitReceipt: _grpc.UnaryUnaryMultiCallable[_rollup_pb2.WaitReceiptRequest, _rollup_pb2.WaitReceiptResponse]
     GetBalance: _grpc.UnaryUnaryMultiCallable[_rollup_pb2.GetBalanceRequest, _rollup_pb2.GetBalanceResponse]
@@ -48,6 +50,8 @@ class RollupServiceStub:
 class RollupServiceAsyncStub(RollupServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitTransaction: _aio.UnaryUnaryMultiCallable[_rollup_pb2.SubmitTransactionRequest, _rollup_pb2.SubmitTransactionResponse]  # type: ignore[assignment]
+    SubmitTransactions: _aio.UnaryUnaryMultiCallable[_rollup_pb2.SubmitTransactionsRequest, _rollup_pb2.SubmitTransactionsResponse]  # type: ignore[assignment]
+    """Many transactions in one call: the same checks, one result each (partial success)."""
     GetReceipt: _aio.UnaryUnaryMultiCallable[_rollup_pb2.GetReceiptRequest, _rollup_pb2.GetReceiptResponse]  # type: ignore[assignment]
     WaitReceipt: _aio.UnaryUnaryMultiCallable[_rollup_pb2.WaitReceiptRequest, _rollup_pb2.WaitReceiptResponse]  # type: ignore[assignment]
     GetBalance: _aio.UnaryUnaryMultiCallable[_rollup_pb2.GetBalanceRequest, _rollup_pb2.GetBalanceResponse]  # type: ignore[assignment]
@@ -64,6 +68,14 @@ class RollupServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rollup_pb2.SubmitTransactionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rollup_pb2.SubmitTransactionResponse, _abc.Awaitable[_rollup_pb2.SubmitTransactionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SubmitTransactions(
+        self,
+        request: _rollup_pb2.SubmitTransactionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rollup_pb2.SubmitTransactionsResponse, _abc.Awaitable[_rollup_pb2.SubmitTransactionsResponse]]:
+        """Many transactions in one call: the same checks, one result each (partial success)."""
 
     @_abc_1.abstractmethod
     def GetReceipt(

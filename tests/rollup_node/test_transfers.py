@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rollup_client.rollup_api import RollupClient, TrioRollupClient
+from rollup_client import tx
+from rollup_client.errors import FailedPrecondition, Unauthenticated
+from rollup_client.rollup_api import RollupClient, Submitted, TrioRollupClient
 
 from .conftest import FUNDS, GOLD, SILVER, StartNode, key
 
@@ -36,3 +38,21 @@ async def test_trio_client_transfers(start_node: StartNode) -> None:
         assert (second.height, second.index) > (first.height, first.index)
         assert await c.balance(carol.public, SILVER) == 15
         assert await c.nonce(alice.public) == 2
+
+
+def test_submit_many_partial_success(start_node: StartNode) -> None:
+    _, target = start_node("alpha")
+    alice, bob = key("alice"), key("bob")
+    good = [
+        tx.Transfer(alice.public, bob.public, GOLD, 1, n, "alpha").sign(alice) for n in range(50)
+    ]
+    forged = tx.SignedTransfer(good[0].tx, bytes(64))
+    with RollupClient(target) as c:
+        results = c.submit_many([*good, forged])
+        oks = [r for r in results if isinstance(r, Submitted)]
+        assert [r.tx_id for r in oks] == [g.entry_id for g in good]
+        assert isinstance(results[-1], Unauthenticated)
+        assert all(c.wait_receipt(g.entry_id).ok for g in good)
+        again = c.submit_many(good[:1])  # its nonce is used now
+        assert isinstance(again[0], FailedPrecondition)
+        assert c.balance(bob.public, GOLD) == 5 + 50
