@@ -12,6 +12,7 @@ import json
 import os
 import select
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -175,3 +176,15 @@ def test_tandem_verify_passes_honest_roots_and_names_the_first_lie(
 
     code, report = verify_json(target, genesis_path, "beta")  # posted nothing: nothing diverges
     assert code == 0 and report["checked"] == 0
+
+
+def test_tandem_verify_exit_codes_for_bad_arguments_and_no_sequencer(tmp_path: Path) -> None:
+    genesis_path = tmp_path / "genesis.json"
+    network_genesis().save(genesis_path)
+    with socket.socket() as s:  # a loopback port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        target = f"127.0.0.1:{s.getsockname()[1]}"
+    unknown = verify(target, genesis_path, "nosuch")
+    assert unknown.returncode == 2 and "not in the genesis" in unknown.stderr
+    down = verify(target, genesis_path, RID, "--json", "--timeout", "1")
+    assert down.returncode == 3 and json.loads(down.stdout)["ok"] is False
