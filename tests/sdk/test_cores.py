@@ -1,0 +1,197 @@
+"""The SDK's pure parts without a server: the subscription Follower and ClientCore."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rollup_client import codec, keys
+from rollup_client.client_core import MAX_DELAY_S, ClientCore, backoff, retry_delay
+from rollup_client.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    TandemError,
+    Unavailable,
+    VerificationError,
+)
+from rollup_client.keys import SigningKey
+from rollup_client.subscription import Follower
+from rollup_client.wire import sequencer_pb2 as pb
+from tests.sdk.chain import SEQUENCER, chain, seal
+
+KEY = SEQUENCER.public
+CLIENT = SigningKey.from_seed(b"\x09" * 32)
+
+blocks_st = st.lists(
+    st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.binary(max_size=4)), max_size=4),
+    min_size=1,
+    max_size=8,
+)
+
+
+def follower(from_height: int = 0, reconnect_for: float | None = 5.0) -> Follower:
+    return Follower(KEY, ["a"], from_height, now=0.0, reconnect_for=reconnect_for)
+
+
+class FakeRpcError(grpc.RpcError, grpc.Call):  # type: ignore[misc]
+    """What a failed grpcio stream raises: an RpcError that is also a Call."""
+
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return f"fake {self._code.name}"
+
+
+@given(blocks_st, st.data())
+def test_follower_hands_out_the_chain_in_order_across_any_resume(
+    blocks: list[list[tuple[str, bytes]]], data: st.DataObject
+) -> None:
+    sealed = chain(blocks)
+    f = follower()
+    got = []
+    for i, s in enumerate(sealed):
+        if data.draw(st.booleans()):  # a dropped stream: resume where it left off
+            f.dropped(FakeRpcError(grpc.StatusCode.UNAVAILABLE), float(i))
+            assert f.request().from_height == i
+        got.append(f.accept(s.filtered(["a"]), float(i)))
+    assert [b.height for b in got] == list(range(len(sealed)))
+    want = [(ns, d) for blk in blocks for ns, d in blk if ns == "a"]
+    assert [(e.namespace, e.data) for b in got for e in b.entries] == want
+
+
+def test_follower_rejects_gaps_duplicates_forks_and_time_going_back() -> None:
+    sealed = chain([[("a", b"0")], [("a", b"1")], [("b", b"2")]])
+    f = follower()
+    f.accept(sealed[0].filtered(["a"]), 0)
+    with pytest.raises(VerificationError, match="expected block 1, got block 2"):
+        f.accept(sealed[2].filtered(["a"]), 0)
+    with pytest.raises(VerificationError, match="expected block 1, got block 0"):
+        f.accept(sealed[0].filtered(["a"]), 0)
+    fork = seal(1, b"\x01" * 32, 2_000, [("a", b"1")])
+    with pytest.raises(VerificationError, match="does not link"):
+        f.accept(fork.filtered(["a"]), 0)
+    earlier = seal(1, sealed[0].header.hash, 999, [("a", b"1")])
+    with pytest.raises(VerificationError, match="backwards"):
+        f.accept(earlier.filtered(["a"]), 0)
+    assert f.accept(sealed[1].filtered(["a"]), 0).height == 1  # rejections changed nothing
+
+
+def test_follower_checks_block_zero_against_the_zero_hash_and_trusts_a_later_start() -> None:
+    bad_zero = seal(0, b"\x02" * 32, 1, [])
+    with pytest.raises(VerificationError, match="does not link"):
+        follower().accept(bad_zero.filtered(["a"]), 0)
+    sealed = chain([[], [], []])
+    f = follower(from_height=2)
+    assert f.request().from_height == 2
+    assert f.accept(sealed[2].filtered(["a"]), 0).height == 2
+
+
+def test_follower_rejects_a_block_without_the_asked_namespace_proof() -> None:
+    sealed = chain([[("a", b"x")]])
+    with pytest.raises(VerificationError, match="no proof"):
+        follower().accept(sealed[0].filtered(["b"]), 0)
+
+
+def test_dropped_backs_off_resets_on_progress_and_gives_up() -> None:
+    sealed = chain([[], []])
+    f = follower(reconnect_for=5.0)
+    unavailable = FakeRpcError(grpc.StatusCode.UNAVAILABLE)
+    delays = [f.dropped(unavailable, 0.1 * i) for i in range(8)]
+    assert delays == sorted(delays) and delays[0] < delays[-1] == MAX_DELAY_S
+    f.accept(sealed[0].filtered(["a"]), 4.0)
+    assert f.dropped(None, 8.9) == delays[0]
+    with pytest.raises(Unavailable, match="gave up after 5s"):
+        f.dropped(unavailable, 9.0)
+    forever = follower(reconnect_for=None)
+    assert forever.dropped(unavailable, 1e9) > 0
+
+
+@pytest.mark.parametrize(
+    ("code", "exc"),
+    [(grpc.StatusCode.INVALID_ARGUMENT, InvalidArgument), (grpc.StatusCode.NOT_FOUND, NotFound)],
+)
+def test_dropped_raises_when_the_server_refused_the_request(
+    code: grpc.StatusCode, exc: type[TandemError]
+) -> None:
+    with pytest.raises(exc, match="fake"):
+        follower().dropped(FakeRpcError(code), 0)
+
+
+@given(st.integers(0, 100), st.floats(0, 20))
+def test_retry_delays_stay_inside_the_deadline(attempt: int, remaining: float) -> None:
+    d = retry_delay(attempt, remaining)
+    assert d is None or 0 < d == backoff(attempt) < remaining
+    assert backoff(attempt) <= MAX_DELAY_S
+
+
+def status(chain_id: str = "c", key: bytes = KEY) -> pb.StatusResponse:
+    return pb.StatusResponse(chain_id=chain_id, height=3, sequencer_key=key)
+
+
+def test_trust_on_first_use_then_pinned() -> None:
+    core = ClientCore(CLIENT, None, None)
+    assert not core.trusted
+    assert core.parse_status(status()).height == 3
+    assert core.trusted and (core.chain_id, core.sequencer_key) == ("c", KEY)
+    with pytest.raises(VerificationError, match="chain"):
+        core.parse_status(status(chain_id="other"))
+    with pytest.raises(VerificationError, match="key"):
+        core.parse_status(status(key=bytes(32)))
+
+
+def test_requests_need_a_key_and_anchors_and_valid_namespaces() -> None:
+    with pytest.raises(FailedPrecondition, match="signing key"):
+        ClientCore(None, "c", KEY).submit_request("a", b"x")
+    with pytest.raises(FailedPrecondition, match="not learnt"):
+        ClientCore(CLIENT, None, None).submit_request("a", b"x")
+    with pytest.raises(InvalidArgument, match="namespace"):
+        ClientCore(CLIENT, "c", KEY).batch_request([("Bad NS", b"x")], False)
+
+
+def test_batch_request_is_signed_over_the_batch_digest() -> None:
+    core = ClientCore(CLIENT, "c", KEY)
+    req, ids = core.batch_request([("a", b"1"), ("b", b"2")], True)
+    assert ids == [codec.entry_id("a", b"1"), codec.entry_id("b", b"2")]
+    assert req.bundle and req.client_key == CLIENT.public
+    digest = codec.batch_digest("c", ids, True)
+    assert keys.verify(CLIENT.public, req.signature, digest)
+
+
+def _acks(*rows: tuple[bytes, int, int]) -> pb.SubmitBatchResponse:
+    return pb.SubmitBatchResponse(
+        acks=[pb.EntryAck(entry_id=e, position=pb.Position(height=h, index=i)) for e, h, i in rows]
+    )
+
+
+def test_acks_must_match_what_was_sent() -> None:
+    core = ClientCore(CLIENT, "c", KEY)
+    _, ids = core.batch_request([("a", b"1"), ("a", b"2")], True)
+    ok = core.batch_acks(_acks((ids[0], 4, 2), (ids[1], 4, 3)), ids, True)
+    assert [(a.height, a.index) for a in ok] == [(4, 2), (4, 3)]
+    with pytest.raises(VerificationError, match="other entries"):
+        core.batch_acks(_acks((ids[1], 4, 2), (ids[0], 4, 3)), ids, False)
+    with pytest.raises(VerificationError, match="other entries"):
+        core.batch_acks(_acks((ids[0], 4, 2)), ids, False)
+    with pytest.raises(VerificationError, match="non-consecutive"):
+        core.batch_acks(_acks((ids[0], 4, 2), (ids[1], 5, 0)), ids, True)
+    assert len(core.batch_acks(_acks((ids[0], 4, 2), (ids[1], 5, 0)), ids, False)) == 2
+
+
+def test_block_and_entry_answers_must_be_the_ones_asked_for() -> None:
+    core = ClientCore(CLIENT, "c", KEY)
+    sealed = seal(7, bytes(32), 1, [("a", b"x"), ("b", b"y")])
+    resp = pb.GetBlockResponse(block=sealed.filtered(None))
+    assert core.parse_block(resp, 7, None).height == 7
+    with pytest.raises(VerificationError, match="asked for block 8"):
+        core.parse_block(resp, 8, None)
+    entry = sealed.entry(1)
+    assert core.parse_entry(entry, codec.entry_id("b", b"y")).index == 1
+    with pytest.raises(VerificationError, match="asked for entry"):
+        core.parse_entry(entry, codec.entry_id("a", b"x"))

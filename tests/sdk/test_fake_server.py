@@ -1,0 +1,166 @@
+"""Both clients against an in-process fake that misbehaves on purpose.
+
+Only here can a server lie: it sends a tampered block, drops the stream after every few
+blocks, or goes silent, and the clients must reject, resume without gap or duplicate,
+and time out. (The end-to-end tests use the real sequencer.)
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from concurrent import futures
+
+import grpc
+import pytest
+import trio
+
+from rollup_client.block import VerifiedBlock
+from rollup_client.client import SequencerClient
+from rollup_client.client_trio import TrioSequencerClient
+from rollup_client.errors import VerificationError
+from rollup_client.wire import sequencer_pb2 as pb
+from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+from tests.sdk.chain import SEQUENCER, chain
+
+BLOCKS = chain([[("a", bytes([h]) * 3), ("b", b"other")] for h in range(12)])
+NAMESPACES = ["a"]
+WANT = [(h, bytes([h]) * 3) for h in range(12)]
+
+
+class Fake(pb_grpc.SequencerServiceServicer):
+    """Serves BLOCKS; `tamper_at` corrupts that block, `drop_every` aborts streams,
+    `silent_after` stops sending (without ending the stream) after that many blocks."""
+
+    def __init__(self, tamper_at: int = -1, drop_every: int = 0, silent_after: int = 0) -> None:
+        self.tamper_at, self.drop_every, self.silent_after = tamper_at, drop_every, silent_after
+        self.from_heights: list[int] = []
+        self.stop = threading.Event()
+
+    def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusResponse:
+        head = BLOCKS[-1].header
+        return pb.StatusResponse(
+            chain_id="fake", height=head.height, head_hash=head.hash, sequencer_key=SEQUENCER.public
+        )
+
+    def Subscribe(
+        self, request: pb.SubscribeRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.SubscribeResponse]:
+        self.from_heights.append(request.from_height)
+        for sent, sealed in enumerate(BLOCKS[request.from_height :], start=1):
+            fb = sealed.filtered(list(request.namespaces))
+            if sealed.header.height == self.tamper_at:
+                fb.namespaces[0].entries[0].entry.data += b"!"
+            yield pb.SubscribeResponse(block=fb)
+            if self.drop_every and sent == self.drop_every:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "fake drop")
+            if self.silent_after and sent == self.silent_after:
+                while context.is_active() and not self.stop.wait(0.05):
+                    pass
+                return
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    servers: list[tuple[grpc.Server, Fake]] = []
+
+    def start(fake: Fake) -> str:
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)]
+        )
+        pb_grpc.add_SequencerServiceServicer_to_server(fake, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        servers.append((server, fake))
+        return f"127.0.0.1:{port}"
+
+    try:
+        yield start
+    finally:
+        for server, fake in servers:
+            fake.stop.set()
+            server.stop(None).wait(5)
+
+
+Serve = Callable[[Fake], str]
+
+
+def _datas(blocks: list[VerifiedBlock]) -> list[tuple[int, bytes]]:
+    return [(b.height, e.data) for b in blocks for e in b.entries]
+
+
+def test_sync_subscriber_rejects_a_tampered_block(serve: Serve) -> None:
+    target = serve(Fake(tamper_at=4))
+    seen = []
+    with SequencerClient(target, timeout=5) as client:
+        blocks = client.subscribe(NAMESPACES)
+        with pytest.raises(VerificationError, match="block 4"):
+            for b in blocks:
+                seen.append(b.height)
+    assert seen == [0, 1, 2, 3]
+
+
+async def test_trio_subscriber_rejects_a_tampered_block(serve: Serve) -> None:
+    target = serve(Fake(tamper_at=0))
+    async with (
+        TrioSequencerClient(target, timeout=5) as client,
+        client.subscribe(NAMESPACES) as blocks,
+    ):
+        with pytest.raises(VerificationError, match="block 0"):
+            await blocks.__anext__()
+
+
+def test_sync_subscriber_resumes_dropped_streams_without_gap_or_duplicate(serve: Serve) -> None:
+    fake = Fake(drop_every=5)
+    target = serve(fake)
+    with SequencerClient(target, timeout=5) as client:
+        got = list(itertools.islice(client.subscribe(NAMESPACES, 0), 12))
+    assert _datas(got) == WANT
+    assert fake.from_heights == [0, 5, 10]
+
+
+async def test_trio_subscriber_resumes_dropped_streams_without_gap_or_duplicate(
+    serve: Serve,
+) -> None:
+    fake = Fake(drop_every=3)
+    target = serve(fake)
+    got = []
+    async with (
+        TrioSequencerClient(target, timeout=5) as client,
+        client.subscribe(NAMESPACES, 2) as blocks,
+    ):
+        async for b in blocks:
+            got.append(b)
+            if b.height == 11:
+                break
+    assert _datas(got) == WANT[2:]
+    assert fake.from_heights == [2, 5, 8, 11]
+
+
+def test_sync_subscriber_drops_a_silent_stream_after_its_timeout(serve: Serve) -> None:
+    fake = Fake(silent_after=4)
+    target = serve(fake)
+    with SequencerClient(target, timeout=0.3) as client:
+        got = list(itertools.islice(client.subscribe(NAMESPACES), 10))
+    assert _datas(got) == WANT[:10]
+    assert fake.from_heights == [0, 4, 8]
+
+
+async def test_trio_subscriber_drops_a_silent_stream_and_cancels_cleanly(serve: Serve) -> None:
+    fake = Fake(silent_after=4)
+    target = serve(fake)
+    async with (
+        TrioSequencerClient(target, timeout=0.3) as client,
+        client.subscribe(NAMESPACES) as blocks,
+    ):
+        got = [await blocks.__anext__() for _ in range(6)]
+        assert fake.from_heights == [0, 4]
+        # Cancelled while the stream is silent: the next read resumes at height 8.
+        got += [await blocks.__anext__() for _ in range(2)]
+        with trio.move_on_after(0.1) as scope:
+            await blocks.__anext__()
+        assert scope.cancelled_caught
+        got.append(await blocks.__anext__())
+    assert _datas(got) == WANT[:9]
+    assert fake.from_heights == [0, 4, 8]
