@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from deploy import demo
 from deploy.testnet_cli import app as testnet_app
 from rollup_client.node_cli import app as rollup_app
 from rollup_client.verify_cli import app as verify_app
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.add_typer(sequencer_app, name="sequencer")
 app.add_typer(rollup_app, name="rollup")
 app.add_typer(testnet_app, name="testnet")
+app.command("demo")(demo.command)
 app.add_typer(verify_app, name="verify")
 app.add_typer(swap_app, name="swap")
 app.add_typer(coordinator_app, name="coordinator")

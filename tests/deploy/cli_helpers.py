@@ -1,0 +1,50 @@
+"""Running the `tandem` CLI as a real process from tests, with a bound on every wait."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+CLI_TIMEOUT_S = 60.0
+POLL_S = 0.05
+
+
+def tandem(
+    *args: str, check: bool = True, timeout: float = CLI_TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
+    """Run `tandem ARGS...`; with `check`, fail the test (showing stderr) unless it exits 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", "deploy", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check:
+        assert done.returncode == 0, f"tandem {' '.join(args)} -> {done.returncode}\n{done.stderr}"
+    return done
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Return once `condition()` holds; fail the test naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(POLL_S)
+
+
+def processes_under(root: Path) -> list[str]:
+    """Command lines of live processes started for the testnet in `root` (their args name it)."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if str(root) in cmdline:
+                out.append(cmdline)
+    return out

@@ -1,0 +1,134 @@
+"""`tandem testnet` end to end: real processes on loopback, started and stopped by the CLI.
+
+Every test checks that no process of its testnet is left; the fixture kills any survivor
+so a failing test cannot leak processes into the rest of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from deploy import state
+from deploy.layout import Layout
+from rollup_client.keys import SigningKey
+from rollup_client.rollup_api import RollupClient
+from rollup_client.wire import sequencer_pb2, sequencer_pb2_grpc
+from tests.deploy.cli_helpers import CLI_TIMEOUT_S, processes_under, tandem, wait_for
+
+
+def _alive(testnet: state.TestnetState) -> list[int]:
+    return [p.pid for p in testnet.running()]
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Iterator[Layout]:
+    lay = Layout(tmp_path / "net")
+    try:
+        yield lay
+    finally:
+        recorded = state.load(lay)
+        leaked = [] if recorded is None else recorded.running()
+        for p in leaked:
+            os.killpg(p.pid, signal.SIGKILL)
+        if recorded is not None:
+            wait_for(lambda: not recorded.running(), CLI_TIMEOUT_S, "killed leftovers to exit")
+        assert not leaked, f"processes left behind: {[p.name for p in leaked]}"
+        assert processes_under(lay.root) == []
+
+
+def _head(addr: str, height: int) -> bytes:
+    with grpc.insecure_channel(addr) as ch:
+        stub = sequencer_pb2_grpc.SequencerServiceStub(ch)
+        block = stub.GetBlock(sequencer_pb2.GetBlockRequest(height=height), timeout=5)
+    return bytes(block.block.header.hash)
+
+
+def _status(layout: Layout) -> dict[str, Any]:
+    out = tandem("testnet", "status", "--dir", str(layout.root), "--json")
+    doc: dict[str, Any] = json.loads(out.stdout)
+    return doc
+
+
+def test_up_status_down_then_resume_same_chain(layout: Layout) -> None:
+    d = str(layout.root)
+    up = tandem("testnet", "up", "--dir", d, "--rollups", "2", "--detach", "--json")
+    first = state.TestnetState.from_json(json.loads(up.stdout))
+    assert [p.name for p in first.processes] == ["sequencer", "rollup-a", "rollup-b", "coordinator"]
+    assert len(_alive(first)) == 4
+
+    again = tandem("testnet", "up", "--dir", d, "--detach", check=False)
+    assert again.returncode == 1
+    assert "already running" in again.stderr
+
+    alice = SigningKey.load(Path(first.accounts["alice"]))
+    bob = SigningKey.load(Path(first.accounts["bob"]))
+    with RollupClient(first.rollups()["rollup-a"], timeout=10) as node:
+        receipt = node.transfer(alice, bob.public, "USD", 7, wait_s=10)
+        assert receipt.ok, receipt
+        balances = (node.balances(alice.public), node.balances(bob.public))
+    assert balances[0]["USD"] == 993 and balances[1]["USD"] == 1007
+
+    doc = _status(layout)
+    height = doc["sequencer"]["height"]
+    assert height >= receipt.height
+    assert set(doc["rollups"]) == {"rollup-a", "rollup-b"}
+    assert all(r is not None and r["height"] >= receipt.height for r in doc["rollups"].values())
+    assert doc["coordinator_serving"]
+    head = _head(first.sequencer, height)
+    assert doc["sequencer"]["head_hash"] == head.hex()
+
+    down = tandem("testnet", "down", "--dir", d)
+    assert "stopped" in down.stdout
+    assert _alive(first) == []
+
+    nothing = tandem("testnet", "down", "--dir", d, check=False)
+    assert nothing.returncode == 1
+    assert "no testnet is running" in nothing.stderr
+
+    up2 = tandem("testnet", "up", "--dir", d, "--detach", "--json")
+    second = state.TestnetState.from_json(json.loads(up2.stdout))
+    try:
+        assert [p.name for p in second.processes] == [p.name for p in first.processes]
+        assert _head(second.sequencer, height) == head
+        with RollupClient(second.rollups()["rollup-a"], timeout=10) as node:
+            assert (node.balances(alice.public), node.balances(bob.public)) == balances
+    finally:
+        tandem("testnet", "down", "--dir", d)
+    assert _alive(second) == []
+
+
+def test_foreground_up_stops_everything_on_ctrl_c(layout: Layout, tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "deploy", "testnet", "up", "--dir", str(layout.root)]
+    err_path = tmp_path / "up.err"
+    with (
+        (tmp_path / "up.out").open("w") as out,
+        err_path.open("w") as err,
+        subprocess.Popen([*argv, "--rollups=1"], stdout=out, stderr=err) as cli,
+    ):
+        try:
+            wait_for(
+                lambda: layout.state.exists() or cli.poll() is not None,
+                CLI_TIMEOUT_S,
+                "testnet.json",
+            )
+            assert cli.poll() is None, err_path.read_text()
+            recorded = state.load(layout)
+            assert recorded is not None and len(_alive(recorded)) == 3
+            cli.send_signal(signal.SIGINT)
+            cli.wait(timeout=CLI_TIMEOUT_S)
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+    assert cli.returncode == 0, err_path.read_text()
+    assert "no process left" in err_path.read_text()
+    assert _alive(recorded) == []
