@@ -15,7 +15,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -235,8 +234,9 @@ class Node:
         if caught_up:
             task_status.started()
         group: list[Applied] = []
-        blocks = self.link.subscribe(self.machine.namespaces(), self.machine.height + 1)
-        async with aclosing(blocks):
+        async with self.link.subscribe(
+            self.machine.namespaces(), self.machine.height + 1
+        ) as blocks:
             async for blk in blocks:
                 self.head_seen = max(self.head_seen, blk.height)
                 group.append(self.apply(blk))
