@@ -142,6 +142,8 @@ def _expect(
             raise LoadFailed(
                 f"{count - len(got)} worker(s) sent no {kind} in time (see {log_dir.name} logs)"
             ) from None
+        if not line and index in got:
+            continue  # a worker that already answered has exited
         if not line:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 procs[index].wait(timeout=5.0)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import queue
 import re
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from bench.loadgen import LoadFailed, _expect
 from bench.procs import Server, ServerFailed, running
 from bench.report import Chart, Report, fmt, markdown, write
 
@@ -56,3 +60,20 @@ def test_write_json_markdown_and_png(tmp_path: Path) -> None:
     assert [p.name for p in paths] == ["demo.json", "demo.md", "demo.png"]
     assert json.loads(paths[0].read_text()) == {"benchmark": "demo", "value": 1.5}
     assert paths[2].read_bytes().startswith(b"\x89PNG")
+
+
+def test_workers_that_answered_may_exit_before_the_others_answer(tmp_path: Path) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", "pass"]) for _ in range(2)]
+    try:
+        lines: queue.Queue[tuple[int, str]] = queue.Queue()
+        lines.put((0, '{"event": "result", "n": 0}'))
+        lines.put((0, ""))
+        lines.put((1, '{"event": "result", "n": 1}'))
+        docs = _expect(lines, "result", procs, time.monotonic() + 10, tmp_path)
+        assert [d["n"] for d in docs] == [0, 1]
+        lines.put((1, ""))
+        with pytest.raises(LoadFailed, match="worker 1 exited"):
+            _expect(lines, "ready", procs, time.monotonic() + 10, tmp_path)
+    finally:
+        for p in procs:
+            p.wait()
