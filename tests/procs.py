@@ -116,14 +116,18 @@ def started(
     argv: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
+    stdin: bool = False,
     ready_timeout: float = READY_TIMEOUT_S,
     stop_timeout: float = STOP_TIMEOUT_S,
 ) -> Iterator[Running]:
-    """Run `argv` in its own process group until the block exits; yield once it is ready."""
+    """Run `argv` in its own process group until the block exits; yield once it is ready.
+
+    With `stdin`, the process reads from a pipe (`Running.popen.stdin`), else /dev/null.
+    """
     with tempfile.TemporaryFile() as err:
         popen = subprocess.Popen(
             list(argv),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=err,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
@@ -140,5 +144,6 @@ def started(
             if popen.poll() is None:
                 _signal_group(popen, signal.SIGKILL)
             popen.wait(stop_timeout)
-            assert popen.stdout is not None
-            popen.stdout.close()
+            for pipe in (popen.stdin, popen.stdout):
+                if pipe is not None:
+                    pipe.close()

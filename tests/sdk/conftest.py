@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -80,9 +80,22 @@ def init_data_dir(data_dir: Path) -> None:
     )
 
 
-@pytest.fixture
-def sequencer(tmp_path: Path) -> Iterator[Sequencer]:
-    data_dir = tmp_path / "seq"
+@contextmanager
+def running_sequencer(data_dir: Path) -> Iterator[Sequencer]:
     init_data_dir(data_dir)
     with ExitStack() as stack:
         yield Sequencer(data_dir, stack)
+
+
+@pytest.fixture
+def sequencer(tmp_path: Path) -> Iterator[Sequencer]:
+    """A sequencer of the test's own (for tests that crash or load it)."""
+    with running_sequencer(tmp_path / "seq") as seq:
+        yield seq
+
+
+@pytest.fixture(scope="module")
+def shared_sequencer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sequencer]:
+    """One sequencer for a module's tests; each test writes its own namespaces."""
+    with running_sequencer(tmp_path_factory.mktemp("seq")) as seq:
+        yield seq
