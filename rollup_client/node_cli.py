@@ -22,6 +22,7 @@ from rollup_client import node
 from rollup_client.errors import TandemError
 from rollup_client.keys import SigningKey
 from rollup_client.node_config import NodeConfig
+from rollup_client.node_tls import tls_files
 from rollup_client.rollup_api import RollupClient
 
 app = typer.Typer(help="Run a rollup node and use it.", no_args_is_help=True)
@@ -30,6 +31,15 @@ Target = Annotated[
     str, typer.Option("--rollup", envvar="TANDEM_ROLLUP", help="Rollup node HOST:PORT")
 ]
 Timeout = Annotated[float, typer.Option(help="Seconds before giving up on the node")]
+TlsCa = Annotated[
+    Path | None, typer.Option(envvar="TANDEM_TLS_CA", help="CA certificate (PEM): mutual TLS")
+]
+TlsCert = Annotated[
+    Path | None, typer.Option(envvar="TANDEM_TLS_CERT", help="This process's certificate (PEM)")
+]
+TlsKey = Annotated[
+    Path | None, typer.Option(envvar="TANDEM_TLS_KEY", help="This process's TLS key (PEM)")
+]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document")]
 
 
@@ -89,9 +99,13 @@ def run(
     replica: Annotated[
         bool, typer.Option(help="Read-only replica: follow the log, submit nothing")
     ] = False,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
 ) -> None:
     """Serve a rollup node until SIGTERM."""
     try:
+        tls = tls_files(tls_ca, tls_cert, tls_key)
         cfg = NodeConfig(
             rollup_id=rollup_id,
             sequencer=sequencer,
@@ -103,6 +117,8 @@ def run(
             snapshot_every=snapshot_every,
             attest_every=0 if replica else attest_every,
             submit=not replica,
+            tls=tls,
+            sequencer_tls=tls,
         )
         _log_to(cfg.log_path)
         trio.run(_main, cfg)
@@ -111,6 +127,14 @@ def run(
         if not errors:
             raise
         raise _fail("; ".join(str(e) for e in errors)) from None
+
+
+def _client(
+    target: str, timeout: float, ca: Path | None, cert: Path | None, key: Path | None
+) -> RollupClient:
+    tls = tls_files(ca, cert, key)
+    creds = tls.channel_credentials() if tls else None
+    return RollupClient(target, timeout=timeout, credentials=creds)
 
 
 def _account(hexkey: str) -> bytes:
@@ -124,10 +148,17 @@ def _account(hexkey: str) -> bytes:
 
 
 @app.command()
-def status(target: Target, timeout: Timeout = 10.0, json_out: JsonOut = False) -> None:
+def status(
+    target: Target,
+    timeout: Timeout = 10.0,
+    json_out: JsonOut = False,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+) -> None:
     """The node's applied height, log time, state root and lag."""
     try:
-        with RollupClient(target, timeout=timeout) as c:
+        with _client(target, timeout, tls_ca, tls_cert, tls_key) as c:
             s = c.status()
     except TandemError as exc:
         raise _fail(str(exc)) from None
@@ -148,10 +179,13 @@ def balance(
     target: Target,
     timeout: Timeout = 10.0,
     json_out: JsonOut = False,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
 ) -> None:
     """Every balance of an account."""
     try:
-        with RollupClient(target, timeout=timeout) as c:
+        with _client(target, timeout, tls_ca, tls_cert, tls_key) as c:
             balances = c.balances(_account(account))
     except TandemError as exc:
         raise _fail(str(exc)) from None
@@ -168,10 +202,13 @@ def transfer(
     target: Target,
     timeout: Timeout = 30.0,
     json_out: JsonOut = False,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
 ) -> None:
     """Transfer and wait for the receipt; exit 0 if it executed ok, 3 if it failed."""
     try:
-        with RollupClient(target, timeout=timeout) as c:
+        with _client(target, timeout, tls_ca, tls_cert, tls_key) as c:
             r = c.transfer(SigningKey.load(key), _account(to), asset, amount, wait_s=timeout)
     except TandemError as exc:
         raise _fail(str(exc)) from None

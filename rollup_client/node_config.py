@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rollup_client import codec
 from rollup_client.errors import InvalidArgument
+from rollup_client.node_tls import TlsFiles
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class NodeConfig:
     call_timeout_s: float = 10.0
     # While catching up, persist this many blocks per transaction.
     catchup_group: int = 256
+    # Mutual TLS on the node's server; the link to the sequencer uses `sequencer_tls`
+    # (the CLI sets both from the same files).
+    tls: TlsFiles | None = None
+    sequencer_tls: TlsFiles | None = None
 
     def __post_init__(self) -> None:
         codec.check_namespace(self.rollup_id)

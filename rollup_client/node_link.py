@@ -54,5 +54,6 @@ async def open_link(
         chain_id=genesis.chain_id,
         sequencer_key=genesis.sequencer_key,
         timeout=config.call_timeout_s,
+        credentials=tls.channel_credentials() if (tls := config.sequencer_tls) else None,
     ) as client:
         yield SequencerLink(client)

@@ -208,10 +208,22 @@ def _wait_req(tx_id: bytes, wait_s: float) -> rpb.WaitReceiptRequest:
 class _Base:
     """Target, stub and timeout shared by both clients."""
 
-    def __init__(self, target: str, timeout: float, channel: grpc.Channel | None) -> None:
+    def __init__(
+        self,
+        target: str,
+        timeout: float,
+        channel: grpc.Channel | None,
+        credentials: grpc.ChannelCredentials | None,
+    ) -> None:
         self.target = target
         self.timeout = timeout
-        self._channel = channel or grpc.insecure_channel(target, options=channel_options())
+        if channel is None:
+            channel = (
+                grpc.insecure_channel(target, options=channel_options())
+                if credentials is None
+                else grpc.secure_channel(target, credentials, options=channel_options())
+            )
+        self._channel = channel
         self._stub = rpb_grpc.RollupServiceStub(self._channel)
         self._rollup_id: str | None = None
 
@@ -223,7 +235,7 @@ class _Base:
 
 
 class RollupClient(_Base):
-    """Synchronous client of one rollup node."""
+    """Synchronous client of one rollup node (`credentials`: mutual TLS, see node_tls)."""
 
     def __init__(
         self,
@@ -231,8 +243,9 @@ class RollupClient(_Base):
         *,
         timeout: float = DEFAULT_TIMEOUT_S,
         channel: grpc.Channel | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
-        super().__init__(target, timeout, channel)
+        super().__init__(target, timeout, channel, credentials)
 
     def __enter__(self) -> RollupClient:
         return self
@@ -329,8 +342,9 @@ class TrioRollupClient(_Base):
         *,
         timeout: float = DEFAULT_TIMEOUT_S,
         channel: grpc.Channel | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
-        super().__init__(target, timeout, channel)
+        super().__init__(target, timeout, channel, credentials)
 
     async def __aenter__(self) -> TrioRollupClient:
         return self

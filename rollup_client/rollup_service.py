@@ -388,7 +388,11 @@ class RollupEdge:
         )
         host = config.listen.rpartition(":")[0]
         try:
-            self.port = self.server.add_insecure_port(config.listen)
+            if config.tls is None:
+                self.port = self.server.add_insecure_port(config.listen)
+            else:
+                creds = config.tls.server_credentials()
+                self.port = self.server.add_secure_port(config.listen, creds)
         except RuntimeError as exc:
             raise FailedPrecondition(f"cannot listen on {config.listen}: {exc}") from exc
         self.listen = f"{host}:{self.port}"

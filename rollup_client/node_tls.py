@@ -1,0 +1,53 @@
+"""Mutual TLS for a rollup node: one CA, and this process's certificate and key (PEM files).
+
+The same files serve both directions: the node's server requires a client certificate
+signed by the CA, and the node presents its own certificate when it dials the sequencer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from rollup_client.errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files: the network's CA certificate, this process's certificate and its key."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def _read(self) -> tuple[bytes, bytes, bytes]:
+        try:
+            return self.ca.read_bytes(), self.cert.read_bytes(), self.key.read_bytes()
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read TLS file: {exc}") from exc
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        """Server side: present the certificate, require clients signed by the CA."""
+        ca, cert, key = self._read()
+        return grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=ca, require_client_auth=True
+        )
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        """Client side: trust only the CA, present the certificate."""
+        ca, cert, key = self._read()
+        return grpc.ssl_channel_credentials(
+            root_certificates=ca, private_key=key, certificate_chain=cert
+        )
+
+
+def tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> TlsFiles | None:
+    """TlsFiles when all three are given, None when none is; anything else is an error."""
+    given = [p for p in (ca, cert, key) if p is not None]
+    if not given:
+        return None
+    if ca is None or cert is None or key is None:
+        raise InvalidArgument("TLS needs all three of --tls-ca, --tls-cert and --tls-key")
+    return TlsFiles(ca, cert, key)
