@@ -7,48 +7,35 @@ what each involved rollup node holds in escrow with what the decision implies.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
-
 from rollup_client import block, swap
-from rollup_client.errors import NotFound, VerificationError
+from rollup_client.client import SequencerClient
+from rollup_client.errors import NotFound
 from rollup_client.genesis import SWAP_NAMESPACE, Genesis
-from rollup_client.rollup_api import RollupClient, channel_options, rpc_error
-from rollup_client.wire import sequencer_pb2 as spb
-from rollup_client.wire import sequencer_pb2_grpc as spb_grpc
+from rollup_client.rollup_api import RollupClient
 
 _CONSISTENT_READS = 20
 
 
-def read_swap_log(target: str, genesis: Genesis, timeout: float) -> Iterator[block.VerifiedBlock]:
-    """Every block from 0 to the current head, `swap` entries only, verified and linked."""
-    with grpc.insecure_channel(target, options=channel_options()) as channel:
-        stub = spb_grpc.SequencerServiceStub(channel)
-        who = f"sequencer {target}"
+def read_swap_log(target: str, genesis: Genesis, timeout: float) -> list[block.VerifiedBlock]:
+    """Every block from 0 to the current head, `swap` entries only, verified by the SDK."""
+    with SequencerClient(
+        target, chain_id=genesis.chain_id, sequencer_key=genesis.sequencer_key, timeout=timeout
+    ) as client:
+        head = client.status().height
+        out: list[block.VerifiedBlock] = []
+        stream = client.subscribe([SWAP_NAMESPACE], 0, reconnect_for=timeout)
         try:
-            head = stub.Status(spb.StatusRequest(), timeout=timeout)
-            if head.sequencer_key != genesis.sequencer_key:
-                raise VerificationError(f"{who} reports a key other than the genesis one")
-            stream = stub.Subscribe(
-                spb.SubscribeRequest(namespaces=[SWAP_NAMESPACE], from_height=0), timeout=timeout
-            )
-            prev = b""
-            try:
-                for n, msg in enumerate(stream):
-                    blk = block.verify_block(msg.block, genesis.sequencer_key, [SWAP_NAMESPACE])
-                    if blk.height != n or (prev and blk.header.prev_hash != prev):
-                        raise VerificationError(f"{who}: block {blk.height} out of order")
-                    prev = blk.hash
-                    yield blk
-                    if blk.height >= head.height:
-                        return
-            finally:
-                stream.cancel()
-        except grpc.RpcError as exc:
-            raise rpc_error(exc, who) from None
+            for blk in stream:
+                out.append(blk)
+                if blk.height >= head:
+                    break
+        finally:
+            stream.close()  # type: ignore[attr-defined]
+        return out
 
 
 @dataclass
@@ -90,7 +77,7 @@ def audit(
 ) -> Audit:
     """Decide from the log, then check escrow on every involved rollup with a node given."""
     tracker = swap.SwapTracker(genesis)
-    blocks = list(read_swap_log(sequencer, genesis, timeout))
+    blocks = read_swap_log(sequencer, genesis, timeout)
     for blk in blocks:
         tracker.begin_block(blk.height, blk.time_ms)
         for e in blk.entries:

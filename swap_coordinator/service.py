@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import grpc
 import trio
 
+from rollup_client.block import VerifiedBlock
+from rollup_client.client_trio import TrioSequencerClient
 from rollup_client.errors import FailedPrecondition, InvalidArgument, TandemError, Unavailable
 from rollup_client.genesis import SWAP_NAMESPACE, Genesis
 from rollup_client.keys import SigningKey
-from rollup_client.node_link import SequencerLink
-from rollup_client.rollup_api import channel_options
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator import convert
 from swap_coordinator.core import Coordinator, State, deadline_for
@@ -107,7 +106,7 @@ class Shell:
         self,
         core: Coordinator,
         store: Store,
-        link: SequencerLink,
+        link: TrioSequencerClient,
         log: EventLog,
         token: trio.lowlevel.TrioToken,
     ) -> None:
@@ -201,30 +200,41 @@ class Shell:
 
     async def follow(self) -> None:
         """Apply every block of `swap` in order; checkpoint when swaps moved."""
-        async for blk in self.link.subscribe([SWAP_NAMESPACE], self.core.height + 1):
-            pending_before = len(self.core.tracker.pending())
-            self.core.apply_block(blk)
-            self._since_checkpoint += 1
-            moved = bool(blk.entries) or len(self.core.tracker.pending()) != pending_before
-            if moved or self._since_checkpoint >= CHECKPOINT_EVERY:
-                async with self._db:
-                    await trio.to_thread.run_sync(self.store.save_checkpoint, self.core.tracker)
-                self._since_checkpoint = 0
-            self.changes.bump()
-            if moved:
-                self._wake.set()
+        blocks = self.link.subscribe([SWAP_NAMESPACE], self.core.height + 1, reconnect_for=None)
+        async with blocks:
+            async for blk in blocks:
+                await self._follow_one(blk)
+
+    async def _follow_one(self, blk: VerifiedBlock) -> None:
+        pending_before = len(self.core.tracker.pending())
+        self.core.apply_block(blk)
+        self._since_checkpoint += 1
+        moved = bool(blk.entries) or len(self.core.tracker.pending()) != pending_before
+        if moved or self._since_checkpoint >= CHECKPOINT_EVERY:
+            async with self._db:
+                await trio.to_thread.run_sync(self.store.save_checkpoint, self.core.tracker)
+            self._since_checkpoint = 0
+        self.changes.bump()
+        if moved:
+            self._wake.set()
 
     async def submit(self) -> None:
         """Send complete intents to the sequencer until acknowledged (or expired)."""
         while True:
             for sid, data in self.core.to_submit():
                 try:
-                    ((height, index, dup),) = await self.link.submit_batch([(SWAP_NAMESPACE, data)])
+                    (ack,) = await self.link.submit_batch([(SWAP_NAMESPACE, data)])
                 except TandemError as exc:
                     self.log("submit_failed", swap_id=sid.hex(), error=str(exc))
                     continue
-                self.core.submitted(sid, height, index)
-                self.log("submitted", swap_id=sid.hex(), height=height, index=index, dup=dup)
+                self.core.submitted(sid, ack.height, ack.index)
+                self.log(
+                    "submitted",
+                    swap_id=sid.hex(),
+                    height=ack.height,
+                    index=ack.index,
+                    duplicate=ack.duplicate,
+                )
                 self.changes.bump()
             self._wake = trio.Event()
             with trio.move_on_after(RETRY_S):
@@ -253,19 +263,22 @@ async def serve(
     config.data_dir.mkdir(parents=True, exist_ok=True)
     log = EventLog(config.log_path)
     store = Store(config.db_path)
-    channel = grpc.insecure_channel(
-        config.sequencer, options=channel_options(config.max_message_bytes)
+    link = TrioSequencerClient(
+        config.sequencer,
+        key,
+        chain_id=genesis.chain_id,
+        sequencer_key=genesis.sequencer_key,
+        timeout=config.call_timeout_s,
     )
     try:
         core = Coordinator(genesis, store.checkpoint(genesis))
         for signed in store.proposals():
             core.add(signed)
-        link = SequencerLink(channel, genesis, key, config.call_timeout_s)
         await link.status()
         shell = Shell(core, store, link, log, trio.lowlevel.current_trio_token())
         await _run(config, shell, log, on_ready, task_status)
     finally:
-        channel.close()
+        link.close()
         store.close()
         log("stopped")
         log.close()
