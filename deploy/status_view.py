@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from deploy.probe import NetworkView
@@ -11,7 +13,12 @@ from deploy.state import TestnetState
 
 
 def _short(raw: bytes) -> str:
-    return raw.hex()[:16] if raw else "-"
+    return raw.hex()[:12] if raw else "-"
+
+
+def _clock(time_ms: int) -> str:
+    """Log time as a UTC wall-clock time (the sequencer stamps it from its clock)."""
+    return time.strftime("%H:%M:%S", time.gmtime(time_ms / 1000)) + f".{time_ms % 1000:03d}"
 
 
 def to_json(testnet: TestnetState, view: NetworkView) -> dict[str, Any]:
@@ -54,11 +61,11 @@ def table(testnet: TestnetState, view: NetworkView) -> Table:
     if seq is not None:
         title += (
             f" - height {seq.height}, head {_short(seq.head_hash)}, "
-            f"log time {seq.time_ms / 1000:.1f} s, {seq.entries_per_s:.1f} entries/s"
+            f"log time {_clock(seq.time_ms)} UTC, {seq.entries_per_s:.1f} entries/s"
         )
-    t = Table(title=title, title_justify="left")
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("process", "endpoint", "pid", "state", "height", "state root", "lag"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=True)
     running = {p.name for p in testnet.running()}
     for p in testnet.processes:
         state = "running" if p.name in running else "exited"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import shlex
 import signal
 import sys
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from rich.live import Live
 
 from deploy import genesis_gen, launcher, probe, procs, state, status_view
 from deploy.layout import Layout, default_home
-from deploy.state import TestnetState
+from deploy.state import ProcessRecord, TestnetState
 from rollup_client.errors import FailedPrecondition, TandemError
 
 app = typer.Typer(help="Run a local multi-rollup testnet.", no_args_is_help=True)
@@ -173,33 +174,57 @@ def status(directory: DirOpt = None, json_out: JsonOpt = False) -> None:
 
 
 @app.command()
+def env(directory: DirOpt = None) -> None:
+    """Shell exports pointing the other `tandem` commands at this testnet (use with eval)."""
+    layout = _layout(directory)
+    with cli_errors():
+        testnet = state.load_running(layout)
+        rollups = " ".join(f"{rid}={addr}" for rid, addr in testnet.rollups().items())
+        exports = {
+            "TANDEM_HOME": str(layout.root),
+            "TANDEM_SEQUENCER": testnet.sequencer,
+            "TANDEM_COORDINATOR": testnet.coordinator,
+            "TANDEM_GENESIS": testnet.genesis,
+            "TANDEM_KEYS": testnet.keys_dir,
+            "TANDEM_ROLLUPS": rollups,
+        }
+        for name, value in exports.items():
+            typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+def _log_files(p: ProcessRecord) -> list[Path]:
+    """A process's console log (stdout and stderr) and the structured logs it writes itself."""
+    return [Path(p.log), *sorted(Path(p.data_dir).glob("*.log"))]
+
+
+@app.command()
 def logs(
-    name: Annotated[str | None, typer.Argument(help="Process name [default: all, tails]")] = None,
+    name: Annotated[str | None, typer.Argument(help="Process name [default: every one]")] = None,
     directory: DirOpt = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines")] = False,
-    lines: Annotated[int, typer.Option("--lines", "-n", help="Lines per log")] = 20,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="Last lines of each log")] = 20,
 ) -> None:
-    """The per-process logs (stdout and stderr of each process)."""
+    """The per-process logs: console output, then each process's own structured log."""
     layout = _layout(directory)
     with cli_errors():
         testnet = state.load(layout)
         if testnet is None:
             raise FailedPrecondition(f"no testnet was ever started in {layout.root}")
         chosen = testnet.processes if name is None else [testnet.process(name)]
-        for p in chosen:
-            if name is None:
-                typer.echo(f"==> {p.name} ({p.log}) <==")
-            typer.echo(procs.tail(Path(p.log), lines))
+        files = [(p.name, f) for p in chosen for f in _log_files(p)]
+        for pname, f in files:
+            typer.echo(f"==> {pname}: {f} <==")
+            typer.echo(procs.tail(f, lines))
         if follow:
             with contextlib.suppress(KeyboardInterrupt):
-                trio.run(_follow, [Path(p.log) for p in chosen], name is None)
+                trio.run(_follow, files)
 
 
-async def _follow(paths: list[Path], prefix: bool) -> None:
-    """Print what is appended to `paths` until interrupted."""
-    offsets = {p: p.stat().st_size if p.exists() else 0 for p in paths}
+async def _follow(files: list[tuple[str, Path]]) -> None:
+    """Print what is appended to `files` (each line prefixed by its process) until interrupted."""
+    offsets = {p: p.stat().st_size if p.exists() else 0 for _, p in files}
     while True:
-        for p in paths:
+        for name, p in files:
             if not p.exists() or p.stat().st_size <= offsets[p]:
                 continue
             with p.open("rb") as f:
@@ -208,6 +233,6 @@ async def _follow(paths: list[Path], prefix: bool) -> None:
             complete = data[: data.rfind(b"\n") + 1]
             offsets[p] += len(complete)
             for line in complete.decode(errors="replace").splitlines():
-                sys.stdout.write(f"{p.stem}| {line}\n" if prefix else line + "\n")
+                sys.stdout.write(f"{name}| {line}\n")
             sys.stdout.flush()
         await trio.sleep(procs.POLL_S * 4)
