@@ -23,6 +23,7 @@ from rich.console import Console
 
 from bench import latency as latency_bench
 from bench import recovery as recovery_bench
+from bench import state as state_bench
 from bench import throughput
 from bench.report import Report, markdown, write
 
@@ -68,8 +69,8 @@ def _execute(
             try:
                 report = job(Path(tmp))
             finally:
-                _keep_logs(Path(tmp), logs)
-        console.log(f"server and worker logs of {name} in {logs}")
+                if _keep_logs(Path(tmp), logs):
+                    console.log(f"server and worker logs of {name} in {logs}")
         report.doc["elapsed_s"] = round(time.monotonic() - t0, 2)
         for path in write(report, out):
             console.log(f"wrote {path}")
@@ -93,12 +94,14 @@ def _execute(
         raise typer.Exit(1)
 
 
-def _keep_logs(workdir: Path, dest: Path) -> None:
+def _keep_logs(workdir: Path, dest: Path) -> int:
     """Copy the run's logs out of the temporary directory before it is deleted."""
-    for log in workdir.rglob("*.log"):
+    logs = list(workdir.rglob("*.log"))
+    for log in logs:
         target = dest / log.relative_to(workdir)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(log, target)
+    return len(logs)
 
 
 def _sequencer_job(quick: bool, **overrides: Any) -> Job:
@@ -116,6 +119,11 @@ def _recovery_job(quick: bool, **overrides: Any) -> Job:
     base = recovery_bench.Params.quick() if quick else recovery_bench.Params()
     params = _override(base, **overrides)
     return lambda wd: recovery_bench.run(params, wd)
+
+
+def _state_job(quick: bool, **overrides: Any) -> Job:
+    params = _override(state_bench.Params.quick() if quick else state_bench.Params(), **overrides)
+    return lambda wd: state_bench.run(params, wd)
 
 
 @app.command()
@@ -160,6 +168,18 @@ def recovery(
     _execute([("recovery", job)], out, json_path, workdir)
 
 
+@app.command()
+def state(
+    quick: Quick = False,
+    json_path: JsonPath = None,
+    out: OutDir = DEFAULT_OUT,
+    workdir: WorkDir = None,
+    touched: Annotated[int | None, typer.Option(help="Accounts changed per block")] = None,
+) -> None:
+    """State-root update time per block as accounts grow, touched keys fixed."""
+    _execute([("state", _state_job(quick, touched=touched))], out, json_path, workdir)
+
+
 @app.command("all")
 def all_(
     quick: Quick = False,
@@ -172,5 +192,6 @@ def all_(
         ("sequencer", _sequencer_job(quick)),
         ("latency", _latency_job(quick)),
         ("recovery", _recovery_job(quick)),
+        ("state", _state_job(quick)),
     ]
     _execute(jobs, out, json_path, workdir)

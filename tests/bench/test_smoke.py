@@ -64,7 +64,7 @@ def test_all_quick_writes_results(tmp_path: Path, token: str) -> None:
     assert list(work.iterdir()) == [], "the benchmark left its data behind"
 
     docs = json.loads((tmp_path / "all.json").read_text())
-    assert set(docs) == {"sequencer", "latency", "recovery"}
+    assert set(docs) == {"sequencer", "latency", "recovery", "state"}
     for name in docs:
         for ext in ("json", "md", "png"):
             assert (out / f"{name}.{ext}").stat().st_size > 0
@@ -90,3 +90,7 @@ def test_all_quick_writes_results(tmp_path: Path, token: str) -> None:
     rec = docs["recovery"]
     assert rec["entries_stored"] >= rec["params"]["entries"]
     assert rec["sequencer_restart_s"] > 0 and rec["rss_mb_after_restart"] > 0
+
+    state = docs["state"]
+    assert [s["accounts"] for s in state["sizes"]] == state["params"]["sizes"]
+    assert isinstance(state["growth"]["logarithmic"], bool)
