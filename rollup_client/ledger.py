@@ -29,7 +29,7 @@ import struct
 from array import array
 from dataclasses import dataclass
 
-from rollup_client import merkle, swap, tx
+from rollup_client import codec, merkle, swap, tx
 from rollup_client.block import LogEntry
 from rollup_client.errors import FailedPrecondition, InvalidArgument, TandemError
 from rollup_client.genesis import SWAP_NAMESPACE, Genesis
@@ -40,6 +40,8 @@ from rollup_client.stateroot import EMPTY_LEAF, SlotTree
 MAX_AMOUNT = tx.MAX_AMOUNT
 _ROOT_TAG = b"tandem.v1.ledger-root\x00"
 _ACCOUNT_TAG = b"tandem.v1.account\x00"
+_SIGNED_CACHE = 1 << 16
+"""Entry ids whose signature `check` verified, kept until executed (oldest dropped)."""
 _ESCROW_TAG = b"tandem.v1.escrow\x00"
 _SNAP_TAG = b"tandem.v1.ledger-snapshot\x00"
 
@@ -84,6 +86,7 @@ class TokenLedger:
         self._escrow_tree = SlotTree()
         self._refused: set[bytes] = set()
         self._outbox: list[tuple[str, bytes]] = []
+        self._signed: dict[bytes, None] = {}
         extra = sorted({a for b in rollup.balances.values() for a in b} - set(rollup.assets))
         self.assets: tuple[str, ...] = tuple(rollup.assets) + tuple(extra)
         for a in self.assets:
@@ -167,6 +170,9 @@ class TokenLedger:
         """Submission-time check: well-formed, signed, for this rollup, nonce not yet used.
 
         A nonce above the current one is accepted (it may follow transfers in flight).
+        The signature verified here is remembered by entry id (bounded), so executing the
+        same bytes later does not verify it again: Ed25519 verification is the cost of a
+        transfer, and the result for the same bytes is the same.
         """
         stx = tx.parse(data)
         if stx.tx.rollup != self.rollup_id:
@@ -176,6 +182,9 @@ class TokenLedger:
         current = self.nonce(stx.tx.sender)
         if stx.tx.nonce < current:
             raise FailedPrecondition(f"bad nonce: {stx.tx.nonce} already used, next is {current}")
+        self._signed[codec.entry_id(self.rollup_id, data)] = None
+        if len(self._signed) > _SIGNED_CACHE:
+            del self._signed[next(iter(self._signed))]
 
     # -- execution -------------------------------------------------------------------------
 
@@ -280,8 +289,12 @@ class TokenLedger:
         def fail(reason: str) -> Receipt:
             return Receipt(entry.id, entry.height, entry.index, False, reason, "transfer")
 
+        eid = codec.entry_id(self.rollup_id, entry.data)
+        verified = eid in self._signed
+        self._signed.pop(eid, None)
         try:
-            stx = tx.parse(entry.data)
+            stx = tx.decode(entry.data)
+            tx.check(stx, signature=not verified)
         except TandemError as exc:
             return fail(str(exc))
         t = stx.tx

@@ -239,3 +239,14 @@ def test_root_cost_is_independent_of_untouched_accounts() -> None:
         depth = n.bit_length()  # n + 1 accounts: ceil(log2(n + 1)) levels
         assert costs[n] <= 2 * depth
     assert costs[4096] - costs[64] <= 2 * 6  # 64x the accounts: at most 6 more levels per path
+
+
+def test_checked_transfers_execute_alike_without_a_second_signature_check() -> None:
+    checked, unchecked = TokenLedger(GENESIS, RID), TokenLedger(GENESIS, RID)
+    good, forged = transfer(amount=3), transfer(amount=4, nonce=1)[:-1] + b"\x00"
+    checked.check(good)
+    with pytest.raises(Unauthenticated):
+        checked.check(forged)
+    assert run(checked, good, forged) == run(unchecked, good, forged)
+    assert checked.state_root() == unchecked.state_root()
+    assert checked.balance(BOB.public, "USD") == 13
