@@ -1,13 +1,22 @@
-"""Fixtures for the swap end-to-end tests: every process started is ended at teardown."""
+"""Fixtures for the swap end-to-end tests: every process started is ended at teardown.
+
+One network (sequencer, nodes for alpha, beta and gamma, one coordinator) serves the whole
+module, so tests check balance changes, never absolute balances; extra processes a test
+starts (more coordinators) are ended by the function-scoped `procs`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
-from .network import ROLLUPS, Net, Proc, start_coordinator, start_node, start_sequencer, write_net
+from .network import NODES, Net, Proc, start_coordinator, start_node, start_sequencer, write_net
+
+
+def _stop_all(started: list[Proc]) -> None:
+    for p in reversed(started):
+        p.stop()
 
 
 @pytest.fixture
@@ -16,24 +25,19 @@ def procs() -> Iterator[list[Proc]]:
     try:
         yield started
     finally:
-        for p in reversed(started):
-            p.stop()
+        _stop_all(started)
 
 
-StartNet = Callable[..., tuple[Net, str]]
-
-
-@pytest.fixture
-def start_net(tmp_path: Path, procs: list[Proc]) -> StartNet:
-    """Sequencer, the named rollup nodes (started together) and one coordinator."""
-
-    def start(nodes: tuple[str, ...] = ROLLUPS) -> tuple[Net, str]:
-        net = write_net(tmp_path)
-        start_sequencer(net, procs)
-        started = [(r, start_node(net, procs, r)) for r in nodes]
-        for r, p in started:
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+    started: list[Proc] = []
+    try:
+        net = write_net(tmp_path_factory.mktemp("swapnet"))
+        start_sequencer(net, started)
+        nodes = [(r, start_node(net, started, r)) for r in NODES]
+        for r, p in nodes:
             net.nodes[r] = p.ready()["listen"]
-        _, coordinator = start_coordinator(net, procs)
-        return net, coordinator
-
-    return start
+        _, net.coordinator = start_coordinator(net, started)
+        yield net
+    finally:
+        _stop_all(started)

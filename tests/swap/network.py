@@ -26,8 +26,10 @@ from rollup_client.genesis import SETTLEMENT_NAMESPACE, SWAP_NAMESPACE, Client, 
 from rollup_client.keys import SigningKey
 
 CHAIN_ID = "swap-e2e"
-ROLLUPS = ("alpha", "beta", "gamma")
-ASSETS = {"alpha": "gold", "beta": "silver", "gamma": "bronze"}
+ROLLUPS = ("alpha", "beta", "gamma", "delta")
+"""Rollups in the genesis; the tests run nodes for all but "delta", which never votes."""
+NODES = ("alpha", "beta", "gamma")
+ASSETS = {"alpha": "gold", "beta": "silver", "gamma": "bronze", "delta": "lead"}
 USERS = ("alice", "bob", "carol")
 FUNDS = 1_000
 READY_S = 30.0
@@ -54,6 +56,7 @@ class Net:
     keys_dir: Path
     node_keys: Path
     sequencer: str = ""
+    coordinator: str = ""
     nodes: dict[str, str] = field(default_factory=dict)
 
     def node_key(self, name: str) -> Path:

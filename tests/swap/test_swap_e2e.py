@@ -1,0 +1,341 @@
+"""Atomic swaps end to end: a real sequencer, real rollup nodes, real coordinators, the CLI.
+
+Nothing here is mocked: votes come from the rollup nodes' ledgers, outcomes from the log.
+The network is shared by the module, so each test checks balance *changes*.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+import pytest
+import trio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from rollup_client import swap
+from rollup_client.client_trio import TrioSequencerClient
+from rollup_client.errors import InvalidArgument, NotFound, Unauthenticated
+from rollup_client.genesis import SWAP_NAMESPACE
+from rollup_client.rollup_api import RollupClient
+from rollup_client.wire import swap_pb2 as pb
+from swap_coordinator.client import SwapClient
+
+from .network import ASSETS, USERS, Net, Proc, cli, key, start_coordinator, until
+
+ALICE, BOB, CAROL = key("alice"), key("bob"), key("carol")
+Balances = dict[str, dict[str, int]]
+
+
+def balances(net: Net, height: int = 0, rollups: tuple[str, ...] = ("alpha", "beta")) -> Balances:
+    """Every user's balance per rollup, once each node has applied block `height`."""
+    return {r: _balances(net.nodes[r], r, height) for r in rollups}
+
+
+def _balances(target: str, rollup: str, height: int) -> dict[str, int]:
+    with RollupClient(target) as node:
+        until(f"{rollup} at {height}", lambda: node.status().height >= height or None)
+        return {u: node.balance(key(u).public, ASSETS[rollup]) for u in USERS}
+
+
+def changed(before: Balances, after: Balances) -> dict[str, dict[str, int]]:
+    """Non-zero balance changes per rollup."""
+    return {
+        r: {u: after[r][u] - v for u, v in users.items() if after[r][u] != v}
+        for r, users in before.items()
+    }
+
+
+def doc(result: Any) -> dict[str, Any]:
+    assert result.stdout, result.stderr
+    out: dict[str, Any] = json.loads(result.stdout)
+    return out
+
+
+def decided(client: SwapClient, sid: bytes) -> pb.SwapStatus:
+    def probe() -> pb.SwapStatus | None:
+        s = client.get(sid)
+        return s if s.decided else None
+
+    return until("the decision", probe)
+
+
+def test_run_commits_two_legs_and_the_audit_agrees(net: Net) -> None:
+    before = balances(net)
+    r = cli(
+        net,
+        "swap",
+        "run",
+        "--coordinator",
+        net.coordinator,
+        "--leg",
+        "alpha:alice:bob:10:gold",
+        "--leg",
+        f"beta:bob:{ALICE.public.hex()}:20:silver",
+        "--timeout",
+        "10",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    st = doc(r)
+    assert st["state"] == "committed" and st["reason"] == "every rollup voted YES"
+    assert [leg["lock"] for leg in st["legs"]] == ["paid", "paid"]
+    assert [leg["from"] for leg in st["legs"]] == ["alice", "bob"]
+    after = balances(net, st["decision_position"]["height"])
+    assert changed(before, after) == {
+        "alpha": {"alice": -10, "bob": 10},
+        "beta": {"alice": 20, "bob": -20},
+    }
+    a = cli(
+        net,
+        "swap",
+        "audit",
+        st["swap_id"],
+        "--sequencer",
+        net.sequencer,
+        "--genesis",
+        str(net.genesis_path),
+        "--rollup",
+        ",".join(f"{r}={t}" for r, t in net.nodes.items()),
+        "--json",
+    )
+    assert a.returncode == 0, a.stderr
+    audit = doc(a)
+    assert audit["outcome"] == "committed" and audit["ok"]
+    assert audit["decision_position"] == {**st["decision_position"], "block_start": False}
+    assert {r: row["check"] for r, row in audit["rollups"].items()} == {"alpha": "ok", "beta": "ok"}
+
+
+def test_three_legs_proposed_signed_by_each_party_then_waited(net: Net) -> None:
+    everywhere = ("alpha", "beta", "gamma")
+    before = balances(net, rollups=everywhere)
+    common = ("--coordinator", net.coordinator, "--json")
+    p = cli(
+        net,
+        "swap",
+        "propose",
+        "--leg",
+        "alpha:alice:bob:1:gold",
+        "--leg",
+        "beta:bob:carol:2:silver",
+        "--leg",
+        "gamma:carol:alice:3:bronze",
+        "--timeout",
+        "20",
+        "--sign-as",
+        "alice",
+        *common,
+    )
+    assert p.returncode == 0, p.stderr
+    proposed = doc(p)
+    sid = proposed["swap_id"]
+    assert proposed["state"] == "proposed"
+    assert sorted(proposed["missing_signers"]) == ["bob", "carol"]
+    assert proposed["time_left_ms"] == pytest.approx(20_000, abs=2_000)
+    assert cli(net, "swap", "sign", sid, "--key", "bob", *common).returncode == 0
+    with SwapClient(net.coordinator) as c:  # the last payer signs through the library
+        c.sign(
+            bytes.fromhex(sid), CAROL.public, CAROL.sign(bytes.fromhex(proposed["signing_bytes"]))
+        )
+    w = cli(net, "swap", "wait", sid, "--timeout", "20", *common)
+    assert w.returncode == 0, w.stderr
+    st = doc(w)
+    assert st["state"] == "committed"
+    assert st["intent_position"]["height"] < st["decision_position"]["height"]
+    after = balances(net, st["decision_position"]["height"], everywhere)
+    assert changed(before, after) == {
+        "alpha": {"alice": -1, "bob": 1},
+        "beta": {"bob": -2, "carol": 2},
+        "gamma": {"carol": -3, "alice": 3},
+    }
+    listed = doc(cli(net, "swap", "list", "--state", "committed", *common))
+    assert sid in [s["swap_id"] for s in listed["swaps"]]
+
+
+def test_a_leg_short_of_funds_votes_no_and_everyone_is_refunded(net: Net) -> None:
+    before = balances(net)
+    r = cli(
+        net,
+        "swap",
+        "run",
+        "--coordinator",
+        net.coordinator,
+        "--leg",
+        "alpha:alice:bob:10:gold",
+        "--leg",
+        "beta:bob:alice:1000000000:silver",
+        "--timeout",
+        "10",
+        "--json",
+    )
+    assert r.returncode == 3, r.stderr
+    st = doc(r)
+    assert st["state"] == "aborted" and st["reason"] == "beta voted NO"
+    assert {leg["rollup"]: leg["vote"] for leg in st["legs"]}["beta"] == "no"
+    assert changed(before, balances(net, st["decision_position"]["height"])) == {
+        "alpha": {},
+        "beta": {},
+    }
+    for rollup in ("alpha", "beta"):
+        with RollupClient(net.nodes[rollup]) as node:
+            assert node.escrow(bytes.fromhex(st["swap_id"])) == []
+
+
+def test_a_silent_rollup_aborts_at_the_first_block_past_the_deadline(net: Net) -> None:
+    before = balances(net)
+    legs = [
+        swap.Leg("alpha", ALICE.public, BOB.public, "gold", 10),
+        swap.Leg("beta", BOB.public, CAROL.public, "silver", 20),
+        swap.Leg("delta", CAROL.public, ALICE.public, "lead", 30),  # no node: never votes
+    ]
+    with SwapClient(net.coordinator) as c:
+        resp = c.propose(legs, timeout_ms=1_500)
+        for k in (ALICE, BOB, CAROL):
+            c.sign(resp.swap_id, k.public, k.sign(resp.signing_bytes))
+        st = decided(c, resp.swap_id)
+    assert st.state == pb.SWAP_STATE_ABORTED and st.reason == "deadline passed"
+    assert st.decision_at_block_start and st.time_left_ms < 0
+    locks = [ls.lock for ls in st.legs]
+    assert locks == [pb.LOCK_STATE_REFUNDED, pb.LOCK_STATE_REFUNDED, pb.LOCK_STATE_RELEASED]
+    after = balances(net, st.decision_position.height)
+    assert changed(before, after) == {"alpha": {}, "beta": {}}
+
+
+def test_wait_gives_up_with_4_while_pending(net: Net) -> None:
+    legs = [swap.Leg("delta", ALICE.public, BOB.public, "lead", 1)]
+    with SwapClient(net.coordinator) as c:
+        sid = c.propose(legs, timeout_ms=60_000).swap_id
+    w = cli(net, "swap", "wait", sid.hex(), "--coordinator", net.coordinator, "--timeout", "0.3")
+    assert w.returncode == 4, w.stderr
+
+
+def test_coordinator_killed_after_submitting_the_swap_still_settles(
+    net: Net, procs: list[Proc]
+) -> None:
+    before = balances(net)
+    own, target = start_coordinator(net, procs, "doomed")
+    legs = [
+        swap.Leg("alpha", ALICE.public, BOB.public, "gold", 5),
+        swap.Leg("beta", BOB.public, ALICE.public, "silver", 6),
+    ]
+    with SwapClient(target) as c:
+        resp = c.propose(legs, timeout_ms=20_000)
+        sid = resp.swap_id
+        for k in (ALICE, BOB):
+            c.sign(sid, k.public, k.sign(resp.signing_bytes))
+
+    log = net.dir / "doomed" / "coordinator.log"
+    until("the intent acknowledged", lambda: '"event": "submitted"' in log.read_text() or None)
+    own.kill9()
+    # nobody drives the swap now: the rollups decide and settle it from the log alone
+    with RollupClient(net.nodes["beta"]) as beta:
+        until(
+            "alice paid on beta",
+            lambda: beta.balance(ALICE.public, "silver") == before["beta"]["alice"] + 6 or None,
+        )
+    _, again = start_coordinator(net, procs, "doomed")  # same data dir: store + log replay
+    with SwapClient(again) as c:
+        st = decided(c, sid)
+    assert st.state == pb.SWAP_STATE_COMMITTED
+    assert [ls.lock for ls in st.legs] == [pb.LOCK_STATE_PAID, pb.LOCK_STATE_PAID]
+    assert changed(before, balances(net, st.decision_position.height)) == {
+        "alpha": {"alice": -5, "bob": 5},
+        "beta": {"alice": 6, "bob": -6},
+    }
+
+
+def test_two_coordinators_drive_the_same_swap_once(net: Net, procs: list[Proc]) -> None:
+    before = balances(net)
+    _, second = start_coordinator(net, procs, "second")
+    legs = [
+        swap.Leg("alpha", ALICE.public, CAROL.public, "gold", 7),
+        swap.Leg("beta", CAROL.public, ALICE.public, "silver", 8),
+    ]
+    with SwapClient(net.coordinator) as a, SwapClient(second) as b:
+        pa = a.propose(legs, timeout_ms=20_000, nonce=b"same")
+        pb_ = b.propose(legs, deadline_ms=pa.deadline_ms, nonce=b"same")
+        assert pa.swap_id == pb_.swap_id and pa.signing_bytes == pb_.signing_bytes
+        sid = pa.swap_id
+        for client in (a, b):
+            for k in (ALICE, CAROL):
+                client.sign(sid, k.public, k.sign(pa.signing_bytes))
+        done = [decided(c, sid) for c in (a, b)]
+    assert {d.state for d in done} == {pb.SWAP_STATE_COMMITTED}
+    assert done[0].intent_position == done[1].intent_position
+    assert done[0].decision_position == done[1].decision_position
+    assert changed(before, balances(net, done[0].decision_position.height)) == {
+        "alpha": {"alice": -7, "carol": 7},  # paid once, not twice
+        "beta": {"alice": 8, "carol": -8},
+    }
+
+
+async def test_void_intent_and_resubmitted_votes_through_a_real_sequencer(net: Net) -> None:
+    intent = swap.Intent((swap.Leg("alpha", ALICE.public, BOB.public, "gold", 3),), 1_001, b"v")
+    data = swap.encode_intent(swap.sign_intent(swap.SignedIntent(intent), ALICE))
+    anchors: dict[str, Any] = {
+        "chain_id": net.genesis.chain_id,
+        "sequencer_key": net.genesis.sequencer_key,
+    }
+    async with (
+        TrioSequencerClient(net.sequencer, key("coordinator"), **anchors) as coordinator,
+        TrioSequencerClient(net.sequencer, key("alpha"), **anchors) as alpha,
+    ):
+        with trio.fail_after(10):
+            (first,) = await coordinator.submit_batch([(SWAP_NAMESPACE, data)])
+            (again,) = await coordinator.submit_batch([(SWAP_NAMESPACE, data)])
+        assert not first.duplicate and again.duplicate
+        assert (again.height, again.index) == (first.height, first.index)
+        v = swap.encode_vote(swap.sign_vote(key("alpha"), intent.swap_id, "alpha", True))
+        with trio.fail_after(10):
+            (vote1,) = await alpha.submit_batch([(SWAP_NAMESPACE, v)])
+            (vote2,) = await alpha.submit_batch([(SWAP_NAMESPACE, v)])
+        assert vote2.duplicate and (vote2.height, vote2.index) == (vote1.height, vote1.index)
+    with RollupClient(net.nodes["alpha"]) as node:
+        until("alpha past the vote", lambda: node.status().height >= vote1.height or None)
+        assert node.escrow(intent.swap_id) == []  # void: never escrowed
+    with SwapClient(net.coordinator) as c, pytest.raises(NotFound):
+        c.get(intent.swap_id)  # void: never ordered, and not proposed there
+    a = cli(
+        net,
+        "swap",
+        "audit",
+        intent.swap_id.hex(),
+        "--sequencer",
+        net.sequencer,
+        "--genesis",
+        str(net.genesis_path),
+        "--json",
+    )
+    audit = doc(a)
+    assert audit["outcome"] == "aborted" and "deadline" in audit["reason"]
+    assert audit["decision_position"]["height"] == first.height
+
+
+def test_bad_requests_get_their_codes_and_change_nothing(net: Net) -> None:
+    leg = swap.Leg("alpha", ALICE.public, BOB.public, "gold", 1)
+    with SwapClient(net.coordinator) as c:
+        known = len(c.list())
+        with pytest.raises(InvalidArgument, match="legs"):
+            c.propose([], timeout_ms=1_000)
+        with pytest.raises(InvalidArgument, match="exactly one"):
+            c.propose([leg])
+        with pytest.raises(InvalidArgument, match="genesis"):
+            c.propose([swap.Leg("nowhere", ALICE.public, BOB.public, "gold", 1)], timeout_ms=1)
+        resp = c.propose([leg], timeout_ms=10_000)
+        with pytest.raises(Unauthenticated):
+            c.sign(resp.swap_id, ALICE.public, BOB.sign(resp.signing_bytes))
+        with pytest.raises(InvalidArgument, match="pays no leg"):
+            c.sign(resp.swap_id, BOB.public, BOB.sign(resp.signing_bytes))
+        with pytest.raises(NotFound):
+            c.get(b"\x01" * 32)
+        st = c.get(resp.swap_id)
+        assert st.state == pb.SWAP_STATE_PROPOSED and list(st.missing_signers) == [ALICE.public]
+        assert len(c.list()) == known + 1
+    with grpc.insecure_channel(net.coordinator) as ch:
+        health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+    bad = cli(
+        net, "swap", "propose", "--coordinator", net.coordinator, "--leg", "alpha:alice:bob:x:gold"
+    )
+    assert bad.returncode == 1 and "not an integer" in bad.stderr
