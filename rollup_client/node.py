@@ -40,6 +40,8 @@ log = logging.getLogger("tandem.rollup")
 
 # Outbox entries not acknowledged yet are retried after this long (the sequencer dedups).
 _RETRY_S = 0.5
+# How often the node asks the sequencer for its head, so Status reports a true lag.
+_HEAD_POLL_S = 1.0
 
 
 def token_ledger(genesis: Genesis, rollup_id: str, key: SigningKey) -> StateMachine:
@@ -48,7 +50,8 @@ def token_ledger(genesis: Genesis, rollup_id: str, key: SigningKey) -> StateMach
 
 
 def _event(event: str, **fields: object) -> None:
-    log.info(json.dumps({"event": event, **fields}, sort_keys=True, default=str))
+    doc = {"ts": round(time.time(), 3), "event": event, **fields}
+    log.info(json.dumps(doc, sort_keys=True, default=str))
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +226,19 @@ class Node:
         if snap is not None:
             _event("snapshot", height=last.height)
 
+    async def watch_head(self) -> None:
+        """Learn the sequencer's head now and then: blocks alone say nothing of a backlog."""
+        while True:
+            await trio.sleep(_HEAD_POLL_S)
+            try:
+                height = (await self.link.status()).height
+            except TandemError:
+                continue
+            if height > self.head_seen:
+                self.head_seen = height
+                self.view.saw_sequencer(height)
+                self.metrics.lag(self.view.head.lag)
+
     async def follow(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
@@ -295,6 +311,7 @@ async def serve(
                         await node.resubmit_owed()
                     t0 = time.monotonic()
                     await nursery.start(node.follow)
+                    nursery.start_soon(node.watch_head)
                     metrics.start_server(config.metrics_listen)
                     edge.serving()
                     _event(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rollup_client.errors import DeadlineExceeded, ResourceExhausted, TandemError, Unavailable
 
@@ -49,6 +49,12 @@ class NodeView:
             for tx_id in executed:
                 self._inflight.pop(tx_id, None)
             self._cond.notify_all()
+
+    def saw_sequencer(self, height: int) -> None:
+        """The sequencer's head is at least `height` (for the lag in Status)."""
+        with self._cond:
+            if height > self._head.sequencer_height:
+                self._head = replace(self._head, sequencer_height=height)
 
     def pending(self, tx_id: bytes) -> None:
         with self._cond:

@@ -49,6 +49,9 @@ class NodeMetrics:
         self._lag.set(head.lag)
         self._txs.inc(txs)
 
+    def lag(self, blocks: int) -> None:
+        self._lag.set(blocks)
+
     def start_server(self, listen: str) -> None:
         """Serve /metrics on `listen` (HOST:PORT, port 0 picks one); "" serves nothing."""
         if not listen:

@@ -123,5 +123,8 @@ def test_view_tracks_pending_sequenced_and_executed() -> None:
     waiter.join(5)
     assert not waiter.is_alive()
     assert v.inflight(a) == (False, None) and v.head.lag == 4
+    v.saw_sequencer(12)
+    v.saw_sequencer(10)  # the head seen never goes back
+    assert (v.head.height, v.head.sequencer_height, v.head.lag) == (5, 12, 7)
     v.sequenced(b, 3, 0)  # already applied by the time the ack came back
     assert v.inflight(b) == (False, None)
