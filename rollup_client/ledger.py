@@ -40,10 +40,10 @@ from rollup_client.stateroot import EMPTY_LEAF, SlotTree
 MAX_AMOUNT = tx.MAX_AMOUNT
 _ROOT_TAG = b"tandem.v1.ledger-root\x00"
 _ACCOUNT_TAG = b"tandem.v1.account\x00"
-_SIGNED_CACHE = 1 << 16
-"""Entry ids whose signature `check` verified, kept until executed (oldest dropped)."""
 _ESCROW_TAG = b"tandem.v1.escrow\x00"
 _SNAP_TAG = b"tandem.v1.ledger-snapshot\x00"
+_SIGNED_CACHE = 1 << 16
+"""Entry ids whose signature `check` verified, kept until executed (oldest dropped)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,8 @@ class Receipt:
     `entry_id` is the id of the log entry executed; for a block-start effect (a swap
     aborted by its deadline) it is the swap id and `index` is BLOCK_START. `reason` is
     empty on success and says exactly what went wrong otherwise. `kind` names what was
-    executed ("transfer", "escrow", "refuse", "commit", "abort", "invalid"); `swap_id`
-    is set for swap effects.
+    executed (the token ledger uses "transfer", "escrow", "refuse", "commit", "abort");
+    `swap_id` is set for swap effects.
     """
 
     entry_id: bytes
