@@ -1,0 +1,3 @@
+"""The rollup-node tests' real-network fixtures (genesis, sequencer, nodes), shared here."""
+
+from tests.rollup_node.conftest import net, procs, sequencer, start_node  # noqa: F401
