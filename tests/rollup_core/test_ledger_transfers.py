@@ -250,3 +250,49 @@ def test_checked_transfers_execute_alike_without_a_second_signature_check() -> N
     assert run(checked, good, forged) == run(unchecked, good, forged)
     assert checked.state_root() == unchecked.state_root()
     assert checked.balance(BOB.public, "USD") == 13
+
+
+class Model:
+    """The transfer rules restated plainly: dicts of balances and nonces."""
+
+    def __init__(self) -> None:
+        self.bal = {(u.public, a): 0 for u in USERS for a in ("USD", "EUR")}
+        self.bal[ALICE.public, "USD"], self.bal[ALICE.public, "EUR"] = 100, 5
+        self.bal[BOB.public, "USD"] = 10
+        self.nonce = {u.public: 0 for u in USERS}
+
+    def apply(self, s: int, r: int, asset: str, amount: int, n: int, forged: bool) -> str:
+        src, dst = USERS[s].public, USERS[r].public
+        if forged:
+            return "signature"
+        if n != self.nonce[src]:
+            return f"bad nonce: expected {self.nonce[src]}, got {n}"
+        self.nonce[src] += 1
+        if asset not in ("USD", "EUR"):
+            return f"unknown asset {asset!r}"
+        if self.bal[src, asset] < amount:
+            return f"insufficient balance: has {self.bal[src, asset]}, needs {amount}"
+        self.bal[src, asset] -= amount
+        self.bal[dst, asset] += amount
+        return ""
+
+
+@settings(max_examples=100, deadline=None)
+@given(tx_streams)
+def test_ledger_matches_a_reference_model(stream: list[Draw]) -> None:
+    ledger, model = TokenLedger(GENESIS, RID), Model()
+    nonces = [0] * len(USERS)
+    for s, r, asset, amount, off, forged in stream:
+        n = max(0, nonces[s] + off)
+        data = transfer(USERS[s], USERS[r], asset, amount, n)
+        if forged:
+            data = data[:-64] + bytes(64)
+        elif off == 0:
+            nonces[s] += 1
+        (got,) = run(ledger, data)
+        expected = model.apply(s, r, asset, amount, n, forged)
+        assert got is not None and got.ok == (expected == "")
+        assert expected in got.reason
+    for (account, asset), amount in model.bal.items():
+        assert ledger.balance(account, asset) == amount
+    assert all(ledger.nonce(a) == n for a, n in model.nonce.items())
