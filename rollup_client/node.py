@@ -22,7 +22,13 @@ import trio
 
 from rollup_client import attestation, codec
 from rollup_client.block import VerifiedBlock
-from rollup_client.errors import InvalidArgument, TandemError, Unavailable
+from rollup_client.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    ResourceExhausted,
+    TandemError,
+    Unavailable,
+)
 from rollup_client.genesis import SETTLEMENT_NAMESPACE, Genesis
 from rollup_client.keys import SigningKey
 from rollup_client.ledger import TokenLedger
@@ -40,6 +46,8 @@ log = logging.getLogger("tandem.rollup")
 
 # Outbox entries not acknowledged yet are retried after this long (the sequencer dedups).
 _RETRY_S = 0.5
+# Failures worth retrying an outbox batch for; anything else will never succeed.
+_TRANSIENT = (Unavailable, DeadlineExceeded, ResourceExhausted)
 # How often the node asks the sequencer for its head, so Status reports a true lag.
 _HEAD_POLL_S = 1.0
 
@@ -161,10 +169,14 @@ class Node:
             while True:
                 try:
                     await self.link.submit_batch([(n, d) for _, n, d in batch])
-                except TandemError as exc:
+                except _TRANSIENT as exc:
                     _event("outbox_retry", error=str(exc), entries=len(batch))
                     await trio.sleep(_RETRY_S)
                     continue
+                except TandemError as exc:
+                    # Refused for good (e.g. the genesis does not let this key write
+                    # `swap`): retrying cannot help; say so loudly and move on.
+                    _event("outbox_refused", error=str(exc), entries=len(batch))
                 self.store.drop_outbox([i for i, _, _ in batch])
                 break
 
