@@ -56,8 +56,14 @@ class Running:
             self._out.append(chunk)
 
     def output(self) -> str:
-        """Stdout after the ready line, as far as it has been read."""
+        """Stdout after the ready line, as far as it has been read (all of it after `wait`)."""
         return b"".join(self._out).decode(errors="replace")
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the process to exit on its own and its stdout to be read; the exit code."""
+        code = self.popen.wait(timeout)
+        self._reader.join(timeout)
+        return code
 
     def kill(self) -> None:
         """SIGKILL the process group at once (a crash) and reap it."""
@@ -103,10 +109,11 @@ def _read_ready(
             if isinstance(doc, dict) and doc.get("event") == "ready":
                 return doc, buf
         left = deadline - time.monotonic()
-        chunk = os.read(fd, 65536) if left > 0 and select.select([fd], [], [], left)[0] else b""
+        readable = left > 0 and select.select([fd], [], [], left)[0]
+        chunk = os.read(fd, 65536) if readable else b""
         if not chunk:
             err.seek(0)
-            why = "exited" if popen.poll() is not None else f"not ready after {timeout:g}s"
+            why = "closed its stdout (exited?)" if readable else f"not ready after {timeout:g}s"
             raise AssertionError(f"{popen.args!r} {why}; stderr:\n{err.read().decode()[-4000:]}")
         buf += chunk
 

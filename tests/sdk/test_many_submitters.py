@@ -45,7 +45,7 @@ def test_concurrent_submitters_all_see_the_same_global_order(sequencer: Sequence
             w.popen.stdin.write(b"go\n")
             w.popen.stdin.flush()
         for w in workers:
-            assert w.popen.wait(procs.READY_TIMEOUT_S) == 0
+            assert w.wait(procs.READY_TIMEOUT_S) == 0
         reports = [json.loads(w.output()) for w in workers]
 
     acks = [tuple(a) for r in reports for a in r["acks"]]
