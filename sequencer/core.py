@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from rollup_client import block, codec
 from rollup_client.errors import FailedPrecondition, InvalidArgument, TandemError
 from rollup_client.keys import SigningKey
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One validated entry of a batch."""
+class Item(NamedTuple):
+    """One validated entry of a batch (a tuple: built once per entry on the hot path)."""
 
     namespace: str
     data: bytes
@@ -31,9 +31,13 @@ class Batch:
     bundle: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ack:
-    """Where an entry is in the log; `duplicate` when it was there before this batch."""
+    """Where an entry is in the log; `duplicate` when it was there before this batch.
+
+    Not frozen: a frozen dataclass pays for object.__setattr__ on every field, and one Ack
+    is built per entry.
+    """
 
     id: bytes
     height: int

@@ -29,8 +29,8 @@ from sequencer.metrics import Metrics
 from sequencer.store import IdIndex, Store
 
 SHUTDOWN_GRACE_S = 2.0
-# How often the id index absorbs the blocks sealed since its last flush.
-INDEX_FLUSH_S = 0.5
+# How often the id index checks whether its in-memory tail is due for a flush.
+INDEX_CHECK_S = 0.5
 
 
 def wall_ms() -> int:
@@ -130,8 +130,9 @@ def _wake(token: trio.lowlevel.TrioToken, event: trio.Event) -> None:
 async def _keep_indexing(index: IdIndex) -> None:
     """Move newly sealed ids into the durable index in large batches, off the ack path."""
     while True:
-        await trio.sleep(INDEX_FLUSH_S)
-        await trio.to_thread.run_sync(index.flush)
+        await trio.sleep(INDEX_CHECK_S)
+        if index.due():
+            await trio.to_thread.run_sync(index.flush)
 
 
 def _load_identity(config: Config) -> tuple[Genesis, SigningKey]:

@@ -65,6 +65,8 @@ SELECT ids.id, ids.loc FROM r
 JOIN ids ON ids.id = substr(?1, i * {codec.HASH_BYTES} + 1, {codec.HASH_BYTES})
 """
 MMAP_BYTES = 1 << 30
+MIN_FLUSH_IDS = 20_000
+IDS_PER_PAGE = 64
 _LOC = struct.Struct(">QQ")  # height, index
 _REC = struct.Struct(">II")  # index, data length
 
@@ -187,6 +189,11 @@ class IdIndex:
     table in one sorted transaction and records the highest indexed height, so after a
     crash the tail is rebuilt from the block store above that watermark. Safe to use from
     any thread; `flush` runs concurrently with `add` and `lookup`.
+
+    Random keys spread every flush over the whole B-tree, so a flush dirties about
+    min(rows, pages) pages: `due` waits until the tail is about as large as the table's
+    page count, which keeps the write cost per id bounded as the log grows (the tail
+    costs memory of roughly 2 bytes per indexed id).
     """
 
     def __init__(self, path: Path) -> None:
@@ -196,11 +203,19 @@ class IdIndex:
         self._lock = threading.Lock()
         self._tail: dict[bytes, tuple[int, int]] = {}
         self._top = self.watermark()
+        self._rows = self._meta("rows", 0)
+
+    def _meta(self, key: str, default: int) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return default if row is None else int(row[0])
 
     def watermark(self) -> int:
         """Every entry of blocks up to this height is in the table (-1: none)."""
-        row = self._db.execute("SELECT value FROM meta WHERE key='indexed_height'").fetchone()
-        return -1 if row is None else int(row[0])
+        return self._meta("indexed_height", -1)
+
+    def due(self) -> bool:
+        """True when the tail is large enough for a flush to be worth its page writes."""
+        return len(self._tail) >= max(MIN_FLUSH_IDS, self._rows // IDS_PER_PAGE)
 
     def add(self, height: int, ids: Sequence[bytes]) -> None:
         """Index block `height`, whose i-th entry has id ids[i] (blocks in height order)."""
@@ -242,8 +257,10 @@ class IdIndex:
             [
                 (_INSERT_IDS, (packed, len(rows))) if rows else ("SELECT 1", ()),
                 ("INSERT OR REPLACE INTO meta VALUES ('indexed_height', ?)", (top,)),
+                ("INSERT OR REPLACE INTO meta VALUES ('rows', ?)", (self._rows + len(rows),)),
             ],
         )
+        self._rows += len(rows)
         with self._lock:
             for eid, at in rows:
                 if self._tail.get(eid) == at:
