@@ -17,15 +17,35 @@ from rollup_client.errors import InvalidArgument
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "testnet.toml"
 MAX_PORT = 65535
+PLACEMENT_FIELDS = {"host", "port", "netns"}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one process runs: the address it binds and advertises, and the network namespace
+    (`ip netns`) to start it in, "" for the current one. Nothing assumes localhost."""
+
+    host: str
+    port: int = 0
+    netns: str = ""
+
+    @property
+    def listen(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def to_doc(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"host": self.host, "port": self.port}
+        return {**doc, "netns": self.netns} if self.netns else doc
 
 
 @dataclass(frozen=True)
 class RollupConfig:
-    """One rollup: its id (= namespace), the assets it holds, the port its node listens on."""
+    """One rollup: its id (= namespace), the assets it holds, where its node runs."""
 
     id: str
     assets: tuple[str, ...]
-    port: int = 0
+    place: Placement
 
 
 @dataclass(frozen=True)
@@ -42,8 +62,8 @@ class NetworkConfig:
 
     chain_id: str
     host: str
-    sequencer_port: int
-    coordinator_port: int
+    sequencer: Placement
+    coordinator: Placement
     heartbeat_ms: int
     snapshot_interval: int
     attestation_interval: int
@@ -57,7 +77,8 @@ class NetworkConfig:
         rollups = list(self.rollups[:count])
         template = self.rollups[0]
         while len(rollups) < count:
-            rollups.append(RollupConfig(_extra_rollup_id(len(rollups)), template.assets, 0))
+            place = Placement(template.place.host, 0, template.place.netns)
+            rollups.append(RollupConfig(_extra_rollup_id(len(rollups)), template.assets, place))
         accounts = tuple(
             Account(
                 a.name,
@@ -78,10 +99,10 @@ class NetworkConfig:
             "heartbeat_ms": self.heartbeat_ms,
             "snapshot_interval": self.snapshot_interval,
             "attestation_interval": self.attestation_interval,
-            "sequencer": {"port": self.sequencer_port},
-            "coordinator": {"port": self.coordinator_port},
+            "sequencer": self.sequencer.to_doc(),
+            "coordinator": self.coordinator.to_doc(),
             "rollups": [
-                {"id": r.id, "assets": list(r.assets), "port": r.port} for r in self.rollups
+                {"id": r.id, "assets": list(r.assets), **r.place.to_doc()} for r in self.rollups
             ],
             "accounts": {a.name: a.balances for a in self.accounts},
         }
@@ -132,16 +153,17 @@ def parse(doc: dict[str, Any]) -> NetworkConfig:
             "accounts",
         },
     )
+    host = _str(doc, "host", "", "127.0.0.1")
     sequencer = _table(doc, "sequencer", "")
     coordinator = _table(doc, "coordinator", "")
-    _no_unknown(sequencer, "sequencer.", {"port"})
-    _no_unknown(coordinator, "coordinator.", {"port"})
-    rollups = _rollups(doc.get("rollups"))
+    _no_unknown(sequencer, "sequencer.", PLACEMENT_FIELDS)
+    _no_unknown(coordinator, "coordinator.", PLACEMENT_FIELDS)
+    rollups = _rollups(doc.get("rollups"), host)
     return NetworkConfig(
         chain_id=_str(doc, "chain_id", "", "tandem-testnet"),
-        host=_str(doc, "host", "", "127.0.0.1"),
-        sequencer_port=_port(sequencer, "sequencer."),
-        coordinator_port=_port(coordinator, "coordinator."),
+        host=host,
+        sequencer=_placement(sequencer, "sequencer.", host),
+        coordinator=_placement(coordinator, "coordinator.", host),
         heartbeat_ms=_positive(doc, "heartbeat_ms", 200),
         snapshot_interval=_positive(doc, "snapshot_interval", 1000),
         attestation_interval=_positive(doc, "attestation_interval", 100),
@@ -150,7 +172,7 @@ def parse(doc: dict[str, Any]) -> NetworkConfig:
     )
 
 
-def _rollups(raw: Any) -> tuple[RollupConfig, ...]:
+def _rollups(raw: Any, host: str) -> tuple[RollupConfig, ...]:
     if not isinstance(raw, list) or not raw:
         raise InvalidArgument("rollups: need at least one [[rollups]] table")
     seen: set[str] = set()
@@ -159,7 +181,7 @@ def _rollups(raw: Any) -> tuple[RollupConfig, ...]:
         where = f"rollups[{i}]."
         if not isinstance(item, dict):
             raise InvalidArgument(f"{where[:-1]}: must be a table")
-        _no_unknown(item, where, {"id", "assets", "port"})
+        _no_unknown(item, where, {"id", "assets"} | PLACEMENT_FIELDS)
         rid = _str(item, "id", where, None)
         try:
             codec.check_namespace(rid)
@@ -175,7 +197,7 @@ def _rollups(raw: Any) -> tuple[RollupConfig, ...]:
             or not all(isinstance(a, str) and a for a in assets)
         ):
             raise InvalidArgument(f"{where}assets: must be a non-empty list of asset names")
-        out.append(RollupConfig(rid, tuple(assets), _port(item, where)))
+        out.append(RollupConfig(rid, tuple(assets), _placement(item, where, host)))
     return tuple(out)
 
 
@@ -236,6 +258,13 @@ def _positive(doc: dict[str, Any], key: str, default: int) -> int:
     if value <= 0:
         raise InvalidArgument(f"{key}: must be positive, not {value}")
     return value
+
+
+def _placement(doc: dict[str, Any], where: str, host: str) -> Placement:
+    netns = doc.get("netns", "")
+    if not isinstance(netns, str):
+        raise InvalidArgument(f"{where}netns: must be a network namespace name")
+    return Placement(_str(doc, "host", where, host), _port(doc, where), netns)
 
 
 def _port(doc: dict[str, Any], where: str) -> int:

@@ -8,6 +8,7 @@ so far is stopped and the error carries the tail of the failing process's log.
 from __future__ import annotations
 
 import errno
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import trio
 
 from deploy import probe, procs, state
-from deploy.config import NetworkConfig
+from deploy.config import NetworkConfig, Placement
 from deploy.layout import COORDINATOR, SEQUENCER, Layout
 from deploy.state import ProcessRecord, TestnetState
 from rollup_client.errors import FailedPrecondition, InvalidArgument
@@ -25,9 +26,16 @@ GRACE_S = 5.0
 LOG_TAIL_LINES = 15
 
 
-def tandem_argv(*args: str) -> list[str]:
-    """The `tandem` CLI run by this very interpreter (no dependency on PATH)."""
-    return [sys.executable, "-m", "deploy", *args]
+def tandem_argv(place: Placement, *args: str) -> list[str]:
+    """The `tandem` CLI run by this very interpreter (no dependency on PATH), inside the
+    placement's network namespace when it has one."""
+    argv = [sys.executable, "-m", "deploy", *args]
+    if not place.netns:
+        return argv
+    ip = shutil.which("ip")
+    if ip is None:
+        raise FailedPrecondition(f"netns {place.netns!r} is configured but `ip` is not installed")
+    return [ip, "netns", "exec", place.netns, *argv]
 
 
 def _common(layout: Layout, name: str, key: Path) -> list[str]:
@@ -43,10 +51,11 @@ def _common(layout: Layout, name: str, key: Path) -> list[str]:
 
 def sequencer_argv(cfg: NetworkConfig, layout: Layout) -> list[str]:
     return tandem_argv(
+        cfg.sequencer,
         "sequencer",
         "run",
         "--listen",
-        f"{cfg.host}:{cfg.sequencer_port}",
+        cfg.sequencer.listen,
         "--heartbeat-ms",
         str(cfg.heartbeat_ms),
         *_common(layout, SEQUENCER, layout.key(SEQUENCER)),
@@ -54,7 +63,9 @@ def sequencer_argv(cfg: NetworkConfig, layout: Layout) -> list[str]:
 
 
 def rollup_argv(cfg: NetworkConfig, layout: Layout, rollup_id: str, sequencer: str) -> list[str]:
+    place = cfg.rollup(rollup_id).place
     return tandem_argv(
+        place,
         "rollup",
         "run",
         "--id",
@@ -62,7 +73,7 @@ def rollup_argv(cfg: NetworkConfig, layout: Layout, rollup_id: str, sequencer: s
         "--sequencer",
         sequencer,
         "--listen",
-        f"{cfg.host}:{cfg.rollup(rollup_id).port}",
+        place.listen,
         "--snapshot-every",
         str(cfg.snapshot_interval),
         "--attest-every",
@@ -73,39 +84,49 @@ def rollup_argv(cfg: NetworkConfig, layout: Layout, rollup_id: str, sequencer: s
 
 def coordinator_argv(cfg: NetworkConfig, layout: Layout, sequencer: str) -> list[str]:
     return tandem_argv(
+        cfg.coordinator,
         "coordinator",
         "run",
         "--sequencer",
         sequencer,
         "--listen",
-        f"{cfg.host}:{cfg.coordinator_port}",
+        cfg.coordinator.listen,
         *_common(layout, COORDINATOR, layout.key(COORDINATOR)),
     )
 
 
 def check_ports(cfg: NetworkConfig) -> None:
-    """Fail before starting anything if a fixed port is taken or configured twice."""
-    fixed = [("sequencer.port", cfg.sequencer_port), ("coordinator.port", cfg.coordinator_port)]
-    fixed += [(f"rollups[{i}].port ({r.id})", r.port) for i, r in enumerate(cfg.rollups)]
-    seen: dict[int, str] = {}
-    for field, port in fixed:
-        if port == 0:
+    """Fail before starting anything if a fixed port here is taken or configured twice.
+
+    Ports of processes placed in another network namespace are that namespace's business."""
+    fixed = [("sequencer", cfg.sequencer), ("coordinator", cfg.coordinator)]
+    fixed += [(f"rollups[{i}] ({r.id})", r.place) for i, r in enumerate(cfg.rollups)]
+    seen: dict[tuple[str, str, int], str] = {}
+    for where, place in fixed:
+        if place.port == 0:
             continue
-        if port in seen:
-            raise InvalidArgument(f"{field}: port {port} is also used by {seen[port]}")
-        seen[port] = field
-        with socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET) as s:
-            # grpc binds with SO_REUSEADDR too, so a port in TIME_WAIT is not "in use".
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((cfg.host, port))
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    raise FailedPrecondition(
-                        f"port {cfg.host}:{port} ({field}) is already in use: stop whatever "
-                        "holds it, or set that port to 0 (any free port) in the config"
-                    ) from exc
-                raise FailedPrecondition(f"cannot bind {cfg.host}:{port} ({field}): {exc}") from exc
+        field = f"{where}.port"
+        key = (place.netns, place.host, place.port)
+        if key in seen:
+            raise InvalidArgument(f"{field}: {place.listen} is also used by {seen[key]}")
+        seen[key] = field
+        if not place.netns:
+            _check_free(place, field)
+
+
+def _check_free(place: Placement, field: str) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in place.host else socket.AF_INET) as s:
+        # grpc binds with SO_REUSEADDR too, so a port in TIME_WAIT is not "in use".
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((place.host, place.port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise FailedPrecondition(
+                    f"port {place.listen} ({field}) is already in use: stop whatever "
+                    "holds it, or set that port to 0 (any free port) in the config"
+                ) from exc
+            raise FailedPrecondition(f"cannot bind {place.listen} ({field}): {exc}") from exc
 
 
 def check_not_running(layout: Layout, previous: TestnetState | None) -> None:

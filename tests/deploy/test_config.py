@@ -23,12 +23,27 @@ def test_default_config_loads() -> None:
     assert [r.id for r in cfg.rollups] == ["rollup-a", "rollup-b", "rollup-c"]
     assert {a.name for a in cfg.accounts} >= {"alice", "bob", "carol"}
     assert cfg.host == "127.0.0.1"
-    assert cfg.sequencer_port == 0
+    assert cfg.sequencer == config.Placement("127.0.0.1", 0, "")
+    assert cfg.sequencer.listen == "127.0.0.1:0"
     assert cfg.heartbeat_ms > 0
 
 
 def test_round_trip_through_doc() -> None:
     cfg = config.load().with_rollups(2)
+    assert config.parse(cfg.to_doc()) == cfg
+
+
+def test_placements_default_to_the_network_host() -> None:
+    cfg = config.parse(
+        _doc(
+            host="10.0.0.1",
+            sequencer={"host": "10.0.0.2", "port": 7000, "netns": "seq"},
+            coordinator={"host": "::1"},
+        )
+    )
+    assert cfg.sequencer == config.Placement("10.0.0.2", 7000, "seq")
+    assert cfg.coordinator.listen == "[::1]:0"
+    assert cfg.rollups[0].place == config.Placement("10.0.0.1", 0, "")
     assert config.parse(cfg.to_doc()) == cfg
 
 
@@ -53,6 +68,8 @@ def test_with_rollups_trims_and_extends() -> None:
         ({"colour": "blue"}, "colour"),
         ({"sequencer": {"port": 70000}}, "sequencer.port"),
         ({"sequencer": {"prot": 1}}, "sequencer.prot"),
+        ({"sequencer": {"netns": 3}}, "sequencer.netns"),
+        ({"coordinator": {"host": ""}}, "coordinator.host"),
         ({"rollups": []}, "rollups"),
         ({"rollups": [{"id": "Bad Name", "assets": ["USD"]}]}, "rollups[0].id"),
         ({"rollups": [{"id": "r", "assets": []}]}, "rollups[0].assets"),
