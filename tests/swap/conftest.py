@@ -30,14 +30,14 @@ def procs() -> Iterator[list[Proc]]:
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    started: list[Proc] = []
+    net = write_net(tmp_path_factory.mktemp("swapnet"))
     try:
-        net = write_net(tmp_path_factory.mktemp("swapnet"))
-        start_sequencer(net, started)
-        nodes = [(r, start_node(net, started, r)) for r in NODES]
-        for r, p in nodes:
+        start_sequencer(net, net.procs)
+        for r in NODES:
+            net.node_procs[r] = start_node(net, net.procs, r)
+        for r, p in net.node_procs.items():
             net.nodes[r] = p.ready()["listen"]
-        _, net.coordinator = start_coordinator(net, started)
+        _, net.coordinator = start_coordinator(net, net.procs)
         yield net
     finally:
-        _stop_all(started)
+        _stop_all(net.procs)

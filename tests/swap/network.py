@@ -32,6 +32,7 @@ NODES = ("alpha", "beta", "gamma")
 ASSETS = {"alpha": "gold", "beta": "silver", "gamma": "bronze", "delta": "lead"}
 USERS = ("alice", "bob", "carol")
 FUNDS = 1_000
+LOAD_NAMESPACE = "load"
 READY_S = 30.0
 HEARTBEAT_MS = 50
 T = TypeVar("T")
@@ -58,6 +59,8 @@ class Net:
     sequencer: str = ""
     coordinator: str = ""
     nodes: dict[str, str] = field(default_factory=dict)
+    procs: list[Proc] = field(default_factory=list)
+    node_procs: dict[str, Proc] = field(default_factory=dict)
 
     def node_key(self, name: str) -> Path:
         return self.node_keys / f"{name}.pem"
@@ -81,6 +84,7 @@ def write_net(root: Path) -> Net:
         (
             *(Client(r, key(r).public, frozenset({r, *system})) for r in ROLLUPS),
             Client("coordinator", key("coordinator").public, frozenset({SWAP_NAMESPACE})),
+            Client("loader", key("loader").public, frozenset({LOAD_NAMESPACE})),
         ),
         tuple(
             Rollup(

@@ -15,6 +15,7 @@ import trio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rollup_client import swap
+from rollup_client.client import SequencerClient
 from rollup_client.client_trio import TrioSequencerClient
 from rollup_client.errors import InvalidArgument, NotFound, Unauthenticated
 from rollup_client.genesis import SWAP_NAMESPACE
@@ -22,14 +23,31 @@ from rollup_client.rollup_api import RollupClient
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator.client import SwapClient
 
-from .network import ASSETS, USERS, Net, Proc, cli, key, start_coordinator, until
+from .network import (
+    ASSETS,
+    HEARTBEAT_MS,
+    LOAD_NAMESPACE,
+    USERS,
+    Net,
+    Proc,
+    cli,
+    key,
+    start_coordinator,
+    start_node,
+    until,
+)
 
 ALICE, BOB, CAROL = key("alice"), key("bob"), key("carol")
 Balances = dict[str, dict[str, int]]
 
 
-def balances(net: Net, height: int = 0, rollups: tuple[str, ...] = ("alpha", "beta")) -> Balances:
-    """Every user's balance per rollup, once each node has applied block `height`."""
+def balances(
+    net: Net, height: int | None = None, rollups: tuple[str, ...] = ("alpha", "beta")
+) -> Balances:
+    """Every user's balance per rollup once each node has applied `height` (default: head)."""
+    if height is None:
+        with SequencerClient(net.sequencer) as seq:
+            height = seq.status().height
     return {r: _balances(net.nodes[r], r, height) for r in rollups}
 
 
@@ -339,3 +357,102 @@ def test_bad_requests_get_their_codes_and_change_nothing(net: Net) -> None:
         net, "swap", "propose", "--coordinator", net.coordinator, "--leg", "alpha:alice:bob:x:gold"
     )
     assert bad.returncode == 1 and "not an integer" in bad.stderr
+
+
+def test_two_swaps_competing_for_the_same_funds_only_one_escrows(net: Net) -> None:
+    before = balances(net)
+    half = before["alpha"]["alice"] // 2 + 1  # both cannot be escrowed at once
+    with SwapClient(net.coordinator) as c:
+        ids = []
+        for payee in (BOB, CAROL):
+            legs = [
+                swap.Leg("alpha", ALICE.public, payee.public, "gold", half),
+                swap.Leg("beta", payee.public, ALICE.public, "silver", 1),
+            ]
+            resp = c.propose(legs, timeout_ms=20_000)
+            ids.append(resp.swap_id)
+            for k in (ALICE, payee):
+                c.sign(resp.swap_id, k.public, k.sign(resp.signing_bytes))
+        done = [decided(c, sid) for sid in ids]
+    assert sorted(d.state for d in done) == [pb.SWAP_STATE_COMMITTED, pb.SWAP_STATE_ABORTED]
+    loser = next(d for d in done if d.state == pb.SWAP_STATE_ABORTED)
+    assert loser.reason == "alpha voted NO"
+    winner = BOB if done[0].state == pb.SWAP_STATE_COMMITTED else CAROL
+    name = "bob" if winner is BOB else "carol"
+    height = max(d.decision_position.height for d in done)
+    assert changed(before, balances(net, height)) == {
+        "alpha": {"alice": -half, name: half},
+        "beta": {"alice": 1, name: -1},
+    }
+
+
+async def test_a_short_deadline_commits_while_the_sequencer_is_under_load(net: Net) -> None:
+    """Deadlines are log time: blocks cut back to back do not bring D closer."""
+    anchors: dict[str, Any] = {
+        "chain_id": net.genesis.chain_id,
+        "sequencer_key": net.genesis.sequencer_key,
+    }
+    legs = [
+        swap.Leg("alpha", ALICE.public, BOB.public, "gold", 2),
+        swap.Leg("beta", BOB.public, ALICE.public, "silver", 3),
+    ]
+
+    def run_swap() -> pb.SwapStatus:
+        with SwapClient(net.coordinator) as c:
+            resp = c.propose(legs, timeout_ms=3_000)
+            for k in (ALICE, BOB):
+                c.sign(resp.swap_id, k.public, k.sign(resp.signing_bytes))
+            return decided(c, resp.swap_id)
+
+    async with TrioSequencerClient(net.sequencer, key("loader"), **anchors) as loader:
+        start = (await loader.status()).height
+        done = trio.Event()
+
+        async def hammer(task: int) -> None:
+            n = 0
+            while not done.is_set():
+                batch = [(LOAD_NAMESPACE, f"{task}:{n}:{i}".encode() * 8) for i in range(200)]
+                await loader.submit_batch(batch)
+                n += 1
+
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for task in range(3):
+                    nursery.start_soon(hammer, task)
+                t0 = trio.current_time()
+                st = await trio.to_thread.run_sync(run_swap)
+                elapsed = trio.current_time() - t0
+                done.set()
+        blocks = (await loader.status()).height - start
+    assert st.state == pb.SWAP_STATE_COMMITTED, st.reason
+    assert blocks / elapsed > 2 * 1000 / HEARTBEAT_MS, "the sequencer was not under load"
+    print(f"swap committed in {elapsed:.2f} s while {blocks} blocks were cut")
+
+
+def test_a_rollup_down_at_the_intent_votes_after_restart_before_the_deadline(net: Net) -> None:
+    before = balances(net)
+    net.node_procs["beta"].kill9()
+    legs = [
+        swap.Leg("alpha", ALICE.public, CAROL.public, "gold", 4),
+        swap.Leg("beta", CAROL.public, ALICE.public, "silver", 5),
+    ]
+    with SwapClient(net.coordinator) as c:
+        resp = c.propose(legs, timeout_ms=20_000)
+        sid = resp.swap_id
+        for k in (ALICE, CAROL):
+            c.sign(sid, k.public, k.sign(resp.signing_bytes))
+
+        def alpha_locked() -> bool | None:
+            return c.get(sid).legs[0].lock == pb.LOCK_STATE_LOCKED or None
+
+        until("alpha's escrow", alpha_locked)
+        assert c.get(sid).legs[1].lock == pb.LOCK_STATE_WAITING
+        restarted = start_node(net, net.procs, "beta")  # same data dir: resumes, then votes
+        net.node_procs["beta"] = restarted
+        net.nodes["beta"] = restarted.ready()["listen"]
+        st = decided(c, sid)
+    assert st.state == pb.SWAP_STATE_COMMITTED
+    assert changed(before, balances(net, st.decision_position.height)) == {
+        "alpha": {"alice": -4, "carol": 4},
+        "beta": {"alice": 5, "carol": -5},
+    }
