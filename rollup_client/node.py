@@ -283,16 +283,24 @@ def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def restore(config: NodeConfig, machine: StateMachine, store: NodeStore) -> None:
-    """Load the newest snapshot into `machine`; the log replays the tail after it."""
-    snap = store.newest_snapshot()
-    if snap is None:
-        return
-    height, data = snap
-    machine.restore(data)
-    if machine.height != height:
-        raise InvalidArgument(f"snapshot at {height} restored to height {machine.height}")
-    _event("restored", height=height)
+def restore(store: NodeStore, fresh: Callable[[], StateMachine]) -> StateMachine:
+    """A machine at the newest snapshot that restores cleanly (the log replays the rest).
+
+    A damaged snapshot is skipped for the one before it, and with none left the machine
+    starts from genesis: slower, never wrong.
+    """
+    for height, data in store.snapshots():
+        machine = fresh()
+        try:
+            machine.restore(data)
+            if machine.height != height:
+                raise InvalidArgument(f"it restored to height {machine.height}")
+        except TandemError as exc:
+            _event("snapshot_unusable", height=height, error=str(exc))
+            continue
+        _event("restored", height=height)
+        return machine
+    return fresh()
 
 
 async def serve(
@@ -304,13 +312,19 @@ async def serve(
     """Run a rollup node until cancelled; `task_status.started(Endpoints)` once caught up."""
     genesis = Genesis.load(config.genesis)
     key = SigningKey.load(config.key)
-    machine = machine_factory(genesis, config.rollup_id, key)
     store = NodeStore(config.db_path)
     reader = StoreReader(config.db_path)
     view = NodeView()
     metrics = NodeMetrics(config.rollup_id)
     try:
-        restore(config, machine, store)
+        machine = restore(store, lambda: machine_factory(genesis, config.rollup_id, key))
+        durable = store.progress()
+        _event(
+            "start",
+            rollup=config.rollup_id,
+            from_height=machine.height + 1,
+            durable_height=durable.height if durable else -1,
+        )
         async with open_link(config, genesis, key) as link:
             node = Node(config, genesis, key, machine, store, link, view, metrics)
             edge = RollupEdge(config, node, reader, trio.lowlevel.current_trio_token())

@@ -97,11 +97,10 @@ class NodeStore:
         row = self._db.execute("SELECT height, time_ms, state_root FROM progress").fetchone()
         return Progress(row[0], row[1], bytes(row[2])) if row else None
 
-    def newest_snapshot(self) -> tuple[int, bytes] | None:
-        row = self._db.execute(
-            "SELECT height, data FROM snapshots ORDER BY height DESC LIMIT 1"
-        ).fetchone()
-        return (row[0], bytes(row[1])) if row else None
+    def snapshots(self) -> list[tuple[int, bytes]]:
+        """Every kept snapshot as (height, data), newest first."""
+        rows = self._db.execute("SELECT height, data FROM snapshots ORDER BY height DESC")
+        return [(h, bytes(d)) for h, d in rows]
 
     def write(self, blocks: Iterable[BlockRecord], snapshot: tuple[int, bytes] | None) -> None:
         """Persist a group of applied blocks (and maybe a snapshot) in one transaction."""

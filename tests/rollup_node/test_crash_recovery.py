@@ -4,6 +4,7 @@ an undisturbed read-only replica and as a fresh node replaying the log from gene
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import grpc
 
@@ -80,3 +81,25 @@ def test_kill9_restart_matches_replica_and_fresh_replay(
     log = (net.dir / "alpha" / "rollup.log").read_text().splitlines()
     events = [json.loads(line)["event"] for line in log]
     assert "restored" in events, "the restarted node did not start from a snapshot"
+
+
+def test_damaged_snapshots_fall_back_to_a_replay(net: Net, start_node: StartNode) -> None:
+    node, target = start_node("alpha", "alpha", "--snapshot-every", "2")
+    alice, bob = key("alice"), key("bob")
+    with RollupClient(target) as c:
+        r = c.transfer(alice, bob.public, GOLD, 9)
+        h = wait_height(c, r.height + 4)
+        root = c.state_root(h).state_root
+    assert node.stop() == 0
+    db = sqlite3.connect(net.dir / "alpha" / "rollup.sqlite")
+    with db:
+        assert db.execute("UPDATE snapshots SET data = x'00'").rowcount == 2
+    db.close()
+
+    _, target = start_node("alpha", "alpha", "--snapshot-every", "2")
+    with RollupClient(target) as c:
+        assert c.state_root(h).state_root == root
+        assert c.balance(bob.public, GOLD) == 5 + 9
+    log = (net.dir / "alpha" / "rollup.log").read_text().splitlines()
+    events = [json.loads(line)["event"] for line in log]
+    assert events.count("snapshot_unusable") == 2 and "restored" not in events

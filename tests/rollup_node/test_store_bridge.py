@@ -31,13 +31,13 @@ def test_store_round_trip_snapshots_and_outbox(tmp_path: Path) -> None:
     store = NodeStore(tmp_path / "n.sqlite")
     reader = StoreReader(tmp_path / "n.sqlite")
     try:
-        assert store.progress() is None and store.newest_snapshot() is None
+        assert store.progress() is None and store.snapshots() == []
         store.write([_record(0), _record(1, [(b"\x01" * 32, "swap", b"vote")])], (1, b"s1"))
         for h in (2, 3, 4):
             store.write([_record(h)], (h, b"s%d" % h))
         p = store.progress()
         assert p is not None and (p.height, p.time_ms, p.state_root) == (4, 1004, b"\x04" * 32)
-        assert store.newest_snapshot() == (4, b"s4")
+        assert store.snapshots() == [(4, b"s4"), (3, b"s3")]  # the two newest are kept
         assert reader.root_at(1) == (1001, b"\x01" * 32) and reader.root_at(9) is None
         r = reader.receipt(b"\x02" * 32)
         assert r is not None and (r.height, r.index, r.ok, r.kind) == (2, 0, True, "transfer")
@@ -52,7 +52,7 @@ def test_store_round_trip_snapshots_and_outbox(tmp_path: Path) -> None:
         store.close()
     reopened = NodeStore(tmp_path / "n.sqlite")
     try:
-        assert reopened.newest_snapshot() == (4, b"s4")
+        assert reopened.snapshots()[0] == (4, b"s4")
         p = reopened.progress()
         assert p is not None and p.height == 4
     finally:
@@ -69,7 +69,7 @@ def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
             store.write([bad], (1, b"snap"))
         p = store.progress()
         assert p is not None and p.height == 0
-        assert store.newest_snapshot() is None
+        assert store.snapshots() == []
     finally:
         store.close()
 
