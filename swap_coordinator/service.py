@@ -221,6 +221,7 @@ class Shell:
     async def submit(self) -> None:
         """Send complete intents to the sequencer until acknowledged (or expired)."""
         while True:
+            self._wake = trio.Event()  # a wake-up during the sends below is not lost
             for sid, data in self.core.to_submit():
                 try:
                     (ack,) = await self.link.submit_batch([(SWAP_NAMESPACE, data)])
@@ -236,7 +237,6 @@ class Shell:
                     duplicate=ack.duplicate,
                 )
                 self.changes.bump()
-            self._wake = trio.Event()
             with trio.move_on_after(RETRY_S):
                 await self._wake.wait()
 
