@@ -84,6 +84,15 @@ def serve() -> Iterator[Serve]:
 
 
 Serve = Callable[[Fake], str]
+# A silent stream is dropped after this long (a loaded machine may add spurious drops,
+# which must not show in the data either).
+IDLE_S = 0.4
+
+
+def _resumed_at(fake: Fake, heights: list[int]) -> bool:
+    """The stream was (re)opened at least at `heights`, in order, never going back."""
+    got = fake.from_heights
+    return got == sorted(got) and set(heights) <= set(got) and got[-1] == heights[-1]
 
 
 def _datas(blocks: list[VerifiedBlock]) -> list[tuple[int, bytes]]:
@@ -141,21 +150,21 @@ async def test_trio_subscriber_resumes_dropped_streams_without_gap_or_duplicate(
 def test_sync_subscriber_drops_a_silent_stream_after_its_timeout(serve: Serve) -> None:
     fake = Fake(silent_after=4)
     target = serve(fake)
-    with SequencerClient(target, timeout=0.3) as client:
+    with SequencerClient(target, timeout=IDLE_S) as client:
         got = list(itertools.islice(client.subscribe(NAMESPACES), 10))
     assert _datas(got) == WANT[:10]
-    assert fake.from_heights == [0, 4, 8]
+    assert _resumed_at(fake, [0, 4, 8])
 
 
 async def test_trio_subscriber_drops_a_silent_stream_and_cancels_cleanly(serve: Serve) -> None:
     fake = Fake(silent_after=4)
     target = serve(fake)
     async with (
-        TrioSequencerClient(target, timeout=0.3) as client,
+        TrioSequencerClient(target, timeout=IDLE_S) as client,
         client.subscribe(NAMESPACES) as blocks,
     ):
         got = [await blocks.__anext__() for _ in range(6)]
-        assert fake.from_heights == [0, 4]
+        assert 4 in fake.from_heights
         # Cancelled while the stream is silent: the next read resumes at height 8.
         got += [await blocks.__anext__() for _ in range(2)]
         with trio.move_on_after(0.1) as scope:
@@ -163,4 +172,4 @@ async def test_trio_subscriber_drops_a_silent_stream_and_cancels_cleanly(serve: 
         assert scope.cancelled_caught
         got.append(await blocks.__anext__())
     assert _datas(got) == WANT[:9]
-    assert fake.from_heights == [0, 4, 8]
+    assert _resumed_at(fake, [0, 4, 8])
