@@ -1,5 +1,13 @@
 """`SequencerClient`: the synchronous SDK of the sequencer, for scripts and worker threads.
 
+    genesis = Genesis.load(Path("data/genesis.json"))
+    key = SigningKey.load(Path("data/keys/client.pem"))
+    with SequencerClient("127.0.0.1:7000", key, chain_id=genesis.chain_id,
+                         sequencer_key=genesis.sequencer_key) as client:
+        ack = client.submit("alpha", b"payload")       # durable at (ack.height, ack.index)
+        for block in client.subscribe(["alpha"]):      # verified, gap-free, resumes
+            ...
+
 Every request, check and error mapping lives in `ClientCore` and `Follower` (shared with
 `TrioSequencerClient`); this module only makes the blocking grpcio calls. Each call has a
 deadline; a subscription's stream is dropped and resumed when it stays silent for
