@@ -107,7 +107,9 @@ def _describe(s: pb.SwapStatus, names: dict[bytes, str]) -> None:
     err.print(
         f"swap {doc['swap_id']}\n  state {doc['state']}"
         + (f" ({doc['reason']})" if doc["reason"] else "")
-        + f"\n  deadline {s.deadline_ms} (log time {s.log_time_ms}, {left:+.1f} s left)",
+        + f"\n  deadline {s.deadline_ms} (log time {s.log_time_ms}, {left:+.1f} s left)"
+        + (f"\n  intent at {_at(doc['intent_position'])}" if s.ordered else "")
+        + (f"\n  decided at {_at(doc['decision_position'])}" if s.decided else ""),
         highlight=False,
     )
     for leg in doc["legs"]:
@@ -119,6 +121,11 @@ def _describe(s: pb.SwapStatus, names: dict[bytes, str]) -> None:
     if doc["missing_signers"]:
         err.print(f"  waiting for signatures of {', '.join(doc['missing_signers'])}")
     typer.echo(doc["swap_id"] + " " + doc["state"])
+
+
+def _at(pos: dict[str, Any]) -> str:
+    where = f"height {pos['height']}"
+    return where + (" (block start)" if pos.get("block_start") else f" index {pos['index']}")
 
 
 def _sign_all(
@@ -189,7 +196,8 @@ def sign(
         if intent.swap_id != sid:
             raise InvalidArgument("the coordinator's terms do not hash to this swap id")
         status = client.sign(sid, k.public, k.sign(intent.signing_bytes()))
-        _emit(convert.status_json(status, ks.names()), json_out, lambda: _describe(status, {}))
+        names = ks.names()
+        _emit(convert.status_json(status, names), json_out, lambda: _describe(status, names))
 
 
 def _spinner_text(s: pb.SwapStatus) -> str:
