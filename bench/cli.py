@@ -24,6 +24,7 @@ from rich.console import Console
 from bench import latency as latency_bench
 from bench import recovery as recovery_bench
 from bench import state as state_bench
+from bench import swaps as swaps_bench
 from bench import throughput
 from bench.report import Report, markdown, write
 
@@ -35,7 +36,7 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
-Job = Callable[[Path], Report]
+Job = Callable[[Path], Report | list[Report]]
 Quick = Annotated[bool, typer.Option("--quick", help="Small and fast: every benchmark in seconds")]
 JsonPath = Annotated[
     Path | None, typer.Option("--json", help="Also write the JSON document here ('-' = stdout)")
@@ -67,14 +68,15 @@ def _execute(
         shutil.rmtree(logs, ignore_errors=True)
         with tempfile.TemporaryDirectory(prefix=f"tandem-bench-{name}-", dir=workdir) as tmp:
             try:
-                report = job(Path(tmp))
+                made = job(Path(tmp))
             finally:
                 if _keep_logs(Path(tmp), logs):
                     console.log(f"server and worker logs of {name} in {logs}")
-        report.doc["elapsed_s"] = round(time.monotonic() - t0, 2)
-        for path in write(report, out):
-            console.log(f"wrote {path}")
-        reports.append(report)
+        for report in made if isinstance(made, list) else [made]:
+            report.doc["elapsed_s"] = round(time.monotonic() - t0, 2)
+            for path in write(report, out):
+                console.log(f"wrote {path}")
+            reports.append(report)
     doc: dict[str, Any] = reports[0].doc
     if len(reports) > 1:
         doc = {r.name: r.doc for r in reports}
@@ -124,6 +126,11 @@ def _recovery_job(quick: bool, **overrides: Any) -> Job:
 def _state_job(quick: bool, **overrides: Any) -> Job:
     params = _override(state_bench.Params.quick() if quick else state_bench.Params(), **overrides)
     return lambda wd: state_bench.run(params, wd)
+
+
+def _swaps_job(quick: bool, **overrides: Any) -> Job:
+    params = _override(swaps_bench.Params.quick() if quick else swaps_bench.Params(), **overrides)
+    return lambda wd: swaps_bench.run(params, wd)
 
 
 @app.command()
@@ -180,6 +187,31 @@ def state(
     _execute([("state", _state_job(quick, touched=touched))], out, json_path, workdir)
 
 
+@app.command()
+def swaps(
+    quick: Quick = False,
+    json_path: JsonPath = None,
+    out: OutDir = DEFAULT_OUT,
+    workdir: WorkDir = None,
+    seconds: Annotated[float | None, typer.Option(help="Timed window per load")] = None,
+    inflight: Annotated[int | None, typer.Option(help="Swaps in flight per worker")] = None,
+) -> None:
+    """Committed swaps/s and latency against an HTLC baseline; also writes `memory`."""
+    job = _swaps_job(quick, duration_s=seconds, inflight=inflight)
+    _execute([("swaps", job)], out, json_path, workdir)
+
+
+@app.command()
+def memory(
+    quick: Quick = False,
+    json_path: JsonPath = None,
+    out: OutDir = DEFAULT_OUT,
+    workdir: WorkDir = None,
+) -> None:
+    """Peak RSS of every testnet process under the swap load (runs the swaps benchmark)."""
+    _execute([("swaps", _swaps_job(quick))], out, json_path, workdir)
+
+
 @app.command("all")
 def all_(
     quick: Quick = False,
@@ -193,5 +225,6 @@ def all_(
         ("latency", _latency_job(quick)),
         ("recovery", _recovery_job(quick)),
         ("state", _state_job(quick)),
+        ("swaps", _swaps_job(quick)),
     ]
     _execute(jobs, out, json_path, workdir)

@@ -50,12 +50,8 @@ def require_binary(name: str) -> str:
 
 
 def tandem_command() -> list[str]:
-    """argv prefix of the `tandem` CLI of this interpreter's environment."""
-    beside = Path(sys.executable).parent / "tandem"
-    found = str(beside) if beside.exists() else shutil.which("tandem")
-    if found is None:
-        raise PeerUnavailable("the tandem command is not installed (pip install -e .)")
-    return [found]
+    """argv prefix of the `tandem` CLI run by this very interpreter (no PATH lookup)."""
+    return [sys.executable, "-m", "deploy"]
 
 
 def rss_bytes(pid: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ class Chart:
 
     title: str
     ylabel: str
-    groups: dict[str, dict[str, float | None]]
+    groups: Mapping[str, Mapping[str, float | None]]
     log_scale: bool = False
 
 

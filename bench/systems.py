@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from bench.loadgen import LoadFailed
-from bench.peers import grpc_echo, nats_jetstream, redis_streams, tandem
+from bench.peers import grpc_echo, nats_jetstream, redis_streams, tandem, testnet
 from bench.procs import PeerUnavailable, ServerFailed
 
 SYSTEMS: dict[str, ModuleType] = {
@@ -21,6 +21,7 @@ SYSTEMS: dict[str, ModuleType] = {
     "grpc_echo": grpc_echo,
     "redis_streams": redis_streams,
     "nats_jetstream": nats_jetstream,
+    "testnet": testnet,
 }
 NOT_MEASURED = (PeerUnavailable, ServerFailed, LoadFailed)
 T = TypeVar("T")

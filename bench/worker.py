@@ -21,6 +21,7 @@ DRIVERS = {
     "redis_streams": "bench.peers.redis_streams",
     "nats_jetstream": "bench.peers.nats_jetstream",
     "tandem": "bench.peers.tandem",
+    "testnet": "bench.peers.testnet",
 }
 MAX_ERRORS = 100
 _HEADER = struct.Struct(">8sIQ")
@@ -125,7 +126,8 @@ def _emit(doc: dict[str, Any]) -> None:
 
 def main() -> None:
     spec = json.loads(sys.stdin.readline())
-    driver = open_driver(spec["driver"], spec["target"], spec["single"])
+    target = {**spec["target"], "worker": spec["worker"]}
+    driver = open_driver(spec["driver"], target, spec["single"])
     try:
         _emit({"event": "ready"})
         if sys.stdin.readline().strip() != "go":

@@ -64,7 +64,7 @@ def test_all_quick_writes_results(tmp_path: Path, token: str) -> None:
     assert list(work.iterdir()) == [], "the benchmark left its data behind"
 
     docs = json.loads((tmp_path / "all.json").read_text())
-    assert set(docs) == {"sequencer", "latency", "recovery", "state"}
+    assert set(docs) == {"sequencer", "latency", "recovery", "state", "swaps", "memory"}
     for name in docs:
         for ext in ("json", "md", "png"):
             assert (out / f"{name}.{ext}").stat().st_size > 0
@@ -94,3 +94,10 @@ def test_all_quick_writes_results(tmp_path: Path, token: str) -> None:
     state = docs["state"]
     assert [s["accounts"] for s in state["sizes"]] == state["params"]["sizes"]
     assert isinstance(state["growth"]["logarithmic"], bool)
+
+    swaps = docs["swaps"]
+    assert swaps["swaps_per_s"] > 0 and swaps["p50_ms"] > 0
+    assert swaps["htlc_light"]["latency"]["p50_ms"] > 0
+    assert swaps["ratios"]["latency_vs_htlc"] > 0
+    mem = docs["memory"]["peak_rss_mb"]
+    assert {"sequencer", "coordinator"} <= set(mem) and all(mb > 0 for mb in mem.values())

@@ -1,0 +1,149 @@
+"""`tandem bench swaps`: committed 2-leg swaps per second and their latency, against HTLC.
+
+On a 3-rollup testnet: light load (one swap at a time) gives the latency from proposal to
+COMMITTED; the HTLC-style baseline runs over the same network with the same shape (four
+transfers, each waiting for inclusion and execution). Then M workers keep B swaps each
+in flight for the throughput. The peak RSS of every testnet process under that load is
+written as the `memory` report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import Load, LoadResult, run_load
+from bench.procs import peak_rss_bytes
+from bench.report import Cell, Chart, Report, machine, now_utc
+from bench.stats import latency_summary, ratio
+from bench.systems import Unavailable, measure
+
+TARGETS = {"swaps_per_s": 500.0, "latency_vs_htlc": 0.5}
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Params:
+    duration_s: float = 10.0
+    warmup_s: float = 1.0
+    workers: int = 4
+    inflight: int = 8
+
+    @classmethod
+    def quick(cls) -> Params:
+        return cls(duration_s=1.5, warmup_s=0.3)
+
+
+@dataclass
+class Sessions:
+    swap_light: LoadResult
+    htlc_light: LoadResult
+    loaded: LoadResult
+    peak_rss_mb: dict[str, float]
+
+
+def session(params: Params) -> Callable[[dict[str, Any], Path], Sessions]:
+    def go(target: dict[str, Any], logs: Path) -> Sessions:
+        light = Load(
+            driver="testnet",
+            target={**target, "mode": "swap"},
+            workers=1,
+            batch=1,
+            duration_s=params.duration_s,
+            warmup_s=params.warmup_s,
+        )
+        swap_light = run_load(light, logs)
+        htlc_light = run_load(replace(light, target={**target, "mode": "htlc"}), logs)
+        loaded = run_load(replace(light, workers=params.workers, batch=params.inflight), logs)
+        rss = {name: peak_rss_bytes(pid) / MB for name, pid in target["pids"].items()}
+        return Sessions(swap_light, htlc_light, loaded, rss)
+
+    return go
+
+
+def _row(result: LoadResult, per_batch: bool = False) -> dict[str, Any]:
+    return {
+        "per_s": result.entries_per_s,
+        "errors": result.errors,
+        "first_error": result.first_error,
+        "batch_latency" if per_batch else "latency": latency_summary(result.latencies_ms),
+    }
+
+
+def run(params: Params, workdir: Path) -> list[Report]:
+    """The swaps report and the memory report of the same run."""
+    started = now_utc()
+    outcome = measure("testnet", workdir, session(params))
+    base = {"started_at": started, "machine": machine(workdir), "params": asdict(params)}
+    if isinstance(outcome, Unavailable):
+        problem = [f"the testnet could not be measured: {outcome.reason}"]
+        return [
+            Report("swaps", {"benchmark": "swaps", **base, **outcome.row()}, problems=problem),
+            Report("memory", {"benchmark": "memory", **base, **outcome.row()}, problems=problem),
+        ]
+    swap_lat = latency_summary(outcome.swap_light.latencies_ms)
+    htlc_lat = latency_summary(outcome.htlc_light.latencies_ms)
+    doc = {
+        "benchmark": "swaps",
+        **base,
+        "swaps_per_s": outcome.loaded.entries_per_s,
+        "p50_ms": swap_lat["p50_ms"],
+        "p99_ms": swap_lat["p99_ms"],
+        "light": _row(outcome.swap_light),
+        "htlc_light": _row(outcome.htlc_light),
+        "loaded": _row(outcome.loaded, per_batch=True),
+        "ratios": {"latency_vs_htlc": ratio(swap_lat["p50_ms"], htlc_lat["p50_ms"])},
+        "targets": TARGETS,
+    }
+    rows: list[dict[str, Cell]] = [
+        {
+            "run": "light: one swap at a time",
+            "per s": outcome.swap_light.entries_per_s,
+            "p50 ms": swap_lat["p50_ms"],
+            "p99 ms": swap_lat["p99_ms"],
+        },
+        {
+            "run": "light: HTLC baseline, one at a time",
+            "per s": outcome.htlc_light.entries_per_s,
+            "p50 ms": htlc_lat["p50_ms"],
+            "p99 ms": htlc_lat["p99_ms"],
+        },
+        {
+            "run": f"loaded: {params.workers} workers x {params.inflight} swaps in flight",
+            "per s": outcome.loaded.entries_per_s,
+            "p50 ms": None,
+            "p99 ms": None,
+            "note": "latency per group of swaps in flight",
+        },
+    ]
+    charts = [
+        Chart(
+            "Swap latency at light load",
+            "ms",
+            {
+                q: {"tandem swap": swap_lat[f"{q}_ms"], "HTLC baseline": htlc_lat[f"{q}_ms"]}
+                for q in ("p50", "p99")
+            },
+        )
+    ]
+    failed = [
+        f"{name}: {r.errors} failed, first: {r.first_error}"
+        for name, r in (
+            ("light swaps", outcome.swap_light),
+            ("HTLC baseline", outcome.htlc_light),
+            ("loaded swaps", outcome.loaded),
+        )
+        if r.errors
+    ]
+    notes = ["targets: swaps_per_s >= 500, latency_vs_htlc <= 0.5 (p50 over p50)"]
+    swaps = Report("swaps", doc, rows, charts, notes, failed)
+    memory = Report(
+        "memory",
+        {"benchmark": "memory", **base, "peak_rss_mb": outcome.peak_rss_mb},
+        [{"process": n, "peak RSS MB": mb} for n, mb in outcome.peak_rss_mb.items()],
+        [Chart("Peak RSS under the swap load", "MB", {"peak RSS": outcome.peak_rss_mb})],
+        ["VmHWM of each testnet process, read right after the loaded swap run"],
+    )
+    return [swaps, memory]
