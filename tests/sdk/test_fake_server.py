@@ -16,10 +16,12 @@ import grpc
 import pytest
 import trio
 
+from rollup_client import codec
 from rollup_client.block import VerifiedBlock
 from rollup_client.client import SequencerClient
 from rollup_client.client_trio import TrioSequencerClient
-from rollup_client.errors import VerificationError
+from rollup_client.errors import DeadlineExceeded, Unavailable, VerificationError
+from rollup_client.keys import SigningKey
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from tests.sdk.chain import SEQUENCER, chain
@@ -27,16 +29,42 @@ from tests.sdk.chain import SEQUENCER, chain
 BLOCKS = chain([[("a", bytes([h]) * 3), ("b", b"other")] for h in range(12)])
 NAMESPACES = ["a"]
 WANT = [(h, bytes([h]) * 3) for h in range(12)]
+KEY = SigningKey.from_seed(b"\x0b" * 32)
 
 
 class Fake(pb_grpc.SequencerServiceServicer):
     """Serves BLOCKS; `tamper_at` corrupts that block, `drop_every` aborts streams,
-    `silent_after` stops sending (without ending the stream) after that many blocks."""
+    `silent_after` stops sending (without ending the stream) after that many blocks.
+    Submit fails the first `fail_submits` calls with UNAVAILABLE, or with `hang_submits`
+    never answers and records when the client gave the call up."""
 
-    def __init__(self, tamper_at: int = -1, drop_every: int = 0, silent_after: int = 0) -> None:
+    def __init__(
+        self,
+        tamper_at: int = -1,
+        drop_every: int = 0,
+        silent_after: int = 0,
+        fail_submits: int = 0,
+        hang_submits: bool = False,
+    ) -> None:
         self.tamper_at, self.drop_every, self.silent_after = tamper_at, drop_every, silent_after
+        self.fail_submits, self.hang_submits = fail_submits, hang_submits
         self.from_heights: list[int] = []
+        self.submits = 0
+        self.submit_ended = threading.Event()
         self.stop = threading.Event()
+
+    def Submit(self, request: pb.SubmitRequest, context: grpc.ServicerContext) -> pb.SubmitResponse:
+        self.submits += 1
+        if self.submits <= self.fail_submits:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "fake restart")
+        if self.hang_submits:
+            ended = threading.Event()
+            context.add_callback(ended.set)
+            while not ended.wait(0.05) and not self.stop.is_set():
+                pass
+            self.submit_ended.set()
+        eid = codec.entry_id(request.entry.namespace, request.entry.data)
+        return pb.SubmitResponse(ack=pb.EntryAck(entry_id=eid, position=pb.Position(height=5)))
 
     def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusResponse:
         head = BLOCKS[-1].header
@@ -173,3 +201,38 @@ async def test_trio_subscriber_drops_a_silent_stream_and_cancels_cleanly(serve: 
         got.append(await blocks.__anext__())
     assert _datas(got) == WANT[:9]
     assert _resumed_at(fake, [0, 4, 8])
+
+
+def test_sync_submit_retries_unavailable_until_it_lands(serve: Serve) -> None:
+    fake = Fake(fail_submits=3)
+    with SequencerClient(serve(fake), KEY, timeout=5) as client:
+        assert (client.submit("a", b"x").height, fake.submits) == (5, 4)
+    fake = Fake(fail_submits=10**6)
+    target = serve(fake)
+    with SequencerClient(target, KEY, timeout=0.3) as c, pytest.raises(Unavailable, match="fake"):
+        c.submit("a", b"x")
+    assert fake.submits >= 2
+
+
+async def test_trio_submit_retries_unavailable_until_it_lands(serve: Serve) -> None:
+    fake = Fake(fail_submits=2)
+    async with TrioSequencerClient(serve(fake), KEY, timeout=5) as client:
+        assert (await client.submit("a", b"x")).height == 5
+    assert fake.submits == 3
+
+
+def test_sync_timeout_ends_the_call_on_the_server(serve: Serve) -> None:
+    fake = Fake(hang_submits=True)
+    target = serve(fake)
+    with SequencerClient(target, KEY, timeout=0.3) as client, pytest.raises(DeadlineExceeded):
+        client.submit("a", b"x")
+    assert fake.submit_ended.wait(5)
+
+
+async def test_trio_cancellation_cancels_the_call_on_the_server(serve: Serve) -> None:
+    fake = Fake(hang_submits=True)
+    async with TrioSequencerClient(serve(fake), KEY, timeout=30) as client:
+        with trio.move_on_after(0.2) as scope:
+            await client.submit("a", b"x")
+        assert scope.cancelled_caught
+        assert await trio.to_thread.run_sync(fake.submit_ended.wait, 5.0)
