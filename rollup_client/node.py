@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -48,6 +48,8 @@ log = logging.getLogger("tandem.rollup")
 _RETRY_S = 0.5
 # Failures worth retrying an outbox batch for; anything else will never succeed.
 _TRANSIENT = (Unavailable, DeadlineExceeded, ResourceExhausted)
+# Longest a graceful stop waits for accepted transactions to be acknowledged.
+_DRAIN_S = 5.0
 # How often the node asks the sequencer for its head, so Status reports a true lag.
 _HEAD_POLL_S = 1.0
 
@@ -103,6 +105,8 @@ class Node:
         self.metrics = metrics
         self.head_seen = -1
         self._wakeup = trio.Event()
+        self._draining = False
+        self._forwarded = trio.Event()
         self._token = trio.lowlevel.current_trio_token()
         self.queue = SubmitQueue(self._wake_from_thread, max_items=100_000)
         # Unbounded: the entries are in the store already; this only paces their sending.
@@ -124,12 +128,12 @@ class Node:
     async def forward_submissions(self) -> None:
         """Drain the queue once per wake-up: check nonces, forward one batch, release all.
 
-        On the way out every waiting handler is released with Unavailable, so no handler
-        thread outlives the node.
+        Returns once draining and the queue is empty. On the way out every waiting
+        handler is released with Unavailable, so no handler thread outlives the node.
         """
         good: list[Submission] = []
         try:
-            while True:
+            while not self._draining or self.queue.waiting():
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
                 good = []
@@ -146,6 +150,15 @@ class Node:
         finally:
             for sub in good + self.queue.close():
                 sub.fail(Unavailable("the rollup node is shutting down: resubmit"))
+            self._forwarded.set()
+
+    async def drain(self, grace_s: float) -> None:
+        """Refuse new submissions; wait (at most `grace_s`) until accepted ones are answered."""
+        self._draining = True
+        self.queue.close_intake()
+        self._wake()
+        with trio.move_on_after(grace_s):
+            await self._forwarded.wait()
 
     async def _forward(self, subs: Sequence[Submission]) -> None:
         ns = self.config.rollup_id
@@ -307,9 +320,15 @@ async def serve(
     config: NodeConfig,
     *,
     machine_factory: MachineFactory = token_ledger,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[Endpoints] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run a rollup node until cancelled; `task_status.started(Endpoints)` once caught up."""
+    """Run a rollup node; `task_status.started(Endpoints)` once caught up.
+
+    Without `shutdown_trigger` it runs until cancelled. With one (hypercorn style), once
+    the trigger returns it drains: health goes NOT_SERVING, new submissions are refused,
+    transactions already accepted are forwarded and answered, then it stops.
+    """
     genesis = Genesis.load(config.genesis)
     key = SigningKey.load(config.key)
     store = NodeStore(config.db_path)
@@ -348,6 +367,13 @@ async def serve(
                         catchup_s=round(time.monotonic() - t0, 3),
                     )
                     task_status.started(Endpoints(edge.listen, metrics.listen))
+                    if shutdown_trigger is not None:
+                        await shutdown_trigger()
+                        _event("draining")
+                        edge.draining()
+                        if config.submit:
+                            await node.drain(_DRAIN_S)
+                        nursery.cancel_scope.cancel()
             finally:
                 edge.draining()
                 with trio.CancelScope(shield=True):

@@ -145,6 +145,15 @@ class SubmitQueue:
             items, self._items, self._armed = self._items, [], False
         return items
 
+    def waiting(self) -> bool:
+        with self._lock:
+            return bool(self._items)
+
+    def close_intake(self) -> None:
+        """Refuse further submissions; those queued stay for the node to forward."""
+        with self._lock:
+            self._closed = True
+
     def close(self) -> list[Submission]:
         """Refuse further submissions; return those still queued."""
         with self._lock:

@@ -3,7 +3,8 @@
 `run` prints exactly one line to stdout once it is serving and caught up with the
 sequencer head it saw at start:
 `{"event": "ready", "listen": "HOST:PORT", "metrics": "HOST:PORT"}` (metrics "" when off).
-Logs go to DIR/rollup.log as JSON lines. SIGTERM or SIGINT stops it and exits 0.
+Logs go to DIR/rollup.log as JSON lines. SIGTERM or SIGINT drains it (transactions
+already accepted are still forwarded and answered) and it exits 0.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import logging
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -69,14 +71,16 @@ def _log_to(path: Path) -> None:
 
 async def _main(cfg: NodeConfig) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+
+        async def stop_requested() -> None:
+            async for _ in signals:
+                return
+
         async with trio.open_nursery() as nursery:
-            ends = await nursery.start(node.serve, cfg)
+            ends = await nursery.start(partial(node.serve, cfg, shutdown_trigger=stop_requested))
             ready = {"event": "ready", "listen": ends.listen, "metrics": ends.metrics}
             sys.stdout.write(json.dumps(ready) + "\n")
             sys.stdout.flush()
-            async for _ in signals:
-                nursery.cancel_scope.cancel()
-                break
 
 
 @app.command()
