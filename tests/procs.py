@@ -3,6 +3,10 @@
     with procs.started(procs.tandem("sequencer", "run", ...)) as p:
         target = p.ready["listen"]
 
+    with procs.sequencer_running(tmp_path / "seq") as seq:   # init + run a sequencer
+        client = seq.client()                                # pinned to its genesis
+        seq.crash_restart()                                  # kill -9, same dir and port
+
 `started` waits (bounded) for the first stdout line that is a JSON object with
 `"event": "ready"` and yields a `Running` holding it. On exit the whole process group gets
 SIGTERM, then SIGKILL if it has not ended within `stop_timeout`, so nothing outlives the
@@ -23,9 +27,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from rollup_client.client import SequencerClient
+from rollup_client.client_trio import TrioSequencerClient
+from rollup_client.genesis import Genesis
+from rollup_client.keys import SigningKey
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -154,3 +163,79 @@ def started(
             for pipe in (popen.stdin, popen.stdout):
                 if pipe is not None:
                     pipe.close()
+
+
+# ---- the sequencer on top of `started` ----------------------------------------------------
+
+
+class Sequencer:
+    """`tandem sequencer run` on an initialised data dir (metrics off, a short heartbeat).
+
+    `key` is the data dir's dev client key (may write any namespace); `crash_restart`
+    kills -9 and serves the same dir on the same address again.
+    """
+
+    def __init__(self, data_dir: Path, stack: ExitStack, heartbeat_ms: int) -> None:
+        self.heartbeat_ms = heartbeat_ms
+        self.data_dir = data_dir
+        self.genesis = Genesis.load(data_dir / "genesis.json")
+        self.key = SigningKey.load(data_dir / "keys" / "client.pem")
+        self._stack = stack
+        self.proc = self._start("127.0.0.1:0")
+        self.target = self.proc.ready["listen"]
+
+    def _start(self, listen: str) -> Running:
+        argv = tandem(
+            "sequencer",
+            "run",
+            "--data-dir",
+            str(self.data_dir),
+            "--listen",
+            listen,
+            "--heartbeat-ms",
+            str(self.heartbeat_ms),
+            "--metrics-listen",
+            "",
+        )
+        return self._stack.enter_context(started(argv))
+
+    def crash_restart(self) -> None:
+        """kill -9, then serve the same data dir on the same address."""
+        self.proc.kill()
+        self.proc = self._start(self.target)
+        assert self.proc.ready["listen"] == self.target
+
+    def client(self, **kw: float) -> SequencerClient:
+        """A sync client pinned to the genesis (chain id and sequencer key)."""
+        return SequencerClient(
+            self.target,
+            self.key,
+            chain_id=self.genesis.chain_id,
+            sequencer_key=self.genesis.sequencer_key,
+            **kw,
+        )
+
+    def trio_client(self, **kw: float) -> TrioSequencerClient:
+        """A trio client pinned to the genesis."""
+        return TrioSequencerClient(
+            self.target,
+            self.key,
+            chain_id=self.genesis.chain_id,
+            sequencer_key=self.genesis.sequencer_key,
+            **kw,
+        )
+
+
+@contextmanager
+def sequencer_running(
+    data_dir: Path, *, chain_id: str = "tandem-test", heartbeat_ms: int = 50
+) -> Iterator[Sequencer]:
+    """`tandem sequencer init` a fresh `data_dir`, then run it until the block exits."""
+    subprocess.run(
+        tandem("sequencer", "init", "--data-dir", str(data_dir), "--chain-id", chain_id),
+        check=True,
+        capture_output=True,
+        timeout=READY_TIMEOUT_S,
+    )
+    with ExitStack() as stack:
+        yield Sequencer(data_dir, stack, heartbeat_ms)

@@ -20,7 +20,8 @@ from rollup_client.errors import (
     VerificationError,
 )
 from rollup_client.keys import SigningKey
-from tests.sdk.conftest import CHAIN_ID, Sequencer
+from tests.procs import Sequencer
+from tests.sdk.conftest import CHAIN_ID
 
 
 def test_sync_client_submits_reads_and_subscribes(shared_sequencer: Sequencer) -> None:

@@ -12,7 +12,7 @@ import trio
 
 from rollup_client.block import VerifiedBlock
 from rollup_client.client_core import Ack
-from tests.sdk.conftest import Sequencer
+from tests.procs import Sequencer
 
 SUBMITTERS = 2
 BATCH = 10

@@ -8,7 +8,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from tests import procs
-from tests.sdk.conftest import Sequencer
+from tests.procs import Sequencer
 
 WORKERS = 3
 BATCHES, SIZE = 20, 5
