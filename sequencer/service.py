@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import trio
@@ -19,7 +20,7 @@ from rollup_client.errors import FailedPrecondition, Unavailable
 from rollup_client.genesis import Genesis
 from rollup_client.keys import SigningKey
 from sequencer.config import Config
-from sequencer.core import Cut, Sequencer
+from sequencer.core import Ack, Cut, Sequencer
 from sequencer.edge import Edge
 from sequencer.events import EventLog
 from sequencer.handlers import Handlers
@@ -37,11 +38,23 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Committer:
-    """Group commit: seal everything queued into one block, fsync, release its handlers.
+@dataclass
+class _Sealed:
+    """A cut block on its way to disk, with the tickets it answers."""
 
-    `seal` runs in a worker thread while the trio loop awaits it, so the core and the
-    writer connection are only ever touched by one thread at a time.
+    cut: Cut
+    tickets: list[Ticket]
+
+
+class Committer:
+    """Group commit in two overlapping stages: cut block N+1 while block N is fsynced.
+
+    The cutter takes everything queued, looks up known ids, and has the core seal a block;
+    the writer commits it and releases every handler of the block at once. Each stage is
+    one worker-thread call per block, so the trio loop stays free, and the core and the
+    writer connection are each only touched by one thread at a time. Ids of a block that
+    is cut but not yet written are kept in `_unwritten` so the next cut still dedups
+    against them.
     """
 
     def __init__(
@@ -62,26 +75,83 @@ class Committer:
         self.log = log
         self.clock = clock
         self._pending: list[Ticket] = []
+        self._unwritten: dict[bytes, Ack] = {}
+        self._stopping = False
+        self._woken = trio.Event()
 
-    def seal(self, tickets: Sequence[Ticket]) -> int:
-        """Cut, write and acknowledge one block from the leading tickets; returns how many."""
+    def stop(self) -> None:
+        """Stop taking new submissions; everything queued is still sealed and answered."""
+        self._stopping = True
+        self.intake.close()
+        self._woken.set()
+
+    async def run(self, heartbeat_ms: int) -> None:
+        """Run both stages until `stop()` and everything queued is durable and indexed.
+
+        Shielded: a cancel must not strand a block that is cut (the core has moved past
+        it) but not yet written. Call `stop()` to end it.
+        """
+        with trio.CancelScope(shield=True):
+            send, recv = trio.open_memory_channel[_Sealed](0)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write_all, recv)
+                async with send:
+                    await self._cut_all(send, heartbeat_ms / 1000)
+            await trio.to_thread.run_sync(self.store.index.flush)
+
+    async def _cut_all(self, send: trio.MemorySendChannel[_Sealed], heartbeat: float) -> None:
+        token = trio.lowlevel.current_trio_token()
+        last_cut = trio.current_time()
+        while True:
+            if not self._pending:
+                self._woken = trio.Event()
+                self._pending = self.intake.take(partial(_wake, token, self._woken))
+                if not self._pending:
+                    if self._stopping:
+                        return
+                    with trio.move_on_at(last_cut + heartbeat):
+                        await self._woken.wait()
+                    self._pending = self.intake.take()
+                    if not self._pending and trio.current_time() < last_cut + heartbeat:
+                        continue
+            else:
+                self._pending += self.intake.take()
+            sealed = await trio.to_thread.run_sync(self._cut, self._pending)
+            self._pending = self._pending[len(sealed.tickets) :]
+            await send.send(sealed)
+            last_cut = trio.current_time()
+
+    async def _write_all(self, recv: trio.MemoryReceiveChannel[_Sealed]) -> None:
+        async with recv:
+            async for sealed in recv:
+                await trio.to_thread.run_sync(self._write, sealed)
+
+    def _cut(self, tickets: Sequence[Ticket]) -> _Sealed:
+        """Seal the next block from the leading tickets (worker thread)."""
         batches = [t.batch for t in tickets[: self.core.take([t.batch for t in tickets])]]
-        known = self.store.known(it.id for b in batches for it in b.items)
+        ids = [it.id for b in batches for it in b.items]
+        unwritten = self._unwritten
+        known = {i: unwritten[i] for i in ids if i in unwritten}
+        known.update(self.store.known(i for i in ids if i not in known))
         cut = self.core.cut(batches, self.clock(), known)
+        h = cut.block.header.height
+        for i, it in enumerate(cut.block.items):
+            unwritten[it.id] = Ack(it.id, h, i, True)
+        return _Sealed(cut, list(tickets[: cut.taken]))
+
+    def _write(self, sealed: _Sealed) -> None:
+        """Commit one block durably, then answer its handlers (worker thread)."""
+        cut, tickets = sealed.cut, sealed.tickets
         t0 = time.perf_counter()
         try:
             self.store.write(cut.block)
         except BaseException:
-            self.intake.finish(
-                tickets[: cut.taken], [Unavailable("the block store failed")] * cut.taken
-            )
+            self.intake.finish(tickets, [Unavailable("the block store failed")] * len(tickets))
             raise
         self.metrics.fsync.observe(time.perf_counter() - t0)
-        self.intake.finish(tickets[: cut.taken], cut.outcomes)
-        self._published(cut)
-        return cut.taken
-
-    def _published(self, cut: Cut) -> None:
+        for it in cut.block.items:
+            self._unwritten.pop(it.id, None)
+        self.intake.finish(tickets, cut.outcomes)
         blk = cut.block
         self.watch.publish(blk.head)
         n = blk.header.entry_count
@@ -89,37 +159,6 @@ class Committer:
         self.metrics.entries.inc(n)
         self.metrics.blocks.inc()
         self.metrics.block_size.observe(n)
-
-    async def run(self, heartbeat_ms: int) -> None:
-        """Cut a block whenever work is queued (back to back under load), else heartbeat."""
-        token = trio.lowlevel.current_trio_token()
-        heartbeat = heartbeat_ms / 1000
-        last_cut = trio.current_time()
-        while True:
-            if not self._pending:
-                woken = trio.Event()
-                self._pending = self.intake.take(partial(_wake, token, woken))
-                if not self._pending:
-                    with trio.move_on_at(last_cut + heartbeat):
-                        await woken.wait()
-                    self._pending = self.intake.take()
-                    if not self._pending and trio.current_time() < last_cut + heartbeat:
-                        continue
-            else:
-                self._pending += self.intake.take()
-            await self._seal_pending()
-            last_cut = trio.current_time()
-
-    async def drain(self) -> None:
-        """Refuse new submissions, then seal and acknowledge everything already queued."""
-        self.intake.close()
-        self._pending += self.intake.take()
-        while self._pending:
-            await self._seal_pending()
-
-    async def _seal_pending(self) -> None:
-        taken = await trio.to_thread.run_sync(self.seal, self._pending)
-        self._pending = self._pending[taken:]
 
 
 def _wake(token: trio.lowlevel.TrioToken, event: trio.Event) -> None:
@@ -202,16 +241,15 @@ async def _run(
         if on_ready is not None:
             on_ready(edge.listen, metrics_addr)
         task_status.started(edge.port)
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_keep_indexing, committer.store.index)
-                await committer.run(config.heartbeat_ms)
-        finally:
-            with trio.CancelScope(shield=True):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_keep_indexing, committer.store.index)
+            nursery.start_soon(committer.run, config.heartbeat_ms)
+            try:
+                await trio.sleep_forever()
+            finally:
                 edge.draining()
                 log("draining", height=committer.watch.head.height)
-                await committer.drain()
-                await trio.to_thread.run_sync(committer.store.index.flush)
+                committer.stop()
     finally:
         committer.watch.close()
         with trio.CancelScope(shield=True):

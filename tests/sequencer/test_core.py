@@ -84,7 +84,7 @@ def run_rounds(
     return log, results
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(rounds_st, st.integers(1, 12))
 def test_chain_is_gap_free_linked_signed_and_time_monotonic(
     rounds: list[tuple[list[Batch], int]], max_block: int
@@ -100,7 +100,7 @@ def test_chain_is_gap_free_linked_signed_and_time_monotonic(
         prev_hash, prev_time = v.hash, blk.header.time_ms
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(rounds_st, st.integers(1, 12))
 def test_every_ack_points_at_its_entry_and_duplicates_at_the_original(
     rounds: list[tuple[list[Batch], int]], max_block: int
@@ -122,7 +122,7 @@ def test_every_ack_points_at_its_entry_and_duplicates_at_the_original(
     assert set(first_ack) == set(log.positions)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(rounds_st, st.integers(1, 12))
 def test_bundles_are_all_or_nothing_at_consecutive_positions(
     rounds: list[tuple[list[Batch], int]], max_block: int
