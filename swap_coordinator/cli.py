@@ -379,10 +379,13 @@ def run_coordinator(
     listen: Annotated[
         str, typer.Option(envvar="TANDEM_COORDINATOR_LISTEN", help="gRPC HOST:PORT")
     ] = "127.0.0.1:7300",
+    metrics_listen: Annotated[
+        str, typer.Option(envvar="TANDEM_METRICS_LISTEN", help="Prometheus HOST:PORT ('' = off)")
+    ] = "",
     call_timeout: CallTimeout = 10.0,
 ) -> None:
     """Serve the coordinator until SIGTERM; prints one ready line with the bound address."""
-    cfg = Config(sequencer, listen, data_dir, genesis, key, call_timeout)
+    cfg = Config(sequencer, listen, data_dir, genesis, key, call_timeout, metrics_listen)
     try:
         trio.run(_main, cfg)
     except (TandemError, BaseExceptionGroup) as exc:
@@ -401,8 +404,8 @@ def _tandem_errors(exc: BaseException) -> list[BaseException]:
     return []
 
 
-def _ready(listen: str) -> None:
-    sys.stdout.write(json.dumps({"event": "ready", "listen": listen}) + "\n")
+def _ready(listen: str, metrics: str) -> None:
+    sys.stdout.write(json.dumps({"event": "ready", "listen": listen, "metrics": metrics}) + "\n")
     sys.stdout.flush()
 
 

@@ -172,12 +172,13 @@ class Coordinator:
 
     # -- the log --------------------------------------------------------------------------
 
-    def apply_block(self, block: VerifiedBlock) -> None:
-        """Feed one block (its `swap` entries) to the rules, in log order."""
-        self.tracker.begin_block(block.height, block.time_ms)
+    def apply_block(self, block: VerifiedBlock) -> list[swap.SwapEvent]:
+        """Feed one block (its `swap` entries) to the rules, in log order; returns the events."""
+        events: list[swap.SwapEvent] = list(self.tracker.begin_block(block.height, block.time_ms))
         for entry in block.entries:
             if entry.namespace == SWAP_NAMESPACE:
-                self.tracker.apply(entry)
+                events += self.tracker.apply(entry)
+        return events
 
     # -- views ----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from rollup_client import swap
 from rollup_client.block import VerifiedBlock
 from rollup_client.client_trio import TrioSequencerClient
 from rollup_client.errors import FailedPrecondition, InvalidArgument, TandemError, Unavailable
@@ -29,6 +30,7 @@ from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator import convert
 from swap_coordinator.core import Coordinator, State, deadline_for
 from swap_coordinator.edge import Edge
+from swap_coordinator.metrics import Metrics
 from swap_coordinator.store import Store
 
 CHECKPOINT_EVERY = 100
@@ -47,6 +49,7 @@ class Config:
     genesis_path: Path
     key_path: Path
     call_timeout_s: float = 10.0
+    metrics_listen: str = ""
     max_message_bytes: int = 4 * 1024 * 1024
     workers: int = 16
 
@@ -108,8 +111,10 @@ class Shell:
         store: Store,
         link: TrioSequencerClient,
         log: EventLog,
+        metrics: Metrics,
         token: trio.lowlevel.TrioToken,
     ) -> None:
+        self.metrics = metrics
         self.core = core
         self.store = store
         self.link = link
@@ -161,6 +166,7 @@ class Shell:
         await self._save(p.signed)
         sid = p.signed.swap_id
         self.log("proposed", swap_id=sid.hex(), deadline_ms=deadline, legs=len(legs))
+        self.metrics.proposals.inc()
         self.changes.bump()
         return pb.ProposeResponse(
             swap_id=sid,
@@ -175,6 +181,7 @@ class Shell:
         p = self.core.sign(swap_id, payer, signature)
         await self._save(p.signed)
         self.log("signed", swap_id=swap_id.hex(), payer=payer.hex(), complete=p.complete)
+        self.metrics.signatures.inc()
         if p.complete:
             self._wake.set()
         self.changes.bump()
@@ -206,10 +213,24 @@ class Shell:
                 await self._follow_one(blk)
 
     async def _follow_one(self, blk: VerifiedBlock) -> None:
-        pending_before = len(self.core.tracker.pending())
-        self.core.apply_block(blk)
+        events = self.core.apply_block(blk)
+        for ev in events:
+            if isinstance(ev, swap.Decided):
+                self.metrics.decisions.labels(ev.outcome.value).inc()
+                self.log(
+                    "decided",
+                    swap_id=ev.swap_id.hex(),
+                    outcome=ev.outcome.value,
+                    height=ev.height,
+                    index=ev.index,
+                )
+            else:
+                self.log("ordered", swap_id=ev.intent.swap_id.hex(), height=ev.height)
+        self.metrics.height.set(blk.height)
+        self.metrics.time_ms.set(blk.time_ms)
+        self.metrics.pending.set(len(self.core.tracker.pending()))
         self._since_checkpoint += 1
-        moved = bool(blk.entries) or len(self.core.tracker.pending()) != pending_before
+        moved = bool(blk.entries or events)
         if moved or self._since_checkpoint >= CHECKPOINT_EVERY:
             async with self._db:
                 await trio.to_thread.run_sync(self.store.save_checkpoint, self.core.tracker)
@@ -227,8 +248,10 @@ class Shell:
                     (ack,) = await self.link.submit_batch([(SWAP_NAMESPACE, data)])
                 except TandemError as exc:
                     self.log("submit_failed", swap_id=sid.hex(), error=str(exc))
+                    self.metrics.submit_failures.inc()
                     continue
                 self.core.submitted(sid, ack.height, ack.index)
+                self.metrics.submissions.inc()
                 self.log(
                     "submitted",
                     swap_id=sid.hex(),
@@ -255,10 +278,10 @@ def _load(config: Config) -> tuple[Genesis, SigningKey]:
 async def serve(
     config: Config,
     *,
-    on_ready: Callable[[str], None] | None = None,
+    on_ready: Callable[[str, str], None] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the coordinator until cancelled; `on_ready(listen)` fires once SERVING."""
+    """Run the coordinator until cancelled; `on_ready(listen, metrics)` fires once SERVING."""
     genesis, key = _load(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     log = EventLog(config.log_path)
@@ -275,7 +298,8 @@ async def serve(
         for signed in store.proposals():
             core.add(signed)
         await link.status()
-        shell = Shell(core, store, link, log, trio.lowlevel.current_trio_token())
+        token = trio.lowlevel.current_trio_token()
+        shell = Shell(core, store, link, log, Metrics(), token)
         await _run(config, shell, log, on_ready, task_status)
     finally:
         link.close()
@@ -288,14 +312,17 @@ async def _run(
     config: Config,
     shell: Shell,
     log: EventLog,
-    on_ready: Callable[[str], None] | None,
+    on_ready: Callable[[str, str], None] | None,
     task_status: trio.TaskStatus[int],
 ) -> None:
     try:
         edge = Edge(shell, config.listen, config.workers, config.max_message_bytes)
     except RuntimeError as exc:
         raise FailedPrecondition(f"cannot listen on {config.listen}: {exc}") from exc
+    metrics_addr, httpd = "", None
     try:
+        if config.metrics_listen:
+            metrics_addr, httpd = shell.metrics.serve(config.metrics_listen)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(shell.follow)
             nursery.start_soon(shell.submit)
@@ -303,13 +330,17 @@ async def _run(
             log(
                 "ready",
                 listen=edge.listen,
+                metrics=metrics_addr,
                 height=shell.core.height,
                 proposals=len(shell.core.proposals),
             )
             if on_ready is not None:
-                on_ready(edge.listen)
+                on_ready(edge.listen, metrics_addr)
             task_status.started(edge.port)
     finally:
         shell.changes.close()
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(edge.stop, SHUTDOWN_GRACE_S)
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()

@@ -37,7 +37,9 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
             net.node_procs[r] = start_node(net, net.procs, r)
         for r, p in net.node_procs.items():
             net.nodes[r] = p.ready()["listen"]
-        _, net.coordinator = start_coordinator(net, net.procs)
+        _, net.coordinator = start_coordinator(
+            net, net.procs, "coord", "--metrics-listen", "127.0.0.1:0"
+        )
         yield net
     finally:
         _stop_all(net.procs)

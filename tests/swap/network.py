@@ -60,6 +60,7 @@ class Net:
     coordinator: str = ""
     nodes: dict[str, str] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
+    metrics: dict[str, str] = field(default_factory=dict)
     node_procs: dict[str, Proc] = field(default_factory=dict)
 
     def node_key(self, name: str) -> Path:
@@ -214,7 +215,9 @@ def start_node(net: Net, procs: list[Proc], rollup: str) -> Proc:
     return p
 
 
-def start_coordinator(net: Net, procs: list[Proc], name: str = "coord") -> tuple[Proc, str]:
+def start_coordinator(
+    net: Net, procs: list[Proc], name: str = "coord", *extra: str
+) -> tuple[Proc, str]:
     p = Proc(
         [
             *tandem(),
@@ -230,11 +233,15 @@ def start_coordinator(net: Net, procs: list[Proc], name: str = "coord") -> tuple
             str(net.genesis_path),
             "--key",
             str(net.node_key("coordinator")),
+            *extra,
         ],
         net.dir / f"{name}.err",
     )
     procs.append(p)
-    return p, p.ready()["listen"]
+    ready = p.ready()
+    if ready.get("metrics"):
+        net.metrics[name] = ready["metrics"]
+    return p, ready["listen"]
 
 
 def until(what: str, probe: Callable[[], T | None], timeout: float = 20.0) -> T:

@@ -7,6 +7,7 @@ The network is shared by the module, so each test checks balance *changes*.
 from __future__ import annotations
 
 import json
+import urllib.request
 from typing import Any
 
 import grpc
@@ -123,6 +124,10 @@ def test_run_commits_two_legs_and_the_audit_agrees(net: Net) -> None:
     assert audit["outcome"] == "committed" and audit["ok"]
     assert audit["decision_position"] == {**st["decision_position"], "block_start": False}
     assert {r: row["check"] for r, row in audit["rollups"].items()} == {"alpha": "ok", "beta": "ok"}
+    with urllib.request.urlopen(f"http://{net.metrics['coord']}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    assert 'tandem_coordinator_decisions_total{outcome="committed"} 1.0' in text
+    assert "tandem_coordinator_submissions_total 1.0" in text
 
 
 def test_three_legs_proposed_signed_by_each_party_then_waited(net: Net) -> None:
