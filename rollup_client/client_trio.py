@@ -22,6 +22,7 @@ from rollup_client.client_core import (
     MAX_MESSAGE_BYTES,
     Ack,
     ClientCore,
+    Limits,
     Status,
     open_channel,
     retry_delay,
@@ -32,6 +33,8 @@ from rollup_client.keys import SigningKey
 from rollup_client.subscription import Follower
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+
+__all__ = ["Ack", "Limits", "Status", "TrioSequencerClient", "TrioSubscription"]
 
 
 class TrioSequencerClient:
