@@ -8,6 +8,7 @@ the log and then recomputed from it by an independent audit. Nothing is left run
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -182,9 +183,12 @@ def play(testnet: TestnetState, console: Console) -> bool:
     return ok
 
 
-def run(console: Console, keep: bool = False) -> None:
-    """Bring a testnet up in a temporary directory, play, and take everything down."""
-    root = Path(tempfile.mkdtemp(prefix="tandem-demo-"))
+def run(console: Console, directory: Path | None = None, keep: bool = False) -> None:
+    """Bring a testnet up in `directory` (a new temporary one by default), play, and take
+    everything down; the directory is removed after a success unless `keep`."""
+    if directory is not None and directory.exists() and any(directory.iterdir()):
+        raise FailedPrecondition(f"{directory} is not empty: the demo needs a fresh directory")
+    root = directory or Path(tempfile.mkdtemp(prefix="tandem-demo-"))
     layout = Layout(root)
     console.print(f"starting a {ROLLUPS}-rollup testnet in {root} ...")
     began = time.monotonic()
@@ -211,10 +215,14 @@ def run(console: Console, keep: bool = False) -> None:
 
 
 def command(
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Fresh directory [default: a temporary one]")
+    ] = None,
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the testnet directory (logs, data)")
     ] = False,
 ) -> None:
     """Bring up a 3-rollup testnet, run a swap that commits and one that aborts, tear down."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM cleans up like Ctrl-C
     with cli_errors():
-        run(Console(highlight=False), keep)
+        run(Console(highlight=False), directory, keep)

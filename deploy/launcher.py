@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import shutil
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -208,8 +209,10 @@ async def launch(
 
 
 async def stop_all(records: list[ProcessRecord], grace_s: float = GRACE_S) -> None:
-    """Stop dependents first, then the sequencer, so nobody logs a lost sequencer on the way."""
-    with trio.CancelScope(shield=True):
+    """Stop dependents first, then the sequencer, so nobody logs a lost sequencer on the way.
+
+    Another Ctrl-C or SIGTERM meanwhile is held back: stopping must finish, or processes leak."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM), trio.CancelScope(shield=True):
         await procs.stop([p.handle for p in records if p.role != "sequencer"], grace_s)
         await procs.stop([p.handle for p in records if p.role == "sequencer"], grace_s)
 
@@ -219,8 +222,20 @@ async def up(cfg: NetworkConfig, layout: Layout, accounts: dict[str, str]) -> Te
     check_not_running(layout, state.load(layout))
     check_ports(cfg)
     started: list[procs.Handle] = []
+    records: list[ProcessRecord] = []
     try:
-        records = await launch(cfg, layout, started)
+        with trio.open_signal_receiver(signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def on_signal() -> None:
+                    async for _ in signals:
+                        nursery.cancel_scope.cancel()
+
+                nursery.start_soon(on_signal)
+                records = await launch(cfg, layout, started)
+                nursery.cancel_scope.cancel()
+        if not records:
+            raise FailedPrecondition("interrupted by SIGTERM while starting")
     except BaseException:
         with trio.CancelScope(shield=True):
             await procs.stop(started, GRACE_S)

@@ -109,6 +109,7 @@ def up(
     json_out: JsonOpt = False,
 ) -> None:
     """Start the sequencer, the rollup nodes and the coordinator; Ctrl-C stops them all."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM cleans up like Ctrl-C
     layout = _layout(directory)
     with cli_errors(), _up_lock(layout):
         testnet = bring_up(layout, config, rollups)

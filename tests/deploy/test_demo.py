@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import time
-from pathlib import Path
 
+from deploy.layout import Layout
 from tests.deploy.cli_helpers import processes_under, tandem
 
 DEMO_BUDGET_S = 60.0
 
 
-def test_demo_commits_aborts_and_cleans_up() -> None:
+def test_demo_commits_aborts_and_cleans_up(layout: Layout) -> None:
     began = time.monotonic()
-    done = tandem("demo", timeout=DEMO_BUDGET_S)
+    done = tandem("demo", "--dir", str(layout.root), timeout=DEMO_BUDGET_S)
     elapsed = time.monotonic() - began
     out = done.stdout
     assert "outcome: COMMITTED" in out
@@ -21,8 +20,7 @@ def test_demo_commits_aborts_and_cleans_up() -> None:
     assert "audit from the log: committed" in out
     assert "audit from the log: aborted" in out
     assert "PROBLEM" not in out
+    assert "no process left" in out
     assert elapsed < DEMO_BUDGET_S
-    match = re.search(r"testnet in (\S+) \.\.\.", out)
-    assert match, out
-    assert processes_under(Path(match.group(1))) == []
-    assert not Path(match.group(1)).exists()  # removed after a successful demo
+    assert processes_under(layout.root) == []
+    assert not layout.root.exists()  # removed after a successful demo
