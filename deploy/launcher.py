@@ -8,6 +8,7 @@ so far is stopped and the error carries the tail of the failing process's log.
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import signal
 import socket
@@ -139,6 +140,12 @@ def check_not_running(layout: Layout, previous: TestnetState | None) -> None:
         )
 
 
+def _child_env() -> dict[str, str]:
+    """Our environment without TANDEM_* settings: a process gets its configuration from its
+    flags only, not from whatever testnet the calling shell was pointed at."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
+
+
 async def start_process(
     layout: Layout,
     name: str,
@@ -155,7 +162,7 @@ async def start_process(
     log = layout.log(name)
     layout.data_dir(name).mkdir(parents=True, exist_ok=True)
     offset = log.stat().st_size if log.exists() else 0
-    handle = procs.spawn(argv, log)
+    handle = procs.spawn(argv, log, _child_env())
     started.append(handle)
     with trio.move_on_after(timeout_s):
         while (ready := procs.find_ready(log, offset)) is None:
