@@ -461,3 +461,26 @@ def test_a_rollup_down_at_the_intent_votes_after_restart_before_the_deadline(net
         "alpha": {"alice": -4, "carol": 4},
         "beta": {"alice": 5, "carol": -5},
     }
+
+
+def test_a_rollup_down_past_the_deadline_applies_the_abort_on_restart(net: Net) -> None:
+    before = balances(net)
+    net.node_procs["beta"].kill9()
+    legs = [
+        swap.Leg("alpha", BOB.public, CAROL.public, "gold", 6),
+        swap.Leg("beta", CAROL.public, BOB.public, "silver", 7),
+    ]
+    with SwapClient(net.coordinator) as c:
+        resp = c.propose(legs, timeout_ms=1_000)
+        sid = resp.swap_id
+        for k in (BOB, CAROL):
+            c.sign(sid, k.public, k.sign(resp.signing_bytes))
+        st = decided(c, sid)
+    assert st.state == pb.SWAP_STATE_ABORTED and st.decision_at_block_start
+    assert [ls.lock for ls in st.legs] == [pb.LOCK_STATE_REFUNDED, pb.LOCK_STATE_RELEASED]
+    restarted = start_node(net, net.procs, "beta")  # replays the intent, then the abort
+    net.node_procs["beta"] = restarted
+    net.nodes["beta"] = restarted.ready()["listen"]
+    assert changed(before, balances(net)) == {"alpha": {}, "beta": {}}
+    with RollupClient(net.nodes["beta"]) as beta:
+        assert beta.escrow(sid) == []
