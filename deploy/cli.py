@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from deploy import demo
+from deploy import chaos, demo
 from deploy.testnet_cli import app as testnet_app
 from rollup_client.node_cli import app as rollup_app
 from rollup_client.verify_cli import app as verify_app
@@ -26,6 +26,7 @@ app.command("demo")(demo.command)
 app.add_typer(verify_app, name="verify")
 app.add_typer(swap_app, name="swap")
 app.add_typer(coordinator_app, name="coordinator")
+app.command("chaos")(chaos.command)
 
 
 @app.command(
