@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import trio
 
@@ -38,7 +38,6 @@ RETRY_S = 1.0
 SHUTDOWN_GRACE_S = 2.0
 NONCE_BYTES = 16
 MAX_LIST = 1000
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,8 @@ class Config:
     call_timeout_s: float = 10.0
     metrics_listen: str = ""
     max_message_bytes: int = 4 * 1024 * 1024
-    workers: int = 16
+    workers: int = 32
+    """gRPC worker threads; each open Watch stream holds one."""
 
     @property
     def db_path(self) -> Path:
@@ -193,13 +193,13 @@ class Shell:
     async def _list(self, state: int, limit: int) -> list[pb.SwapStatus]:
         want = None
         if state != pb.SWAP_STATE_UNSPECIFIED:
-            want = State(convert.STATE_NAMES[state]) if state in convert.STATE_NAMES else None
-            if want is None:
+            if state not in convert.STATE_NAMES:
                 raise InvalidArgument(f"unknown swap state {state}")
+            want = State(convert.STATE_NAMES[state])
         n = min(limit or MAX_LIST, MAX_LIST)
         return [convert.view_to_pb(v) for v in self.core.list(want, n)]
 
-    async def _save(self, signed: Any) -> None:
+    async def _save(self, signed: swap.SignedIntent) -> None:
         async with self._db:
             await trio.to_thread.run_sync(self.store.save_proposal, signed)
 
