@@ -43,7 +43,8 @@ class Config:
     max_block_entries: int = 10_000
     # Entries waiting for a block across all clients; beyond this submits get RESOURCE_EXHAUSTED.
     max_queue_entries: int = 200_000
-    grpc_workers: int = 32
+    # Each Subscribe stream and each waiting submit holds a worker thread.
+    grpc_workers: int = 64
     genesis: Path | None = None
     key: Path | None = None
     limits: Limits = field(default_factory=Limits)

@@ -27,11 +27,11 @@ from sequencer.handlers import Handlers
 from sequencer.headwatch import HeadWatch
 from sequencer.intake import Intake, Ticket
 from sequencer.metrics import Metrics
-from sequencer.store import IdIndex, Store
+from sequencer.store import Store
 
 SHUTDOWN_GRACE_S = 2.0
-# How often the id index checks whether its in-memory tail is due for a flush.
-INDEX_CHECK_S = 0.5
+# How often the store checkpoints its WAL and the id index checks whether it is due.
+MAINTENANCE_S = 0.5
 
 
 def wall_ms() -> int:
@@ -166,12 +166,13 @@ def _wake(token: trio.lowlevel.TrioToken, event: trio.Event) -> None:
         token.run_sync_soon(event.set)
 
 
-async def _keep_indexing(index: IdIndex) -> None:
-    """Move newly sealed ids into the durable index in large batches, off the ack path."""
+async def _maintain(store: Store) -> None:
+    """Off the ack path: checkpoint the block WAL, move sealed ids into the id index."""
     while True:
-        await trio.sleep(INDEX_CHECK_S)
-        if index.due():
-            await trio.to_thread.run_sync(index.flush)
+        await trio.sleep(MAINTENANCE_S)
+        await trio.to_thread.run_sync(store.checkpoint)
+        if store.index.due():
+            await trio.to_thread.run_sync(store.index.flush)
 
 
 def _load_identity(config: Config) -> tuple[Genesis, SigningKey]:
@@ -242,7 +243,7 @@ async def _run(
             on_ready(edge.listen, metrics_addr)
         task_status.started(edge.port)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_keep_indexing, committer.store.index)
+            nursery.start_soon(_maintain, committer.store)
             nursery.start_soon(committer.run, config.heartbeat_ms)
             try:
                 await trio.sleep_forever()

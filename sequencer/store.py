@@ -279,13 +279,21 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = _writer(self.path, SCHEMA)
+        # Checkpoints run from `checkpoint`, off the acknowledgement path.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = _connect(self.path)
         self.index = IdIndex(self.path.with_suffix(".ids.sqlite"))
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL frames into the database without blocking the writer."""
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def reader(self) -> Reader:
         return Reader(self.path, self.index)
 
     def close(self) -> None:
         self.index.close()
+        self._checkpointer.close()
         self._db.close()
 
     def write(self, blk: Block) -> None:

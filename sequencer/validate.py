@@ -13,6 +13,10 @@ core. Status codes (the edge maps the exception classes):
   does not grant it.
 - RESOURCE_EXHAUSTED (raised by the intake, not here): too many batches in flight for one
   client, or the sequencer's queue is full. Retry later.
+- FAILED_PRECONDITION (decided by the core when the block is cut): a bundle some but not
+  all of whose entries are already in the log. A bundle all of whose entries are logged is
+  a resubmission and gets its original positions with duplicate=True.
+- UNAVAILABLE: the sequencer is shutting down.
 """
 
 from __future__ import annotations
