@@ -69,6 +69,7 @@ class SequencerClient:
         self._core = ClientCore(key, chain_id, sequencer_key)
         self._channel = open_channel(target, credentials, MAX_MESSAGE_BYTES)
         self._stub = pb_grpc.SequencerServiceStub(self._channel)
+        self._closed = False
 
     def __enter__(self) -> SequencerClient:
         return self
@@ -82,6 +83,8 @@ class SequencerClient:
         self.close()
 
     def close(self) -> None:
+        """Close the channel; calls in flight fail and subscriptions end."""
+        self._closed = True
         self._channel.close()
 
     def _call(self, method: Callable[..., T], request: Any, timeout: float | None = None) -> T:
@@ -148,7 +151,8 @@ class SequencerClient:
         """Every block from `from_height` on, verified and gap-free, resumed after drops.
 
         Raises VerificationError on a bad block, Unavailable when no block came for
-        `reconnect_for` seconds (None: keep trying). Close the iterator to end the stream.
+        `reconnect_for` seconds (None: keep trying). Close the iterator to end the stream;
+        closing the client ends it too.
         """
         self._trust()
         follower = Follower(
@@ -160,8 +164,13 @@ class SequencerClient:
         )
         watchdog = _Watchdog(self.timeout)
         try:
-            while True:
-                call = self._stub.Subscribe(follower.request())
+            while not self._closed:
+                try:
+                    call = self._stub.Subscribe(follower.request())
+                except ValueError:  # grpcio's answer on a channel closed meanwhile
+                    if self._closed:
+                        return
+                    raise
                 watchdog.watch(call)
                 error: grpc.RpcError | None = None
                 try:
@@ -174,7 +183,8 @@ class SequencerClient:
                     error = exc
                 finally:
                     call.cancel()
-                time.sleep(follower.dropped(error, time.monotonic()))
+                if not self._closed:
+                    time.sleep(follower.dropped(error, time.monotonic()))
         finally:
             watchdog.stop()
 

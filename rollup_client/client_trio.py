@@ -58,6 +58,7 @@ class TrioSequencerClient:
         self._core = ClientCore(key, chain_id, sequencer_key)
         self._channel = open_channel(target, credentials, MAX_MESSAGE_BYTES)
         self._stub = pb_grpc.SequencerServiceStub(self._channel)
+        self.closed = False
 
     async def __aenter__(self) -> TrioSequencerClient:
         return self
@@ -71,6 +72,8 @@ class TrioSequencerClient:
         self.close()
 
     def close(self) -> None:
+        """Close the channel; calls in flight fail and subscriptions end."""
+        self.closed = True
         self._channel.close()
 
     async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
@@ -218,7 +221,7 @@ class TrioSubscription:
 
     async def __anext__(self) -> VerifiedBlock:
         follower = await self._start()
-        while True:
+        while not self._client.closed:
             if self._call is None:
                 self._call = self._client._stub.Subscribe(follower.request())
             msg: pb.SubscribeResponse | None = None
@@ -234,7 +237,9 @@ class TrioSubscription:
                 self.close()  # also ends the abandoned thread blocked on the stream
                 raise
             self.close()
-            await trio.sleep(follower.dropped(error, trio.current_time()))
+            if not self._client.closed:
+                await trio.sleep(follower.dropped(error, trio.current_time()))
+        raise StopAsyncIteration
 
 
 def _next(call: Any) -> pb.SubscribeResponse | None:

@@ -8,6 +8,7 @@ and time out. (The end-to-end tests use the real sequencer.)
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
 
@@ -175,3 +176,40 @@ async def test_trio_cancellation_cancels_the_call_on_the_server(serve: Serve) ->
             await client.submit("a", b"x")
         assert scope.cancelled_caught
         assert await trio.to_thread.run_sync(fake.submit_ended.wait, 5.0)
+
+
+def test_closing_the_sync_client_ends_its_subscriptions(serve: Serve) -> None:
+    client = SequencerClient(serve(Fake(silent_after=2)), timeout=30)
+    heights: list[int] = []
+    got_two = threading.Event()
+
+    def consume() -> None:
+        for b in client.subscribe(NAMESPACES):
+            heights.append(b.height)
+            if len(heights) == 2:
+                got_two.set()
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    assert got_two.wait(10)
+    client.close()  # the stream is silent now: closing must still end the loop
+    reader.join(10)
+    assert not reader.is_alive() and heights == [0, 1]
+
+
+async def test_closing_the_trio_client_ends_its_subscriptions(serve: Serve) -> None:
+    client = TrioSequencerClient(serve(Fake(silent_after=2)), timeout=30)
+    heights = []
+
+    async def consume(task_status: trio.TaskStatus[None]) -> None:
+        async with client.subscribe(NAMESPACES) as blocks:
+            async for b in blocks:
+                heights.append(b.height)
+                if len(heights) == 2:
+                    task_status.started()
+
+    with trio.fail_after(10):  # the stream is silent now: closing must still end the loop
+        async with trio.open_nursery() as nursery:
+            await nursery.start(consume)
+            client.close()
+    assert heights == [0, 1]
