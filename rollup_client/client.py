@@ -69,7 +69,7 @@ class SequencerClient:
         self._core = ClientCore(key, chain_id, sequencer_key)
         self._channel = open_channel(target, credentials, MAX_MESSAGE_BYTES)
         self._stub = pb_grpc.SequencerServiceStub(self._channel)
-        self._closed = False
+        self.closed = False
 
     def __enter__(self) -> SequencerClient:
         return self
@@ -84,7 +84,7 @@ class SequencerClient:
 
     def close(self) -> None:
         """Close the channel; calls in flight fail and subscriptions end."""
-        self._closed = True
+        self.closed = True
         self._channel.close()
 
     def _call(self, method: Callable[..., T], request: Any, timeout: float | None = None) -> T:
@@ -164,11 +164,11 @@ class SequencerClient:
         )
         watchdog = _Watchdog(self.timeout)
         try:
-            while not self._closed:
+            while not self.closed:
                 try:
                     call = self._stub.Subscribe(follower.request())
                 except ValueError:  # grpcio's answer on a channel closed meanwhile
-                    if self._closed:
+                    if self.closed:
                         return
                     raise
                 watchdog.watch(call)
@@ -183,7 +183,7 @@ class SequencerClient:
                     error = exc
                 finally:
                     call.cancel()
-                if not self._closed:
+                if not self.closed:
                     time.sleep(follower.dropped(error, time.monotonic()))
         finally:
             watchdog.stop()
