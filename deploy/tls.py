@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -22,23 +21,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from deploy.config import NetworkConfig
 from deploy.layout import COORDINATOR, SEQUENCER, Layout
 from rollup_client.errors import FailedPrecondition
+from rollup_client.node_tls import TlsFiles
 
 VALID_DAYS = 365
 # Certificate for people and tools talking to the testnet (the CLI, the demo, tests).
 CLIENT = "client"
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """PEM files for one party: the CA to trust, its certificate and its private key."""
-
-    ca: Path
-    cert: Path
-    key: Path
-
-    def flags(self) -> list[str]:
-        """The --tls-* flags every Tandem process and CLI takes."""
-        return ["--tls-ca", str(self.ca), "--tls-cert", str(self.cert), "--tls-key", str(self.key)]
 
 
 def files(layout: Layout, name: str) -> TlsFiles:

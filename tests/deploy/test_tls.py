@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from deploy import config, tls
 from deploy.layout import Layout
+from rollup_client.node_tls import TlsFiles
 
 
 def _load(path: Path) -> x509.Certificate:
@@ -38,14 +39,9 @@ def test_every_process_gets_a_certificate_from_the_ca(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def mtls_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, tls.TlsFiles]]]:
+def mtls_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, TlsFiles]]]:
     made = tls.issue_all(config.load(), Layout(tmp_path / "net"))
-    files = made["sequencer"]
-    creds = grpc.ssl_server_credentials(
-        [(files.key.read_bytes(), files.cert.read_bytes())],
-        root_certificates=files.ca.read_bytes(),
-        require_client_auth=True,
-    )
+    creds = made["sequencer"].server_credentials()
     server = grpc.server(futures.ThreadPoolExecutor(2), options=[("grpc.so_reuseport", 0)])
     servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
@@ -64,14 +60,11 @@ def _check(target: str, creds: grpc.ChannelCredentials) -> int:
 
 
 def test_mutual_tls_serves_only_certified_clients(
-    mtls_server: tuple[str, dict[str, tls.TlsFiles]], tmp_path: Path
+    mtls_server: tuple[str, dict[str, TlsFiles]], tmp_path: Path
 ) -> None:
     target, made = mtls_server
     client = made["client"]
-    ok = grpc.ssl_channel_credentials(
-        client.ca.read_bytes(), client.key.read_bytes(), client.cert.read_bytes()
-    )
-    assert _check(target, ok) == health_pb2.HealthCheckResponse.SERVING
+    assert _check(target, client.channel_credentials()) == health_pb2.HealthCheckResponse.SERVING
 
     anonymous = grpc.ssl_channel_credentials(client.ca.read_bytes())
     with pytest.raises(grpc.RpcError):
