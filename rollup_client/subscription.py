@@ -15,7 +15,7 @@ import grpc
 
 from rollup_client import block, codec
 from rollup_client.client_core import backoff, rpc_error
-from rollup_client.errors import Unavailable, VerificationError
+from rollup_client.errors import InvalidArgument, Unavailable, VerificationError
 from rollup_client.wire import sequencer_pb2 as pb
 
 # Status codes that mean the stream broke (server gone, restarted, reset, idle), not that
@@ -49,7 +49,7 @@ class Follower:
         reconnect_for: float | None,
     ) -> None:
         if from_height < 0:
-            raise ValueError("from_height must be >= 0")
+            raise InvalidArgument(f"from_height must be >= 0, got {from_height}")
         self.sequencer_key = sequencer_key
         self.namespaces = sorted({codec.check_namespace(n) for n in namespaces})
         self.next_height = from_height
