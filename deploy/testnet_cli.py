@@ -113,12 +113,17 @@ def up(
     layout = _layout(directory)
     with cli_errors(), _up_lock(layout):
         testnet = bring_up(layout, config, rollups)
-        if json_out:
-            typer.echo(json.dumps(testnet.to_json()))
-        else:
-            typer.echo(_summary(layout, testnet))
-        if not detach:
-            trio.run(supervise, testnet)
+        try:
+            if json_out:
+                typer.echo(json.dumps(testnet.to_json()))
+            else:
+                typer.echo(_summary(layout, testnet))
+            if not detach:
+                trio.run(supervise, testnet)
+        except BaseException:
+            if not detach:  # interrupted before the supervisor took over: it stops nothing
+                trio.run(launcher.stop_all, testnet.processes)
+            raise
 
 
 async def supervise(testnet: TestnetState) -> None:
@@ -145,7 +150,9 @@ async def _live_table(testnet: TestnetState) -> None:
     """Refresh the table every second; returns if every process has gone."""
     with Live(console=err_console, auto_refresh=False) as live:
         while testnet.running():
-            view = await trio.to_thread.run_sync(probe.network_view, testnet)
+            view = await trio.to_thread.run_sync(
+                probe.network_view, testnet, abandon_on_cancel=True
+            )
             live.update(status_view.table(testnet, view), refresh=True)
             await trio.sleep(REFRESH_S)
     err_console.print("every process has exited")
