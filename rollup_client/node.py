@@ -107,6 +107,7 @@ class Node:
         self._wakeup = trio.Event()
         self._draining = False
         self._forwarded = trio.Event()
+        self._store_lock = trio.Lock()
         self._token = trio.lowlevel.current_trio_token()
         self.queue = SubmitQueue(self._wake_from_thread, max_items=100_000)
         # Unbounded: the entries are in the store already; this only paces their sending.
@@ -190,7 +191,8 @@ class Node:
                     # Refused for good (e.g. the genesis does not let this key write
                     # `swap`): retrying cannot help; say so loudly and move on.
                     _event("outbox_refused", error=str(exc), entries=len(batch))
-                self.store.drop_outbox([i for i, _, _ in batch])
+                async with self._store_lock:
+                    await trio.to_thread.run_sync(self.store.drop_outbox, [i for i, _, _ in batch])
                 break
 
     def _queue_outbox(self, entries: list[tuple[bytes, str, bytes]]) -> None:
@@ -234,13 +236,16 @@ class Node:
         record = BlockRecord(blk.height, blk.time_ms, root, receipts, outbox)
         return Applied(record, executed, txs)
 
-    def persist(self, group: list[Applied]) -> None:
+    async def persist(self, group: list[Applied]) -> None:
         """Make a group of applied blocks durable, then publish them and send their outbox."""
         last = group[-1].record
         snap = None
         if any(a.record.height % self.config.snapshot_every == 0 for a in group):
             snap = (last.height, self.machine.snapshot())
-        self.store.write([a.record for a in group], snap)
+        # The fsync runs in a worker thread so submissions keep flowing meanwhile; the
+        # machine is not touched there, and the lock keeps the store single-writer.
+        async with self._store_lock:
+            await trio.to_thread.run_sync(self.store.write, [a.record for a in group], snap)
         self.head_seen = max(self.head_seen, last.height)
         head = Head(last.height, last.time_ms, last.state_root, self.head_seen)
         self.view.publish(head, [i for a in group for i in a.executed])
@@ -284,7 +289,7 @@ class Node:
                 behind = blk.height < target and len(group) < self.config.catchup_group
                 if behind:
                     continue
-                self.persist(group)
+                await self.persist(group)
                 group = []
                 if not caught_up and blk.height >= target:
                     caught_up = True

@@ -147,8 +147,15 @@ class NodeStore:
         ]
 
     def drop_outbox(self, ids: Sequence[bytes]) -> None:
-        """Forget entries the sequencer acknowledged."""
-        self._db.executemany("DELETE FROM outbox WHERE entry_id = ?", [(i,) for i in ids])
+        """Forget entries the sequencer acknowledged (one transaction)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("DELETE FROM outbox WHERE entry_id = ?", [(i,) for i in ids])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
 
 class StoreReader:
