@@ -345,6 +345,7 @@ def check(
         *chaos_core.check_acked(blocks, acked),
         *chaos_core.check_nodes(chaos_core.replay_roots(genesis, blocks), roots),
         *chaos_core.check_balances(ref, balances),
+        *chaos_core.check_supply(genesis, balances),
         *chaos_core.check_reports(ref, reported),
         *left,
     ]

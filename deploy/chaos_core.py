@@ -294,6 +294,26 @@ def check_balances(
     ]
 
 
+def check_supply(
+    genesis: Genesis, reported: Mapping[tuple[str, bytes, str], int]
+) -> list[Violation]:
+    """Supply per rollup and asset over the balances the live nodes report (escrow is empty
+    once every deadline passed) equals the genesis supply."""
+    want: Counter[tuple[str, str]] = Counter()
+    for r in genesis.rollups:
+        for held in r.balances.values():
+            for asset, amount in held.items():
+                want[(r.id, asset)] += amount
+    got: Counter[tuple[str, str]] = Counter()
+    for (rollup, _, asset), amount in reported.items():
+        got[(rollup, asset)] += amount
+    return [
+        Violation("supply", f"{rollup} holds {got[(rollup, asset)]} {asset}, genesis had {n}")
+        for (rollup, asset), n in sorted(want.items())
+        if got[(rollup, asset)] != n
+    ]
+
+
 def check_reports(ref: Reference, reported: Mapping[bytes, str]) -> list[Violation]:
     """The coordinator never reports an outcome that contradicts decide() over the log.
 
