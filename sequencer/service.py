@@ -30,6 +30,9 @@ from sequencer.metrics import Metrics
 from sequencer.store import Store
 
 SHUTDOWN_GRACE_S = 2.0
+# Worker threads of the shell (cutter, writer, maintenance), never shared with whatever
+# else runs in the same trio run: a caller's blocked threads must not starve the commit.
+SHELL_THREADS = 4
 # How often the store checkpoints its WAL and the id index checks whether it is due.
 MAINTENANCE_S = 0.5
 
@@ -65,6 +68,7 @@ class Committer:
         watch: HeadWatch,
         metrics: Metrics,
         log: EventLog,
+        threads: trio.CapacityLimiter,
         clock: Callable[[], int] = wall_ms,
     ) -> None:
         self.core = core
@@ -78,6 +82,7 @@ class Committer:
         self._unwritten: dict[bytes, Ack] = {}
         self._stopping = False
         self._woken = trio.Event()
+        self.threads = threads
 
     def stop(self) -> None:
         """Stop taking new submissions; everything queued is still sealed and answered."""
@@ -97,7 +102,7 @@ class Committer:
                 nursery.start_soon(self._write_all, recv)
                 async with send:
                     await self._cut_all(send, heartbeat_ms / 1000)
-            await trio.to_thread.run_sync(self.store.index.flush)
+            await trio.to_thread.run_sync(self.store.index.flush, limiter=self.threads)
 
     async def _cut_all(self, send: trio.MemorySendChannel[_Sealed], heartbeat: float) -> None:
         token = trio.lowlevel.current_trio_token()
@@ -116,7 +121,7 @@ class Committer:
                         continue
             else:
                 self._pending += self.intake.take()
-            sealed = await trio.to_thread.run_sync(self._cut, self._pending)
+            sealed = await trio.to_thread.run_sync(self._cut, self._pending, limiter=self.threads)
             self._pending = self._pending[len(sealed.tickets) :]
             await send.send(sealed)
             last_cut = trio.current_time()
@@ -124,15 +129,21 @@ class Committer:
     async def _write_all(self, recv: trio.MemoryReceiveChannel[_Sealed]) -> None:
         async with recv:
             async for sealed in recv:
-                await trio.to_thread.run_sync(self._write, sealed)
+                await trio.to_thread.run_sync(self._write, sealed, limiter=self.threads)
 
     def _cut(self, tickets: Sequence[Ticket]) -> _Sealed:
         """Seal the next block from the leading tickets (worker thread)."""
         batches = [t.batch for t in tickets[: self.core.take([t.batch for t in tickets])]]
         ids = [it.id for b in batches for it in b.items]
+        # Look in `_unwritten` before the store: the writer puts a block's ids into the
+        # store's index before dropping them from `_unwritten`, so none slips between.
         unwritten = self._unwritten
-        known = {i: unwritten[i] for i in ids if i in unwritten}
-        known.update(self.store.known(i for i in ids if i not in known))
+        known: dict[bytes, Ack] = {}
+        for eid in ids:
+            ack = unwritten.get(eid)
+            if ack is not None:
+                known[eid] = ack
+        known.update(self.store.known(eid for eid in ids if eid not in known))
         cut = self.core.cut(batches, self.clock(), known)
         h = cut.block.header.height
         for i, it in enumerate(cut.block.items):
@@ -166,13 +177,13 @@ def _wake(token: trio.lowlevel.TrioToken, event: trio.Event) -> None:
         token.run_sync_soon(event.set)
 
 
-async def _maintain(store: Store) -> None:
+async def _maintain(store: Store, threads: trio.CapacityLimiter) -> None:
     """Off the ack path: checkpoint the block WAL, move sealed ids into the id index."""
     while True:
         await trio.sleep(MAINTENANCE_S)
-        await trio.to_thread.run_sync(store.checkpoint)
+        await trio.to_thread.run_sync(store.checkpoint, limiter=threads)
         if store.index.due():
-            await trio.to_thread.run_sync(store.index.flush)
+            await trio.to_thread.run_sync(store.index.flush, limiter=threads)
 
 
 def _load_identity(config: Config) -> tuple[Genesis, SigningKey]:
@@ -195,21 +206,22 @@ async def serve(
     genesis, key = _load_identity(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     log = EventLog(config.log_path)
-    store = await trio.to_thread.run_sync(Store, config.db_path)
+    threads = trio.CapacityLimiter(SHELL_THREADS)
+    store = await trio.to_thread.run_sync(Store, config.db_path, limiter=threads)
     reader = store.reader()
     try:
-        head = await trio.to_thread.run_sync(store.recover, genesis.sequencer_key)
+        head = await trio.to_thread.run_sync(store.recover, genesis.sequencer_key, limiter=threads)
         core = Sequencer(key, head, config.max_block_entries, genesis.time_ms)
         metrics = Metrics()
         intake = Intake(config.limits.max_inflight_batches_per_client, config.max_queue_entries)
         if head is None:
             first = core.cut([], wall_ms(), {})
-            await trio.to_thread.run_sync(store.write, first.block)
+            await trio.to_thread.run_sync(store.write, first.block, limiter=threads)
             head = first.block.head
             log("genesis_block", height=0, hash=head.hash.hex())
         watch = HeadWatch(head)
         metrics.height.set(head.height)
-        committer = Committer(core, store, intake, watch, metrics, log)
+        committer = Committer(core, store, intake, watch, metrics, log, threads)
         handlers = Handlers(config, genesis, intake, reader, watch, metrics)
         await _run(config, handlers, committer, log, on_ready, task_status)
     finally:
@@ -243,7 +255,7 @@ async def _run(
             on_ready(edge.listen, metrics_addr)
         task_status.started(edge.port)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_maintain, committer.store)
+            nursery.start_soon(_maintain, committer.store, committer.threads)
             nursery.start_soon(committer.run, config.heartbeat_ms)
             try:
                 await trio.sleep_forever()
@@ -254,7 +266,7 @@ async def _run(
     finally:
         committer.watch.close()
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(edge.stop, SHUTDOWN_GRACE_S)
+            await trio.to_thread.run_sync(edge.stop, SHUTDOWN_GRACE_S, limiter=committer.threads)
             if httpd is not None:
                 httpd.shutdown()
                 httpd.server_close()

@@ -114,6 +114,26 @@ async def test_submit_acks_positions_that_get_entry_proves(quiet: Running) -> No
     assert st.limits.max_batch_entries == LIMITS.max_batch_entries
 
 
+async def test_concurrent_resubmissions_all_get_the_one_original_position(ticking: Running) -> None:
+    reqs = [signed_batch(ticking.net.client, [("alpha", bytes([i % 7]))]) for i in range(60)]
+    results: list[list[pb.EntryAck]] = []
+
+    async def one(req: pb.SubmitBatchRequest) -> None:
+        results.append(await ticking.submit(req))
+
+    async with trio.open_nursery() as nursery:
+        for req in reqs:
+            nursery.start_soon(one, req)
+    first: dict[bytes, pb.Position] = {}
+    for acks in results:
+        for a in acks:
+            first.setdefault(a.entry_id, a.position)
+            assert a.position == first[a.entry_id]
+    assert len(first) == 7
+    fresh = sum(1 for acks in results for a in acks if not a.duplicate)
+    assert fresh == 7
+
+
 async def test_get_block_filters_with_proofs_and_refuses_the_future(quiet: Running) -> None:
     items = [("alpha", b"a"), ("beta", b"b"), ("gamma", b"c")]
     acks = await quiet.submit(signed_batch(quiet.net.client, items))
