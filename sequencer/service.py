@@ -156,7 +156,8 @@ class Committer:
         t0 = time.perf_counter()
         try:
             self.store.write(cut.block)
-        except BaseException:
+        except BaseException as exc:
+            self.log("store_failed", height=cut.block.header.height, error=repr(exc))
             self.intake.finish(tickets, [Unavailable("the block store failed")] * len(tickets))
             raise
         self.metrics.fsync.observe(time.perf_counter() - t0)

@@ -201,6 +201,7 @@ class IdIndex:
         self._db = _writer(path, IDS_SCHEMA)
         self._readers = _PerThread(path)
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._tail: dict[bytes, tuple[int, int]] = {}
         self._top = self.watermark()
         self._rows = self._meta("rows", 0)
@@ -246,6 +247,10 @@ class IdIndex:
 
     def flush(self) -> int:
         """Write the tail to the table durably, then drop it from memory; returns its size."""
+        with self._flushing:
+            return self._flush()
+
+    def _flush(self) -> int:
         with self._lock:
             rows = sorted(self._tail.items())
             top = self._top
