@@ -36,6 +36,8 @@ from swap_coordinator.client import SwapClient
 ROLLUPS = 3
 SWAP_TIMEOUT_S = 10.0
 CALL_TIMEOUT_S = 10.0
+SETTLE_TIMEOUT_S = 10.0
+POLL_S = 0.05
 ACCOUNTS = ("alice", "bob", "carol")
 FINAL = {pb.SWAP_STATE_COMMITTED: "COMMITTED", pb.SWAP_STATE_ABORTED: "ABORTED"}
 
@@ -67,6 +69,10 @@ ABORTING = (
 )
 
 
+# (account, rollup) -> asset -> amount
+Balances = dict[tuple[str, str], dict[str, int]]
+
+
 class Demo:
     def __init__(self, testnet: TestnetState, console: Console) -> None:
         self.testnet = testnet
@@ -74,7 +80,7 @@ class Demo:
         self.keys = {n: SigningKey.load(Path(testnet.accounts[n])) for n in ACCOUNTS}
         self.genesis = Genesis.load(Path(testnet.genesis))
 
-    def balances(self) -> dict[tuple[str, str], dict[str, int]]:
+    def balances(self) -> Balances:
         """(account, rollup) -> asset -> amount, read from each rollup node."""
         found = {}
         for rid, addr in self.testnet.rollups().items():
@@ -83,12 +89,7 @@ class Demo:
                     found[(name, rid)] = node.balances(key.public)
         return found
 
-    def show_balances(
-        self,
-        title: str,
-        now: dict[tuple[str, str], dict[str, int]],
-        before: dict[tuple[str, str], dict[str, int]] | None = None,
-    ) -> None:
+    def show_balances(self, title: str, now: Balances, before: Balances | None = None) -> None:
         table = Table(title=title, title_justify="left")
         table.add_column("account")
         rollups = list(self.testnet.rollups())
@@ -120,14 +121,25 @@ class Demo:
         with SwapClient(self.testnet.coordinator, timeout=CALL_TIMEOUT_S) as client:
             proposed = client.propose(legs, timeout_ms=int(SWAP_TIMEOUT_S * 1000))
             self.out.print(
-                f"  swap {proposed.swap_id.hex()[:16]}..., deadline {SWAP_TIMEOUT_S:.0f} s "
-                f"of log time from now ({proposed.deadline_ms} ms)"
+                f"  swap {proposed.swap_id.hex()[:16]}..., deadline in {SWAP_TIMEOUT_S:.0f} s "
+                "of log time"
             )
             for name in dict.fromkeys(p.payer for p in payments):
                 key = self.keys[name]
                 client.sign(proposed.swap_id, key.public, key.sign(proposed.signing_bytes))
                 self.out.print(f"  signed by {name}")
             return _until_final(client, proposed.swap_id, SWAP_TIMEOUT_S + 10)
+
+    def settled(self, height: int) -> None:
+        """Wait until every rollup node has applied block `height`, where the last swap was
+        decided, so the balances shown include its settlement."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        for rid, addr in self.testnet.rollups().items():
+            with RollupClient(addr, timeout=CALL_TIMEOUT_S) as node:
+                while node.status().height < height:
+                    if time.monotonic() > deadline:
+                        raise DeadlineExceeded(f"{rid} did not apply block {height} in time")
+                    time.sleep(POLL_S)
 
     def audit(self, swap_id: bytes) -> bool:
         """Recompute the outcome from the raw log and check escrow on every rollup."""
@@ -137,9 +149,8 @@ class Demo:
         doc = result.to_json()
         self.out.print(f"  audit from the log: {doc['outcome']} ({doc['reason']})")
         for rid, row in doc["rollups"].items():
-            self.out.print(
-                f"    {rid}: vote {row['vote']}, escrow {row.get('check', row.get('escrow'))}"
-            )
+            vote = row["vote"] or "none (decided before it voted)"
+            self.out.print(f"    {rid}: vote {vote}, escrow {row.get('check', row.get('escrow'))}")
         for problem in result.problems:
             self.out.print(f"    [red]PROBLEM[/red]: {problem}")
         return not result.problems
@@ -179,8 +190,33 @@ def play(testnet: TestnetState, console: Console) -> bool:
     console.print(f"  outcome: [bold red]{outcome(second)}[/bold red] ({second.reason})")
     ok = outcome(second) == "ABORTED" and demo.audit(second.swap_id) and ok
 
-    demo.show_balances("balances after both swaps (change since genesis)", demo.balances(), start)
+    demo.settled(max(first.decision_position.height, second.decision_position.height))
+    end = demo.balances()
+    demo.show_balances("balances after both swaps (change since genesis)", end, start)
+    wrong = _differences(end, expected(start, COMMITTING))
+    if wrong:
+        console.print(f"[red]not what the committed swap alone explains: {sorted(wrong)}[/red]")
+        return False
     return ok
+
+
+def _differences(a: Balances, b: Balances) -> set[str]:
+    """Every (account, rollup, asset) whose amount differs, a missing asset counting as 0."""
+    return {
+        f"{name} {asset} on {rid}: {a[(name, rid)].get(asset, 0)} != {b[(name, rid)].get(asset, 0)}"
+        for (name, rid) in a.keys() | b.keys()
+        for asset in a.get((name, rid), {}).keys() | b.get((name, rid), {}).keys()
+        if a.get((name, rid), {}).get(asset, 0) != b.get((name, rid), {}).get(asset, 0)
+    }
+
+
+def expected(start: Balances, committed: tuple[Payment, ...]) -> Balances:
+    """`start` with every payment of `committed` made (an aborted swap changes nothing)."""
+    out = {k: dict(v) for k, v in start.items()}
+    for p in committed:
+        out[(p.payer, p.rollup)][p.asset] -= p.amount
+        out[(p.payee, p.rollup)][p.asset] = out[(p.payee, p.rollup)].get(p.asset, 0) + p.amount
+    return out
 
 
 def run(console: Console, directory: Path | None = None, keep: bool = False) -> None:
