@@ -9,6 +9,7 @@ import typer
 
 from deploy import chaos, demo
 from deploy.testnet_cli import app as testnet_app
+from rollup_client.client_cli import app as log_app
 from rollup_client.node_cli import app as rollup_app
 from rollup_client.verify_cli import app as verify_app
 from sequencer.cli import app as sequencer_app
@@ -26,6 +27,7 @@ app.command("demo")(demo.command)
 app.add_typer(verify_app, name="verify")
 app.add_typer(swap_app, name="swap")
 app.add_typer(coordinator_app, name="coordinator")
+app.add_typer(log_app, name="log")
 app.command("chaos")(chaos.command)
 
 
