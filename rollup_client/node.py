@@ -341,6 +341,8 @@ async def serve(
     view = NodeView()
     metrics = NodeMetrics(config.rollup_id)
     try:
+        if store.damaged is not None:
+            _event("store_damaged", moved_to=store.damaged[0], error=store.damaged[1])
         machine = restore(store, lambda: machine_factory(genesis, config.rollup_id, key))
         durable = store.progress()
         _event(

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rollup_client.errors import ResourceExhausted
 from rollup_client.statemachine import Receipt
 
 _SCHEMA = """
@@ -82,13 +83,50 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
+def _open_checked(path: Path) -> sqlite3.Connection:
+    """The writer connection, after SQLite's own consistency check of the file."""
+    conn = None
+    try:
+        conn = _connect(path, readonly=False)
+        verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if verdict != "ok":
+            raise sqlite3.DatabaseError(verdict)
+    except sqlite3.DatabaseError:
+        if conn is not None:
+            conn.close()
+        raise
+    return conn
+
+
+def _set_aside(path: Path) -> Path:
+    """Move a damaged store (and its WAL) out of the way; return where it went."""
+    n = 0
+    while (aside := path.with_name(f"{path.name}.damaged{n or ''}")).exists():
+        n += 1
+    for suffix in ("", "-wal", "-shm"):
+        src = path.with_name(path.name + suffix)
+        if src.exists():
+            src.rename(aside.with_name(aside.name + suffix))
+    return aside
+
+
 class NodeStore:
-    """The writer: owned by the node's trio task, one transaction per block or group."""
+    """The writer: owned by the node's trio task, one transaction per block or group.
+
+    Everything in it can be recomputed from the log, so a store SQLite finds damaged
+    (torn or corrupted by a crash, a full disk or a bad disk) is set aside and rebuilt by
+    replay instead of stopping the node; `damaged` says where it went.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = _connect(path, readonly=False)
+        self.damaged: tuple[Path, str] | None = None
+        try:
+            self._db = _open_checked(path)
+        except sqlite3.DatabaseError as exc:
+            self.damaged = (_set_aside(path), str(exc))
+            self._db = _open_checked(path)
 
     def close(self) -> None:
         self._db.close()
@@ -103,7 +141,16 @@ class NodeStore:
         return [(h, bytes(d)) for h, d in rows]
 
     def write(self, blocks: Iterable[BlockRecord], snapshot: tuple[int, bytes] | None) -> None:
-        """Persist a group of applied blocks (and maybe a snapshot) in one transaction."""
+        """Persist a group of applied blocks (and maybe a snapshot) in one transaction.
+
+        A disk that is full or failing raises ResourceExhausted naming the file.
+        """
+        try:
+            self._write(blocks, snapshot)
+        except sqlite3.OperationalError as exc:
+            raise ResourceExhausted(f"cannot write the rollup store {self.path}: {exc}") from exc
+
+    def _write(self, blocks: Iterable[BlockRecord], snapshot: tuple[int, bytes] | None) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:

@@ -83,7 +83,7 @@ def test_kill9_restart_matches_replica_and_fresh_replay(
     assert "restored" in events, "the restarted node did not start from a snapshot"
 
 
-def test_damaged_snapshots_fall_back_to_a_replay(net: Net, start_node: StartNode) -> None:
+def test_damaged_snapshots_or_store_fall_back_to_a_replay(net: Net, start_node: StartNode) -> None:
     node, target = start_node("alpha", "alpha", "--snapshot-every", "2")
     alice, bob = key("alice"), key("bob")
     with RollupClient(target) as c:
@@ -91,15 +91,28 @@ def test_damaged_snapshots_fall_back_to_a_replay(net: Net, start_node: StartNode
         h = wait_height(c, r.height + 4)
         root = c.state_root(h).state_root
     assert node.stop() == 0
-    db = sqlite3.connect(net.dir / "alpha" / "rollup.sqlite")
+    db_path = net.dir / "alpha" / "rollup.sqlite"
+    db = sqlite3.connect(db_path)
     with db:
         assert db.execute("UPDATE snapshots SET data = x'00'").rowcount == 2
     db.close()
 
+    node, target = start_node("alpha", "alpha", "--snapshot-every", "2")
+    with RollupClient(target) as c:
+        assert c.state_root(h).state_root == root
+        assert c.balance(bob.public, GOLD) == 5 + 9
+    assert node.stop() == 0
+    log = (net.dir / "alpha" / "rollup.log").read_text().splitlines()
+    events = [json.loads(line)["event"] for line in log]
+    assert events.count("snapshot_unusable") == 2 and "restored" not in events
+
+    torn = bytearray(db_path.read_bytes())
+    torn[len(torn) // 2 :] = bytes(len(torn) - len(torn) // 2)
+    db_path.write_bytes(bytes(torn))
     _, target = start_node("alpha", "alpha", "--snapshot-every", "2")
     with RollupClient(target) as c:
         assert c.state_root(h).state_root == root
         assert c.balance(bob.public, GOLD) == 5 + 9
     log = (net.dir / "alpha" / "rollup.log").read_text().splitlines()
-    events = [json.loads(line)["event"] for line in log]
-    assert events.count("snapshot_unusable") == 2 and "restored" not in events
+    assert "store_damaged" in [json.loads(line)["event"] for line in log]
+    assert (net.dir / "alpha" / "rollup.sqlite.damaged").exists()

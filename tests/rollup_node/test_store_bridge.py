@@ -128,3 +128,28 @@ def test_view_tracks_pending_sequenced_and_executed() -> None:
     assert (v.head.height, v.head.sequencer_height, v.head.lag) == (5, 12, 7)
     v.sequenced(b, 3, 0)  # already applied by the time the ack came back
     assert v.inflight(b) == (False, None)
+
+
+def test_a_damaged_store_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "n.sqlite"
+    store = NodeStore(path)
+    store.write([_record(h) for h in range(50)], (49, b"snap" * 1000))
+    store.close()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 :] = b"\xff" * (len(data) - len(data) // 2)  # a torn second half
+    path.write_bytes(bytes(data))
+
+    rebuilt = NodeStore(path)
+    try:
+        assert rebuilt.damaged is not None
+        aside, why = rebuilt.damaged
+        assert aside == tmp_path / "n.sqlite.damaged" and aside.read_bytes() == bytes(data)
+        assert "malformed" in why or "corrupt" in why or "not a database" in why
+        assert rebuilt.progress() is None and rebuilt.snapshots() == []
+    finally:
+        rebuilt.close()
+    again = NodeStore(path)
+    try:
+        assert again.damaged is None
+    finally:
+        again.close()
