@@ -3,7 +3,8 @@
 Light load: one client, one entry at a time (Submit), for T seconds; the grpc echo is
 measured the same way in the same run. Half load: M workers paced at half the rate the
 same workers reach flat out, with batches of B; latency counts from each batch's
-scheduled send time.
+scheduled send time. During the half load a subscriber follows the namespace and
+records each block's delivery lag (arrival minus the block's log time).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import Load, LoadResult, run_load
+from bench.peers import tandem
 from bench.report import Chart, Report, machine, now_utc
 from bench.stats import latency_summary, ratio
 from bench.systems import Unavailable, measure
@@ -40,6 +42,7 @@ class Sessions:
     light: LoadResult
     saturated: LoadResult | None = None
     half: LoadResult | None = None
+    lag_ms: list[float] | None = None
 
 
 def light_load(name: str, target: dict[str, Any], params: Params) -> Load:
@@ -80,7 +83,9 @@ def light_and_half(params: Params) -> Callable[[dict[str, Any], Path], Sessions]
             duration_s=params.duration_s,
             rate_entries_per_s=saturated.entries_per_s / 2,
         )
-        return Sessions(light, saturated, run_load(paced, logs))
+        with tandem.LagProbe(target) as probe:
+            half = run_load(paced, logs)
+        return Sessions(light, saturated, half, probe.lags_ms)
 
     return go
 
@@ -106,6 +111,7 @@ def _half_row(outcome: Sessions | Unavailable) -> dict[str, Any]:
         "entries_per_s": outcome.half.entries_per_s,
         "errors": outcome.half.errors,
         **latency_summary(outcome.half.latencies_ms),
+        "subscription_lag": latency_summary(outcome.lag_ms or []),
     }
 
 
@@ -133,6 +139,11 @@ def run(params: Params, workdir: Path) -> Report:
         {"load": "light (1 entry at a time)", "system": "tandem", **_cells(light)},
         {"load": "light (1 entry at a time)", "system": "grpc_echo", **_cells(echo_light)},
         {"load": "half of max, batches", "system": "tandem", **_cells(half)},
+        {
+            "load": "half of max: subscription lag",
+            "system": "tandem",
+            **_cells(half.get("subscription_lag", {})),
+        },
     ]
     charts = [
         Chart(

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bench.procs import LOOPBACK, Server, running, tandem_command
+from rollup_client.block import VerifiedBlock
 from rollup_client.client import SequencerClient
 from rollup_client.genesis import Genesis
 from rollup_client.keys import SigningKey
@@ -106,3 +109,47 @@ def connect(target: dict[str, Any], single: bool) -> TandemClient:
     client = open_client(target)
     client.status()
     return TandemClient(client, single)
+
+
+class LagProbe:
+    """Follows the bench namespace in a thread, recording each data block's delivery lag.
+
+    Lag = arrival (wall clock, after the SDK verified the block) minus the block's log
+    time, which the sequencer stamps from the same machine's clock when it cuts the block.
+    """
+
+    def __init__(self, target: dict[str, Any]) -> None:
+        self.client = open_client(target)
+        self.lags_ms: list[float] = []
+        self._from = self.client.status().height + 1
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._follow, name="bench-lag", daemon=True)
+
+    def _follow(self) -> None:
+        # The SDK documents closing the iterator as the way to end the stream.
+        blocks = cast(
+            Generator[VerifiedBlock, None, None], self.client.subscribe([NAMESPACE], self._from)
+        )
+        try:
+            for vb in blocks:
+                if vb.entries:
+                    self.lags_ms.append(time.time() * 1000.0 - vb.time_ms)
+                if self._stop.is_set():
+                    break
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            blocks.close()
+
+    def __enter__(self) -> LagProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop at the next block (a heartbeat comes at least every heartbeat_ms)."""
+        self._stop.set()
+        self._thread.join(timeout=CALL_TIMEOUT_S)
+        self.client.close()
+        if self._error is not None:
+            raise RuntimeError(f"subscription failed: {self._error!r}") from self._error
