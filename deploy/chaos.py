@@ -365,8 +365,13 @@ def check(
     )
 
 
+def progress(message: str) -> None:
+    typer.echo(f"chaos: {message}", err=True)
+
+
 async def run(cfg: ChaosConfig) -> Report:
     """One chaos run in `cfg.root`; everything it started is stopped before it returns."""
+    progress(f"starting a testnet in {cfg.root}")
     layout = Layout(cfg.root / "testnet")
     netcfg = network(cfg.heartbeat_ms)
     genesis = genesis_gen.materialize(netcfg, layout)
@@ -378,15 +383,19 @@ async def run(cfg: ChaosConfig) -> Report:
     clients: list[tuple[procs.Handle, Path]] = []
     try:
         clients = start_clients(cfg, net, layout)
+        progress(f"load and {len(report.schedule)} faults for {cfg.duration_s:g} s")
         t0 = trio.current_time()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(nemesis, net, report.schedule, report, t0)
             nursery.start_soon(wait_clients, clients, cfg.duration_s + 30)
+        progress("healing")
         await net.heal()
         report.violations += net.violations
         acked, swaps = read_clients(clients)
         report.entries_acked = len(acked)
+        progress(f"settling {len(acked)} acked transfers and {len(swaps)} swaps")
         height = await settle(net, swaps)
+        progress(f"checking blocks 0..{height}")
         await trio.to_thread.run_sync(check, net, genesis, height, acked, swaps, report)
     finally:
         with trio.CancelScope(shield=True):

@@ -100,7 +100,7 @@ class Workload:
     def swaps(self) -> None:
         legs = self._legs(self.rng.choice([2, 3]))
         tight = self.rng.random() < 0.15
-        timeout_ms = self.rng.randint(1, 20) if tight else self.rng.randint(3_000, 8_000)
+        timeout_ms = self.rng.randint(1, 20) if tight else self.rng.randint(2_000, 5_000)
         twins = 2 if self.rng.random() < 0.15 else 1  # the same funds spent twice
         for n in range(twins):
             resp = self.coordinator.propose(legs, timeout_ms=timeout_ms, nonce=b"twin%d" % n)
