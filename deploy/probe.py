@@ -7,12 +7,17 @@ status instead of hanging the CLI.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deploy.state import TestnetState
-from rollup_client.wire import rollup_pb2, rollup_pb2_grpc, sequencer_pb2, sequencer_pb2_grpc
+from rollup_client.block import Header
+from rollup_client.client import SequencerClient
+from rollup_client.errors import TandemError
+from rollup_client.genesis import Genesis
+from rollup_client.rollup_api import RollupClient
 
 TIMEOUT_S = 2.0
 # Throughput is measured over at most this much log time, and this many blocks back.
@@ -67,16 +72,17 @@ class NetworkView:
     coordinator_serving: bool
 
 
-def sequencer_view(addr: str, timeout: float = TIMEOUT_S) -> SequencerView:
-    with channel(addr) as ch:
-        stub = sequencer_pb2_grpc.SequencerServiceStub(ch)
-        status = stub.Status(sequencer_pb2.StatusRequest(), timeout=timeout)
+def sequencer_view(addr: str, genesis: Genesis, timeout: float = TIMEOUT_S) -> SequencerView:
+    """Head and throughput, from headers whose signatures check against the genesis key."""
+    with SequencerClient(
+        addr, chain_id=genesis.chain_id, sequencer_key=genesis.sequencer_key, timeout=timeout
+    ) as client:
+        status = client.status()
         # Headers from the head back, until the window of log time is covered.
-        headers: list[sequencer_pb2.BlockHeader] = []
+        headers: list[Header] = []
         height = status.height
         while height >= 0 and len(headers) < RATE_MAX_BLOCKS:
-            block = stub.GetBlock(sequencer_pb2.GetBlockRequest(height=height), timeout=timeout)
-            headers.append(block.block.header.header)
+            headers.append(client.get_block(height, namespaces=[]).header)
             if status.head_time_ms - headers[-1].time_ms >= RATE_WINDOW_MS:
                 break
             height -= 1
@@ -88,24 +94,24 @@ def sequencer_view(addr: str, timeout: float = TIMEOUT_S) -> SequencerView:
 
 
 def rollup_view(addr: str, timeout: float = TIMEOUT_S) -> RollupView:
-    with channel(addr) as ch:
-        status = rollup_pb2_grpc.RollupServiceStub(ch).Status(
-            rollup_pb2.RollupStatusRequest(), timeout=timeout
-        )
+    with RollupClient(addr, timeout=timeout) as client:
+        status = client.status()
     return RollupView(status.height, status.state_root, status.lag)
 
 
 def network_view(state: TestnetState) -> NetworkView:
     """A status sample of every process in `state`."""
     try:
-        seq: SequencerView | None = sequencer_view(state.sequencer)
-    except grpc.RpcError:
+        seq: SequencerView | None = sequencer_view(
+            state.sequencer, Genesis.load(Path(state.genesis))
+        )
+    except TandemError:
         seq = None
     rollups: dict[str, RollupView | None] = {}
     for rid, addr in state.rollups().items():
         try:
             rollups[rid] = rollup_view(addr)
-        except grpc.RpcError:
+        except TandemError:
             rollups[rid] = None
     coordinators = state.by_role("coordinator")
     return NetworkView(seq, rollups, bool(coordinators) and serving(coordinators[0].listen))
