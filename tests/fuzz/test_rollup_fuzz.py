@@ -225,6 +225,9 @@ def test_bad_transactions_get_their_code_and_change_nothing(world: World) -> Non
         data, expected = case
         req = rpb.SubmitTransactionRequest(transaction=data)
         assert code_of(stub.SubmitTransaction, req, timeout=TIMEOUT_S) == expected
+        many = rpb.SubmitTransactionsRequest(transactions=[data, data[:5]])
+        results = stub.SubmitTransactions(many, timeout=TIMEOUT_S).results
+        assert [r.code for r in results] == [expected.value[0], C.INVALID_ARGUMENT.value[0]]
 
     run()
     # An exact replay of an executed transfer is refused by its used nonce.
@@ -274,6 +277,7 @@ UNARY = {
         rpb.SubmitTransactionRequest,
         {C.INVALID_ARGUMENT, C.UNAUTHENTICATED, C.FAILED_PRECONDITION},
     ),
+    "SubmitTransactions": (rpb.SubmitTransactionsRequest, {C.OK, C.INVALID_ARGUMENT}),
     "GetReceipt": (rpb.GetReceiptRequest, {C.INVALID_ARGUMENT, C.NOT_FOUND}),
     "WaitReceipt": (rpb.WaitReceiptRequest, {C.INVALID_ARGUMENT, C.NOT_FOUND}),
     "GetBalance": (rpb.GetBalanceRequest, {C.OK, C.INVALID_ARGUMENT}),
