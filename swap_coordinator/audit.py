@@ -11,13 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
+
 from rollup_client import block, swap
 from rollup_client.client import SequencerClient
 from rollup_client.errors import NotFound
 from rollup_client.genesis import SWAP_NAMESPACE, Genesis
-from rollup_client.rollup_api import RollupClient
-
-_CONSISTENT_READS = 20
+from rollup_client.rollup_api import RollupClient, channel_options, rpc_error
+from rollup_client.wire import rollup_pb2 as rpb
+from rollup_client.wire import rollup_pb2_grpc as rpb_grpc
 
 
 def read_swap_log(target: str, genesis: Genesis, timeout: float) -> list[block.VerifiedBlock]:
@@ -68,6 +70,30 @@ class Audit:
         }
 
 
+@dataclass(frozen=True)
+class Held:
+    """What one rollup node holds in escrow for the swap, at the ledger height it read."""
+
+    rollup: str
+    height: int
+    legs: tuple[tuple[bytes, bytes, str, int], ...]
+
+
+def read_escrow(target: str, swap_id: bytes, timeout: float) -> Held:
+    """One consistent read: escrow and the height of the ledger it came from."""
+    with RollupClient(target, timeout=timeout) as node:
+        rollup = node.status().rollup_id
+    with grpc.insecure_channel(target, options=channel_options()) as channel:
+        try:
+            resp = rpb_grpc.RollupServiceStub(channel).GetEscrow(
+                rpb.GetEscrowRequest(swap_id=swap_id), timeout=timeout
+            )
+        except grpc.RpcError as exc:
+            raise rpc_error(exc, f"rollup node {target}") from None
+    legs = tuple(sorted((g.sender, g.to, g.asset, g.amount) for g in resp.legs))
+    return Held(rollup, resp.height, legs)
+
+
 def audit(
     swap_id: bytes,
     genesis: Genesis,
@@ -75,9 +101,14 @@ def audit(
     rollup_nodes: Mapping[str, str],
     timeout: float,
 ) -> Audit:
-    """Decide from the log, then check escrow on every involved rollup with a node given."""
-    tracker = swap.SwapTracker(genesis)
+    """Decide from the log, then check escrow on every involved rollup with a node given.
+
+    Nodes are read first and the log after, so the log read reaches every height a node
+    had applied: the comparison never runs ahead of the log.
+    """
+    held = {r: read_escrow(t, swap_id, timeout) for r, t in rollup_nodes.items()}
     blocks = read_swap_log(sequencer, genesis, timeout)
+    tracker = swap.SwapTracker(genesis)
     for blk in blocks:
         tracker.begin_block(blk.height, blk.time_ms)
         for e in blk.entries:
@@ -98,56 +129,40 @@ def audit(
             "legs": len(rec.intent.legs_on(rollup)),
         }
         out.rollups[rollup] = row
-        target = rollup_nodes.get(rollup)
-        if target is None:
+        if rollup not in held:
             row["escrow"] = "not checked (no node address given)"
             continue
-        _check_escrow(out, rollup, row, target, rec, timeout)
+        _check_escrow(out, rollup, row, held[rollup], rec)
     return out
 
 
 def _check_escrow(
-    out: Audit,
-    rollup: str,
-    row: dict[str, Any],
-    target: str,
-    rec: swap.SwapRecord,
-    timeout: float,
+    out: Audit, rollup: str, row: dict[str, Any], held: Held, rec: swap.SwapRecord
 ) -> None:
-    with RollupClient(target, timeout=timeout) as node:
-        for _ in range(_CONSISTENT_READS):
-            # escrow and height from one moment: retry while the node moves under us
-            status = node.status()
-            held = node.escrow(out.swap_id)
-            if node.status().height == status.height:
-                break
-        if status.rollup_id != rollup:
-            out.problems.append(f"{target} serves rollup {status.rollup_id!r}, not {rollup!r}")
-            return
-    row["node_height"] = status.height
+    if held.rollup != rollup:
+        out.problems.append(f"the node given for {rollup!r} serves {held.rollup!r}")
+        return
+    row["node_height"] = held.height
     row["escrow"] = [
-        {"from": e.sender.hex(), "to": e.to.hex(), "asset": e.asset, "amount": e.amount}
-        for e in held
+        {"from": p.hex(), "to": q.hex(), "asset": a, "amount": n} for p, q, a, n in held.legs
     ]
     d = out.decision
-    decided = d.outcome is not swap.Outcome.PENDING
-    if status.height < rec.height:
+    seen = rec.votes.get(rollup)
+    if held.height < rec.height:
         row["check"] = "node has not reached the intent yet"
         return
-    if decided and status.height >= d.height:
+    if d.outcome is not swap.Outcome.PENDING and held.height >= d.height:
         expected: list[swap.Leg] = []
-    elif rec.votes.get(rollup) is not None and not rec.votes[rollup].yes:
-        expected = []
-    elif rec.votes.get(rollup) is not None:
-        expected = list(rec.intent.legs_on(rollup))
+    elif seen is not None:
+        # its vote records what it did at the intent's position: escrowed (YES) or refused
+        expected = list(rec.intent.legs_on(rollup)) if seen.yes else []
     else:
-        row["check"] = "not yet voted: escrow may be in flight"
+        row["check"] = "no vote in the log yet: escrow may be in flight"
         return
-    want = sorted((lg.payer, lg.payee, lg.asset, lg.amount) for lg in expected)
-    got = sorted((e.sender, e.to, e.asset, e.amount) for e in held)
-    row["check"] = "ok" if want == got else "MISMATCH"
-    if want != got:
+    want = tuple(sorted((lg.payer, lg.payee, lg.asset, lg.amount) for lg in expected))
+    row["check"] = "ok" if want == held.legs else "MISMATCH"
+    if want != held.legs:
         out.problems.append(
-            f"{rollup}: escrow holds {len(got)} legs, the log implies {len(want)} "
-            f"(node at height {status.height})"
+            f"{rollup}: escrow holds {len(held.legs)} legs at height {held.height}, "
+            f"the log implies {len(want)}"
         )
