@@ -109,7 +109,7 @@ class Node:
         self._forwarded = trio.Event()
         self._store_lock = trio.Lock()
         self._token = trio.lowlevel.current_trio_token()
-        self.queue = SubmitQueue(self._wake_from_thread, max_items=100_000)
+        self.queue = SubmitQueue(self._wake_from_thread, max_items=config.max_queued)
         # Unbounded: the entries are in the store already; this only paces their sending.
         self._outbox_send, self._outbox_recv = trio.open_memory_channel[
             list[tuple[bytes, str, bytes]]

@@ -27,11 +27,16 @@ class NodeConfig:
     attest_every: int = 10
     # False: a read-only replica that follows the log but forwards nothing.
     submit: bool = True
-    grpc_workers: int = 16
+    # Handler threads; WaitReceipt holds one while it waits. Calls beyond 4x this many
+    # in flight are refused with RESOURCE_EXHAUSTED rather than queued without bound.
+    grpc_workers: int = 64
     max_message_bytes: int = 4 * 1024 * 1024
     # Longest a WaitReceipt may block, and the timeout of every call to the sequencer.
     max_wait_ms: int = 60_000
     call_timeout_s: float = 10.0
+    # Transactions waiting to be forwarded; beyond this SubmitTransaction is
+    # RESOURCE_EXHAUSTED (overload is refused, not queued into ever longer latency).
+    max_queued: int = 10_000
     # While catching up, persist this many blocks per transaction.
     catchup_group: int = 256
     # Mutual TLS on the node's server; the link to the sequencer uses `sequencer_tls`
@@ -45,8 +50,8 @@ class NodeConfig:
             raise InvalidArgument("snapshot_every must be positive")
         if self.attest_every < 0:
             raise InvalidArgument("attest_every must be 0 (off) or positive")
-        if self.catchup_group <= 0 or self.grpc_workers <= 0:
-            raise InvalidArgument("catchup_group and grpc_workers must be positive")
+        if min(self.catchup_group, self.grpc_workers, self.max_queued) <= 0:
+            raise InvalidArgument("catchup_group, grpc_workers and max_queued must be positive")
 
     @property
     def db_path(self) -> Path:

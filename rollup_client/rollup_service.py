@@ -8,6 +8,7 @@ Library errors become gRPC statuses here through the one table in rollup_client.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
@@ -25,6 +26,7 @@ from rollup_client.errors import (
     InvalidArgument,
     NotFound,
     OutOfRange,
+    ResourceExhausted,
     TandemError,
     Unavailable,
 )
@@ -121,6 +123,8 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
         self.view = node.view
         self.reader = reader
         self.token = token
+        # Waiters hold a handler thread each; at most half the threads may wait at once.
+        self._waiters = threading.BoundedSemaphore(max(1, config.grpc_workers // 2))
 
     def _in_trio(self, fn: Callable[[], T]) -> T:
         """Run a read of the machine in the trio thread, where its state lives."""
@@ -248,13 +252,23 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
         if remaining is not None:
             wait = min(wait, remaining)
         deadline = time.monotonic() + wait
-        while True:
-            seen = self.view.head.height
-            r = self._lookup(tx_id)
-            left = deadline - time.monotonic()
-            if (r is not None and r.state == rpb.RECEIPT_STATE_EXECUTED) or left <= 0:
-                break
-            self.view.wait_block(seen, left)
+        r = self._lookup(tx_id)
+        if r is not None and r.state == rpb.RECEIPT_STATE_EXECUTED:
+            return r
+        if not self._waiters.acquire(blocking=False):
+            raise ResourceExhausted(
+                "too many WaitReceipt calls waiting on this node: retry later or poll GetReceipt"
+            )
+        try:
+            while True:
+                seen = self.view.head.height
+                r = self._lookup(tx_id)
+                left = deadline - time.monotonic()
+                if (r is not None and r.state == rpb.RECEIPT_STATE_EXECUTED) or left <= 0:
+                    break
+                self.view.wait_block(seen, left)
+        finally:
+            self._waiters.release()
         if r is None:
             return self._receipt(tx_id)
         return r
@@ -378,6 +392,7 @@ class RollupEdge:
                 max_workers=config.grpc_workers, thread_name_prefix="rollup-grpc"
             ),
             options=server_options(config.max_message_bytes),
+            maximum_concurrent_rpcs=4 * config.grpc_workers,
         )
         servicer = RollupServicer(config, node, reader, token)
         rpb_grpc.add_RollupServiceServicer_to_server(servicer, self.server)
