@@ -25,6 +25,7 @@ from deploy import genesis_gen, launcher, probe, procs, state, status_view
 from deploy.layout import Layout, default_home
 from deploy.state import ProcessRecord, TestnetState
 from rollup_client.errors import FailedPrecondition, TandemError
+from rollup_client.keys import SigningKey
 
 app = typer.Typer(help="Run a local multi-rollup testnet.", no_args_is_help=True)
 err_console = Console(stderr=True)
@@ -198,6 +199,25 @@ def env(directory: DirOpt = None) -> None:
         }
         for name, value in exports.items():
             typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+@app.command()
+def accounts(directory: DirOpt = None, json_out: JsonOpt = False) -> None:
+    """The named accounts: public key (what `tandem rollup balance` takes) and key file."""
+    layout = _layout(directory)
+    with cli_errors():
+        testnet = state.load(layout)
+        if testnet is None:
+            raise FailedPrecondition(f"no testnet was ever started in {layout.root}")
+        doc = {
+            name: {"public_key": SigningKey.load(Path(path)).public.hex(), "key": path}
+            for name, path in testnet.accounts.items()
+        }
+        if json_out:
+            typer.echo(json.dumps(doc))
+        else:
+            for name, row in doc.items():
+                typer.echo(f"{name:<8} {row['public_key']}  {row['key']}")
 
 
 def _log_files(p: ProcessRecord) -> list[Path]:

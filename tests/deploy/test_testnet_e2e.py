@@ -101,6 +101,8 @@ def test_up_status_down_then_resume_same_chain(layout: Layout) -> None:
     assert nothing.returncode == 1
     assert "no testnet is running" in nothing.stderr
     assert '"event": "ready"' in tandem("testnet", "logs", "sequencer", "--dir", d).stdout
+    listed = json.loads(tandem("testnet", "accounts", "--dir", d, "--json").stdout)
+    assert listed["alice"]["public_key"] == alice.hex()
 
     up2 = tandem("testnet", "up", "--dir", d, "--detach", "--json")
     second = state.TestnetState.from_json(json.loads(up2.stdout))
