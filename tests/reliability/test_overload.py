@@ -27,9 +27,9 @@ from tests.sequencer.proc import Proc, running
 
 FLOOD = Path(__file__).with_name("flood.py")
 REPO = Path(__file__).resolve().parents[2]
-PROCESSES, THREADS, BATCH, SECONDS = 8, 24, 200, 3.0
+PROCESSES, THREADS, BATCH, SECONDS = 8, 24, 200, 2.0
 RSS_LIMIT_MB = 400
-LATENCY_P99_S = 1.5
+LATENCY_P99_S = 2.0
 
 
 @dataclass
