@@ -31,7 +31,7 @@ class Params:
 
     @classmethod
     def quick(cls) -> Params:
-        return cls(entries=20_000, restarts=1)
+        return cls(entries=10_000, restarts=1, workers=2)
 
 
 def run(params: Params, workdir: Path) -> Report:

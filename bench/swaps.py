@@ -33,7 +33,7 @@ class Params:
 
     @classmethod
     def quick(cls) -> Params:
-        return cls(duration_s=1.5, warmup_s=0.3)
+        return cls(duration_s=1.0, warmup_s=0.2, workers=2)
 
 
 @dataclass

@@ -39,7 +39,7 @@ class Params:
 
     @classmethod
     def quick(cls) -> Params:
-        return cls(duration_s=1.5, warmup_s=0.3, runs=1)
+        return cls(duration_s=1.0, warmup_s=0.2, runs=1, workers=2)
 
 
 @dataclass
