@@ -116,7 +116,7 @@ def _half_row(outcome: Sessions | Unavailable) -> dict[str, Any]:
 
 
 def run(params: Params, workdir: Path) -> Report:
-    started = now_utc()
+    started, host = now_utc(), machine(workdir)
     tandem = measure("tandem", workdir, light_and_half(params))
     echo = measure("grpc_echo", workdir, light_only("grpc_echo", params))
     light, echo_light, half = _light_row(tandem), _light_row(echo), _half_row(tandem)
@@ -127,7 +127,7 @@ def run(params: Params, workdir: Path) -> Report:
     doc = {
         "benchmark": "latency",
         "started_at": started,
-        "machine": machine(workdir),
+        "machine": host,
         "params": asdict(params),
         "light": light,
         "grpc_echo_light": echo_light,

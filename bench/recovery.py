@@ -35,7 +35,7 @@ class Params:
 
 
 def run(params: Params, workdir: Path) -> Report:
-    started = now_utc()
+    started, host = now_utc(), machine(workdir)
     data_dir = workdir / "tandem"
     identity = tandem.init(data_dir)
     with running(tandem.server(data_dir, workdir / "tandem.log")) as seq:
@@ -65,7 +65,7 @@ def run(params: Params, workdir: Path) -> Report:
     doc = {
         "benchmark": "recovery",
         "started_at": started,
-        "machine": machine(workdir),
+        "machine": host,
         "params": asdict(params),
         "entries_stored": filled.entries,
         "fill_entries_per_s": filled.entries_per_s,

@@ -38,12 +38,14 @@ class Report:
 
 
 def machine(workdir: Path) -> dict[str, Any]:
-    """The facts a reader needs to compare runs: cores, Python, where the data was written."""
+    """What a reader needs to compare runs: cores, Python, the disk, how busy the machine was."""
     return {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "workdir_filesystem": filesystem(workdir),
+        # Other work on the machine skews every figure: a load above the core count says so.
+        "loadavg_1m_at_start": os.getloadavg()[0],
     }
 
 

@@ -80,7 +80,7 @@ def per_doubling(sizes: list[dict[str, Any]], key: str) -> list[float]:
 
 
 def run(params: Params, workdir: Path) -> Report:
-    started = now_utc()
+    started, host = now_utc(), machine(workdir)
     rng = random.Random(SEED)
     sizes = [measure_size(n, params.touched, params.blocks, rng) for n in params.sizes]
     hashes_slope = per_doubling(sizes, "hashes_per_block")
@@ -89,7 +89,7 @@ def run(params: Params, workdir: Path) -> Report:
     doc = {
         "benchmark": "state",
         "started_at": started,
-        "machine": machine(workdir),
+        "machine": host,
         "params": asdict(params),
         "sizes": sizes,
         "growth": {

@@ -74,9 +74,9 @@ def _row(result: LoadResult, per_batch: bool = False) -> dict[str, Any]:
 
 def run(params: Params, workdir: Path) -> list[Report]:
     """The swaps report and the memory report of the same run."""
-    started = now_utc()
+    started, host = now_utc(), machine(workdir)
     outcome = measure("testnet", workdir, session(params))
-    base = {"started_at": started, "machine": machine(workdir), "params": asdict(params)}
+    base = {"started_at": started, "machine": host, "params": asdict(params)}
     if isinstance(outcome, Unavailable):
         problem = [f"the testnet could not be measured: {outcome.reason}"]
         return [

@@ -69,7 +69,7 @@ def summarise(name: str, outcome: Measured | Unavailable) -> dict[str, Any]:
 
 def run(params: Params, workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> Report:
     """Measure every system in turn with the same load shape."""
-    started = now_utc()
+    started, host = now_utc(), machine(workdir)
 
     def session(name: str) -> Callable[[dict[str, Any], Path], Measured]:
         def go(target: dict[str, Any], logs: Path) -> Measured:
@@ -96,7 +96,7 @@ def run(params: Params, workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> Re
     doc = {
         "benchmark": "sequencer",
         "started_at": started,
-        "machine": machine(workdir),
+        "machine": host,
         "params": asdict(params),
         "entries_per_s": tandem_rate,
         "systems": rows,
