@@ -22,10 +22,19 @@ from rollup_client.wire import rollup_pb2 as rpb
 from rollup_client.wire import rollup_pb2_grpc as rpb_grpc
 
 
-def read_swap_log(target: str, genesis: Genesis, timeout: float) -> list[block.VerifiedBlock]:
+def read_swap_log(
+    target: str,
+    genesis: Genesis,
+    timeout: float,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> list[block.VerifiedBlock]:
     """Every block from 0 to the current head, `swap` entries only, verified by the SDK."""
     with SequencerClient(
-        target, chain_id=genesis.chain_id, sequencer_key=genesis.sequencer_key, timeout=timeout
+        target,
+        chain_id=genesis.chain_id,
+        sequencer_key=genesis.sequencer_key,
+        timeout=timeout,
+        credentials=credentials,
     ) as client:
         head = client.status().height
         out: list[block.VerifiedBlock] = []
@@ -79,11 +88,21 @@ class Held:
     legs: tuple[tuple[bytes, bytes, str, int], ...]
 
 
-def read_escrow(target: str, swap_id: bytes, timeout: float) -> Held:
+def read_escrow(
+    target: str,
+    swap_id: bytes,
+    timeout: float,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> Held:
     """One consistent read: escrow and the height of the ledger it came from."""
-    with RollupClient(target, timeout=timeout) as node:
+    with RollupClient(target, timeout=timeout, credentials=credentials) as node:
         rollup = node.status().rollup_id
-    with grpc.insecure_channel(target, options=channel_options()) as channel:
+    channel = (
+        grpc.insecure_channel(target, options=channel_options())
+        if credentials is None
+        else grpc.secure_channel(target, credentials, options=channel_options())
+    )
+    with channel:
         try:
             resp = rpb_grpc.RollupServiceStub(channel).GetEscrow(
                 rpb.GetEscrowRequest(swap_id=swap_id), timeout=timeout
@@ -100,14 +119,15 @@ def audit(
     sequencer: str,
     rollup_nodes: Mapping[str, str],
     timeout: float,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> Audit:
     """Decide from the log, then check escrow on every involved rollup with a node given.
 
     Nodes are read first and the log after, so the log read reaches every height a node
     had applied: the comparison never runs ahead of the log.
     """
-    held = {r: read_escrow(t, swap_id, timeout) for r, t in rollup_nodes.items()}
-    blocks = read_swap_log(sequencer, genesis, timeout)
+    held = {r: read_escrow(t, swap_id, timeout, credentials) for r, t in rollup_nodes.items()}
+    blocks = read_swap_log(sequencer, genesis, timeout, credentials)
     tracker = swap.SwapTracker(genesis)
     for blk in blocks:
         tracker.begin_block(blk.height, blk.time_ms)

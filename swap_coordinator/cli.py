@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import grpc
 import trio
 import typer
 from rich.console import Console
@@ -24,6 +25,7 @@ from rich.console import Console
 from rollup_client import swap
 from rollup_client.errors import InvalidArgument, TandemError, Unavailable
 from rollup_client.genesis import Genesis
+from rollup_client.node_tls import tls_files
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator import convert
 from swap_coordinator.audit import audit as run_audit
@@ -53,8 +55,28 @@ Sequencer = Annotated[
     str, typer.Option("--sequencer", envvar="TANDEM_SEQUENCER", help="Sequencer HOST:PORT")
 ]
 GenesisOpt = Annotated[Path, typer.Option("--genesis", envvar="TANDEM_GENESIS")]
+TlsCa = Annotated[
+    Path | None, typer.Option(envvar="TANDEM_TLS_CA", help="CA certificate (PEM): mutual TLS")
+]
+TlsCert = Annotated[
+    Path | None, typer.Option(envvar="TANDEM_TLS_CERT", help="This process's certificate (PEM)")
+]
+TlsKey = Annotated[
+    Path | None, typer.Option(envvar="TANDEM_TLS_KEY", help="This process's TLS key (PEM)")
+]
 
 err = Console(stderr=True)
+
+
+def _creds(ca: Path | None, cert: Path | None, key: Path | None) -> grpc.ChannelCredentials | None:
+    tls = tls_files(ca, cert, key)
+    return tls.channel_credentials() if tls else None
+
+
+def _client(
+    target: str, timeout: float, ca: Path | None, cert: Path | None, key: Path | None
+) -> SwapClient:
+    return SwapClient(target, timeout=timeout, credentials=_creds(ca, cert, key))
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
@@ -149,9 +171,12 @@ def propose(
     keys: Keys = None,
     json_out: JsonOut = False,
     call_timeout: CallTimeout = 10.0,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
 ) -> None:
     """Propose terms; prints the swap id and the deadline in log time."""
-    with _errors(), SwapClient(coordinator, timeout=call_timeout) as client:
+    with _errors(), _client(coordinator, call_timeout, tls_ca, tls_cert, tls_key) as client:
         ks = Keystore(keys)
         legs = [parse_leg(t, ks) for t in leg]
         resp = client.propose(
@@ -181,9 +206,12 @@ def sign(
     keys: Keys = None,
     json_out: JsonOut = False,
     call_timeout: CallTimeout = 10.0,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
 ) -> None:
     """Add one payer's signature (made locally, over the bytes the coordinator returns)."""
-    with _errors(), SwapClient(coordinator, timeout=call_timeout) as client:
+    with _errors(), _client(coordinator, call_timeout, tls_ca, tls_cert, tls_key) as client:
         ks = Keystore(keys)
         k = ks.load(key)
         sid = _sid(swap_id)
@@ -243,9 +271,12 @@ def status(
     keys: Keys = None,
     json_out: JsonOut = False,
     call_timeout: CallTimeout = 10.0,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
 ) -> None:
     """Per-leg lock and vote, the intent's position, log time left, the decision."""
-    with _errors(), SwapClient(coordinator, timeout=call_timeout) as client:
+    with _errors(), _client(coordinator, call_timeout, tls_ca, tls_cert, tls_key) as client:
         names = Keystore(keys).names()
         sid = _sid(swap_id)
         s = follow(client, sid, timeout) if watch else client.get(sid)
@@ -260,9 +291,12 @@ def wait(
     keys: Keys = None,
     json_out: JsonOut = False,
     call_timeout: CallTimeout = 10.0,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
 ) -> None:
     """Wait for the decision: exit 0 committed, 3 aborted, 4 still pending at --timeout."""
-    with _errors(), SwapClient(coordinator, timeout=call_timeout) as client:
+    with _errors(), _client(coordinator, call_timeout, tls_ca, tls_cert, tls_key) as client:
         names = Keystore(keys).names()
         s = follow(client, _sid(swap_id), timeout)
     _emit(convert.status_json(s, names), json_out, lambda: _describe(s, names))
@@ -278,12 +312,15 @@ def list_swaps(
     coordinator: Coord = "127.0.0.1:7300",
     json_out: JsonOut = False,
     call_timeout: CallTimeout = 10.0,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
 ) -> None:
     """Swaps known to the coordinator, newest first."""
     by_name = {v: k for k, v in convert.STATE_NAMES.items()}
     if state is not None and state not in by_name:
         raise _fail(f"unknown state {state!r}: use one of {', '.join(by_name)}")
-    with _errors(), SwapClient(coordinator, timeout=call_timeout) as client:
+    with _errors(), _client(coordinator, call_timeout, tls_ca, tls_cert, tls_key) as client:
         swaps = client.list(by_name[state] if state else pb.SWAP_STATE_UNSPECIFIED, limit)
     docs = [convert.status_json(s) for s in swaps]
 
@@ -318,11 +355,21 @@ def audit(
     ] = None,
     json_out: JsonOut = False,
     call_timeout: CallTimeout = 30.0,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
 ) -> None:
     """Recompute the decision from the raw log (no coordinator) and check rollups' escrow."""
     with _errors():
         g = Genesis.load(genesis)
-        result = run_audit(_sid(swap_id), g, sequencer, _rollup_map(rollup or []), call_timeout)
+        result = run_audit(
+            _sid(swap_id),
+            g,
+            sequencer,
+            _rollup_map(rollup or []),
+            call_timeout,
+            _creds(tls_ca, tls_cert, tls_key),
+        )
     doc = result.to_json()
 
     def human() -> None:
@@ -350,9 +397,12 @@ def run(
     keys: Keys = None,
     json_out: JsonOut = False,
     call_timeout: CallTimeout = 10.0,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
 ) -> None:
     """Propose, sign with every payer's key from the keystore, submit, and wait."""
-    with _errors(), SwapClient(coordinator, timeout=call_timeout) as client:
+    with _errors(), _client(coordinator, call_timeout, tls_ca, tls_cert, tls_key) as client:
         ks = Keystore(keys)
         legs = [parse_leg(t, ks) for t in leg]
         mine = ks.all()
@@ -383,10 +433,28 @@ def run_coordinator(
         str, typer.Option(envvar="TANDEM_METRICS_LISTEN", help="Prometheus HOST:PORT ('' = off)")
     ] = "",
     call_timeout: CallTimeout = 10.0,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
 ) -> None:
-    """Serve the coordinator until SIGTERM; prints one ready line with the bound address."""
-    cfg = Config(sequencer, listen, data_dir, genesis, key, call_timeout, metrics_listen)
+    """Serve the coordinator until SIGTERM; prints one ready line with the bound address.
+
+    With --tls-*, its server requires client certificates from the CA and it presents its
+    own certificate to the sequencer (mutual TLS both ways, like a rollup node).
+    """
     try:
+        tls = tls_files(tls_ca, tls_cert, tls_key)
+        cfg = Config(
+            sequencer,
+            listen,
+            data_dir,
+            genesis,
+            key,
+            call_timeout,
+            metrics_listen,
+            tls=tls,
+            sequencer_tls=tls,
+        )
         trio.run(_main, cfg)
     except (TandemError, BaseExceptionGroup) as exc:
         errors = _tandem_errors(exc)

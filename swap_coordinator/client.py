@@ -17,12 +17,22 @@ DEFAULT_TIMEOUT_S = 10.0
 
 
 class SwapClient:
-    """One channel to one coordinator."""
+    """One channel to one coordinator (`credentials`: mutual TLS, see node_tls)."""
 
-    def __init__(self, target: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(target, options=channel_options())
+        self._channel = (
+            grpc.insecure_channel(target, options=channel_options())
+            if credentials is None
+            else grpc.secure_channel(target, credentials, options=channel_options())
+        )
         self._stub = pb_grpc.SwapServiceStub(self._channel)
 
     def __enter__(self) -> SwapClient:

@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from rollup_client.errors import GRPC_CODES, TandemError
+from rollup_client.node_tls import TlsFiles
 from rollup_client.wire import swap_pb2 as pb
 from rollup_client.wire import swap_pb2_grpc as pb_grpc
 
@@ -105,7 +106,14 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
 class Edge:
     """The running grpc server with health checking and reflection."""
 
-    def __init__(self, api: Api, listen: str, workers: int, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        api: Api,
+        listen: str,
+        workers: int,
+        max_message_bytes: int,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="swap-grpc"),
             options=server_options(max_message_bytes),
@@ -117,7 +125,10 @@ class Edge:
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         host = listen.rpartition(":")[0]
-        self.port = self.server.add_insecure_port(listen)
+        if tls is None:
+            self.port = self.server.add_insecure_port(listen)
+        else:
+            self.port = self.server.add_secure_port(listen, tls.server_credentials())
         self.listen = f"{host}:{self.port}"
         self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
 

@@ -26,6 +26,7 @@ from rollup_client.client_trio import TrioSequencerClient
 from rollup_client.errors import FailedPrecondition, InvalidArgument, TandemError, Unavailable
 from rollup_client.genesis import SWAP_NAMESPACE, Genesis
 from rollup_client.keys import SigningKey
+from rollup_client.node_tls import TlsFiles
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator import convert
 from swap_coordinator.core import Coordinator, State, deadline_for
@@ -50,6 +51,10 @@ class Config:
     call_timeout_s: float = 10.0
     metrics_listen: str = ""
     max_message_bytes: int = 4 * 1024 * 1024
+    tls: TlsFiles | None = None
+    """Mutual TLS for this server (clients must present a certificate signed by the CA)."""
+    sequencer_tls: TlsFiles | None = None
+    """Mutual TLS towards the sequencer."""
     workers: int = 32
     """gRPC worker threads; each open Watch stream holds one."""
 
@@ -292,6 +297,7 @@ async def serve(
         chain_id=genesis.chain_id,
         sequencer_key=genesis.sequencer_key,
         timeout=config.call_timeout_s,
+        credentials=config.sequencer_tls.channel_credentials() if config.sequencer_tls else None,
     )
     try:
         core = Coordinator(genesis, store.checkpoint(genesis))
@@ -316,7 +322,7 @@ async def _run(
     task_status: trio.TaskStatus[int],
 ) -> None:
     try:
-        edge = Edge(shell, config.listen, config.workers, config.max_message_bytes)
+        edge = Edge(shell, config.listen, config.workers, config.max_message_bytes, config.tls)
     except RuntimeError as exc:
         raise FailedPrecondition(f"cannot listen on {config.listen}: {exc}") from exc
     metrics_addr, httpd = "", None
