@@ -198,6 +198,41 @@ def balance(
 
 
 @app.command()
+def receipt(
+    tx_id: Annotated[str, typer.Argument(help="Transaction id, hex")],
+    target: Target,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for execution (0: don't)")] = 0,
+    timeout: Timeout = 10.0,
+    json_out: JsonOut = False,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+) -> None:
+    """A transaction's receipt: pending, sequenced, or executed (exit 3 if it failed)."""
+    try:
+        raw = bytes.fromhex(tx_id)
+    except ValueError:
+        raise _fail(f"{tx_id!r} is not hex") from None
+    try:
+        with _client(target, max(timeout, wait), tls_ca, tls_cert, tls_key) as c:
+            r = c.wait_receipt(raw, wait) if wait > 0 else c.receipt(raw)
+    except TandemError as exc:
+        raise _fail(str(exc)) from None
+    doc = {
+        "tx_id": r.tx_id.hex(),
+        "state": r.state,
+        "height": r.height,
+        "index": r.index,
+        "ok": r.ok,
+        "reason": r.reason,
+        "kind": r.kind,
+    }
+    typer.echo(json.dumps(doc) if json_out else "\n".join(f"{k}: {v}" for k, v in doc.items()))
+    if r.executed and not r.ok:
+        raise typer.Exit(3)
+
+
+@app.command()
 def transfer(
     to: Annotated[str, typer.Argument(help="Recipient public key, hex")],
     amount: Annotated[int, typer.Argument(help="Integer amount")],

@@ -40,7 +40,10 @@ def test_cli_status_balance_transfer(net: Net, start_node: StartNode) -> None:
         "--json",
     )
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["ok"] is True
+    sent = json.loads(out.stdout)
+    assert sent["ok"] is True
+    out = _tandem("receipt", sent["tx_id"], "--rollup", target, "--json")
+    assert json.loads(out.stdout)["state"] == "executed", out.stderr
     out = _tandem(
         "transfer",
         bob,
