@@ -6,6 +6,7 @@ anything else surfaces as INTERNAL without taking the server down.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import NoReturn, Protocol, TypeVar
@@ -50,9 +51,10 @@ def _call(context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
 class SwapServicer(pb_grpc.SwapServiceServicer):
     """Thin adapter: request fields in, `Api` call, response out."""
 
-    def __init__(self, api: Api, watch_poll_s: float = 1.0) -> None:
+    def __init__(self, api: Api, watch_poll_s: float = 1.0, watch_min_s: float = 0.05) -> None:
         self.api = api
         self.watch_poll_s = watch_poll_s
+        self.watch_min_s = watch_min_s
 
     def Propose(
         self, request: pb.ProposeRequest, context: grpc.ServicerContext
@@ -86,7 +88,10 @@ class SwapServicer(pb_grpc.SwapServiceServicer):
                 last = st
             if st.state in FINAL:
                 return
+            # at most one update per watch_min_s: blocks come back to back under load
+            earliest = time.monotonic() + self.watch_min_s
             version = self.api.wait_change(version, self.watch_poll_s)
+            time.sleep(max(0.0, earliest - time.monotonic()))
 
 
 def server_options(max_message_bytes: int) -> list[tuple[str, int]]:

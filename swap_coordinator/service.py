@@ -34,7 +34,8 @@ from swap_coordinator.edge import Edge
 from swap_coordinator.metrics import Metrics
 from swap_coordinator.store import Store
 
-CHECKPOINT_EVERY = 100
+CHECKPOINT_EVERY = 500
+"""Blocks between checkpoints: a restart after kill -9 replays at most this many."""
 RETRY_S = 1.0
 SHUTDOWN_GRACE_S = 2.0
 NONCE_BYTES = 16
@@ -211,7 +212,7 @@ class Shell:
     # -- background tasks -----------------------------------------------------------------
 
     async def follow(self) -> None:
-        """Apply every block of `swap` in order; checkpoint when swaps moved."""
+        """Apply every block of `swap` in order; checkpoint every CHECKPOINT_EVERY blocks."""
         blocks = self.link.subscribe([SWAP_NAMESPACE], self.core.height + 1, reconnect_for=None)
         async with blocks:
             async for blk in blocks:
@@ -236,13 +237,16 @@ class Shell:
         self.metrics.pending.set(len(self.core.tracker.pending()))
         self._since_checkpoint += 1
         moved = bool(blk.entries or events)
-        if moved or self._since_checkpoint >= CHECKPOINT_EVERY:
-            async with self._db:
-                await trio.to_thread.run_sync(self.store.save_checkpoint, self.core.tracker)
-            self._since_checkpoint = 0
+        if self._since_checkpoint >= CHECKPOINT_EVERY:
+            await self.checkpoint()
         self.changes.bump()
         if moved:
             self._wake.set()
+
+    async def checkpoint(self) -> None:
+        async with self._db:
+            await trio.to_thread.run_sync(self.store.save_checkpoint, self.core.tracker)
+        self._since_checkpoint = 0
 
     async def submit(self) -> None:
         """Send complete intents to the sequencer until acknowledged (or expired)."""
@@ -347,6 +351,7 @@ async def _run(
         shell.changes.close()
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(edge.stop, SHUTDOWN_GRACE_S)
+            await shell.checkpoint()
         if httpd is not None:
             httpd.shutdown()
             httpd.server_close()

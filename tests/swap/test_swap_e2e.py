@@ -281,7 +281,7 @@ def test_coordinator_killed_after_submitting_the_swap_still_settles(
 
 def test_two_coordinators_drive_the_same_swap_once(net: Net, procs: list[Proc]) -> None:
     before = balances(net)
-    _, second = start_coordinator(net, procs, "second")
+    second_proc, second = start_coordinator(net, procs, "second")
     legs = [
         swap.Leg("alpha", ALICE.public, CAROL.public, "gold", 7),
         swap.Leg("beta", CAROL.public, ALICE.public, "silver", 8),
@@ -302,6 +302,17 @@ def test_two_coordinators_drive_the_same_swap_once(net: Net, procs: list[Proc]) 
         "alpha": {"alice": -7, "carol": 7},  # paid once, not twice
         "beta": {"alice": 8, "carol": -8},
     }
+    # a clean stop checkpoints: the restart resumes from there, not from height 0
+    assert second_proc.stop() == 0
+    _, again = start_coordinator(net, procs, "second")
+    ready = [
+        json.loads(line)
+        for line in (net.dir / "second" / "coordinator.log").read_text().splitlines()
+        if '"ready"' in line
+    ]
+    assert ready[0]["height"] == -1 and ready[1]["height"] >= done[1].decision_position.height
+    with SwapClient(again) as b:
+        assert b.get(sid).state == pb.SWAP_STATE_COMMITTED
 
 
 async def test_void_intent_and_resubmitted_votes_through_a_real_sequencer(net: Net) -> None:
