@@ -39,7 +39,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from rollup_client import codec, keys, tx
+from rollup_client import keys, tx
 from rollup_client.block import LogEntry, VerifiedBlock
 from rollup_client.errors import InvalidArgument, Unauthenticated
 from rollup_client.genesis import SWAP_NAMESPACE, Genesis
@@ -534,8 +534,3 @@ def decide(blocks: Iterable[VerifiedBlock], swap_id: bytes, genesis: Genesis) ->
         if tracker.decision(swap_id).outcome is not Outcome.PENDING:
             break
     return tracker.decision(swap_id)
-
-
-def swap_entry_id(data: bytes) -> bytes:
-    """The log entry id of `swap` namespace bytes (for dedup and lookups)."""
-    return codec.entry_id(SWAP_NAMESPACE, data)
