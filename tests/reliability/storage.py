@@ -18,13 +18,22 @@ from pathlib import Path
 
 import grpc
 
-from rollup_client import block, codec
+from rollup_client import block, codec, tx
 from rollup_client.errors import FailedPrecondition
+from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from sequencer.core import Head
 from sequencer.store import Store
+from tests.rollup_node.conftest import CHAIN_ID as NODE_CHAIN_ID
+from tests.rollup_node.conftest import GOLD, key
 from tests.sequencer.helpers import Net, signed_batch
 
+# `python -c FSIZE_LIMITED BYTES ARGV...`: exec ARGV with at most BYTES per file written
+# (RLIMIT_FSIZE; CPython ignores SIGXFSZ, so writes fail with EFBIG as on a full disk).
+FSIZE_LIMITED = (
+    "import os, resource, sys; n = int(sys.argv[1]); "
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); os.execv(sys.argv[2], sys.argv[2:])"
+)
 WAL_HEADER = 32
 FRAME_HEADER = 24
 TIMEOUT_S = 10.0
@@ -160,3 +169,25 @@ def assert_acked(store: Store, acked: Acked) -> None:
         if (a.height, a.index) != acked[eid]
     ]
     assert not moved, f"acknowledged entries moved: {moved[:3]}"
+
+
+def feed_transfers(stub: pb_grpc.SequencerServiceStub, start: int, count: int) -> int:
+    """`count` transfers from alice on rollup alpha of the rollup-node test network
+    (nonces from `start`), submitted straight to the sequencer by the feeder key."""
+    alice, feeder = key("alice"), key("feeder")
+    datas = [
+        tx.Transfer(alice.public, key(f"u{n % 20}").public, GOLD, 1 + n % 5, n, "alpha")
+        .sign(alice)
+        .encode()
+        for n in range(start, start + count)
+    ]
+    ids = [codec.entry_id("alpha", d) for d in datas]
+    resp = stub.SubmitBatch(
+        pb.SubmitBatchRequest(
+            client_key=feeder.public,
+            entries=[pb.Entry(namespace="alpha", data=d) for d in datas],
+            signature=feeder.sign(codec.batch_digest(NODE_CHAIN_ID, ids, False)),
+        ),
+        timeout=TIMEOUT_S,
+    )
+    return max(a.position.height for a in resp.acks)

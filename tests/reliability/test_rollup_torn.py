@@ -15,14 +15,10 @@ import shutil
 
 import grpc
 
-from rollup_client import codec, tx
 from rollup_client.rollup_api import RollupClient
-from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
-from tests.reliability.storage import commit_ends, overwrite, truncate
+from tests.reliability.storage import commit_ends, feed_transfers, overwrite, truncate
 from tests.rollup_node.conftest import (
-    CHAIN_ID,
-    GOLD,
     Net,
     Proc,
     StartNode,
@@ -32,27 +28,6 @@ from tests.rollup_node.conftest import (
 )
 
 WAL = "rollup.sqlite-wal"
-
-
-def _feed(stub: pb_grpc.SequencerServiceStub, start: int, count: int) -> int:
-    """`count` transfers from alice (nonces from `start`) straight into the log."""
-    alice, feeder = key("alice"), key("feeder")
-    datas = [
-        tx.Transfer(alice.public, key(f"u{n % 20}").public, GOLD, 1 + n % 5, n, "alpha")
-        .sign(alice)
-        .encode()
-        for n in range(start, start + count)
-    ]
-    ids = [codec.entry_id("alpha", d) for d in datas]
-    resp = stub.SubmitBatch(
-        pb.SubmitBatchRequest(
-            client_key=feeder.public,
-            entries=[pb.Entry(namespace="alpha", data=d) for d in datas],
-            signature=feeder.sign(codec.batch_digest(CHAIN_ID, ids, False)),
-        ),
-        timeout=10,
-    )
-    return max(a.position.height for a in resp.acks)
 
 
 def _tears(
@@ -81,10 +56,10 @@ def test_torn_node_stores_recover_the_replica_root_or_refuse(
         stub = pb_grpc.SequencerServiceStub(channel)
         sent = 0
         for _ in range(8):
-            _feed(stub, sent, 30)
+            feed_transfers(stub, sent, 30)
             sent += 30
         primary.kill9()
-        last = _feed(stub, sent, 30)
+        last = feed_transfers(stub, sent, 30)
         wait_height(replica, last)
         rng = random.Random(17)
         wal = (net.dir / "alpha" / WAL).read_bytes()
