@@ -1,4 +1,5 @@
-"""`tandem bench recovery`: how fast a sequencer holding N entries is back, and its RSS.
+"""`tandem bench recovery`: how fast a sequencer holding N entries is back, and its RSS;
+how fast a rollup node is back from its snapshot, against a full replay.
 
 The store is filled through the real submit path (M workers, batches of B), the server
 is stopped with SIGTERM and started again; restart time runs from spawning the process
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench import rollup_recovery
 from bench.loadgen import Load, run_load
 from bench.peers import tandem
 from bench.procs import rss_bytes, running
@@ -28,10 +30,14 @@ class Params:
     batch: int = 500
     entry_bytes: int = 200
     restarts: int = 3
+    rollup_transfers: int = 50_000
+    snapshot_interval: int = 100
 
     @classmethod
     def quick(cls) -> Params:
-        return cls(entries=10_000, restarts=1, workers=2)
+        return cls(
+            entries=10_000, restarts=1, workers=2, rollup_transfers=2_000, snapshot_interval=20
+        )
 
 
 def run(params: Params, workdir: Path) -> Report:
@@ -61,6 +67,7 @@ def run(params: Params, workdir: Path) -> Report:
             assert seq.ready_match is not None
             with tandem.open_client(tandem.target(seq.ready_match, identity)) as client:
                 height = client.status().height
+    rollup = rollup_recovery.measure(workdir, params.rollup_transfers, params.snapshot_interval)
     store_mb = sum(p.stat().st_size for p in data_dir.glob("blocks.sqlite*")) / MB
     doc = {
         "benchmark": "recovery",
@@ -75,23 +82,44 @@ def run(params: Params, workdir: Path) -> Report:
         "sequencer_restart_s": median(restart_s),
         "runs_sequencer_restart_s": restart_s,
         "rss_mb_after_restart": median(rss_mb),
+        "rollup": rollup.doc(),
         "targets": TARGETS,
     }
     rows: list[dict[str, Cell]] = [
         {
-            "entries stored": filled.entries,
-            "store MB": store_mb,
+            "what": f"sequencer restart (median of {len(restart_s)})",
+            "stored": f"{filled.entries:,} entries, {store_mb:.0f} MB",
             "blocks": height + 1,
-            "restart s (median)": median(restart_s),
-            "RSS MB after restart": median(rss_mb),
-        }
+            "back in s": median(restart_s),
+            "RSS MB after": median(rss_mb),
+        },
+        {
+            "what": "rollup node restart from its snapshot",
+            "stored": f"{rollup.transfers:,} transfers",
+            "blocks": rollup.height + 1,
+            "back in s": rollup.restart_s,
+        },
+        {
+            "what": "rollup fresh replica, full replay",
+            "stored": f"{rollup.transfers:,} transfers",
+            "blocks": rollup.height + 1,
+            "back in s": rollup.replay_s,
+        },
     ]
     charts = [
         Chart(
             f"Sequencer restart with {filled.entries:,} entries",
             "seconds",
             {f"run {i + 1}": {"restart": s} for i, s in enumerate(restart_s)},
-        )
+        ),
+        Chart(
+            f"Rollup node back at height {rollup.height} ({rollup.transfers:,} transfers)",
+            "seconds",
+            {
+                "restart": {"from snapshot": rollup.restart_s},
+                "fresh replica": {"full replay": rollup.replay_s},
+            },
+        ),
     ]
     notes = [f"targets: {', '.join(f'{k} <= {v}' for k, v in TARGETS.items())}"]
     problems = [f"{filled.errors} batches failed while filling"] if filled.errors else []

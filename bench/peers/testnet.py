@@ -19,6 +19,7 @@ import trio
 
 from deploy import launcher
 from deploy.layout import Layout
+from deploy.state import TestnetState
 from deploy.testnet_cli import bring_up
 from rollup_client import swap
 from rollup_client.keys import SigningKey
@@ -36,13 +37,13 @@ PAIRS = 16
 FINAL = {pb.SWAP_STATE_COMMITTED, pb.SWAP_STATE_ABORTED, pb.SWAP_STATE_EXPIRED}
 
 
-def network_toml(pairs: int) -> str:
+def network_toml(pairs: int, snapshot_interval: int = 1000) -> str:
     """Three rollups, one asset each, and 2 * `pairs` accounts funded on all of them."""
     lines = [
         'chain_id = "tandem-bench"',
         'host = "127.0.0.1"',
         "heartbeat_ms = 200",
-        "snapshot_interval = 1000",
+        f"snapshot_interval = {snapshot_interval}",
         "attestation_interval = 100",
         "[sequencer]\nport = 0",
         "[coordinator]\nport = 0",
@@ -56,14 +57,22 @@ def network_toml(pairs: int) -> str:
 
 
 @contextlib.contextmanager
-def start(workdir: Path) -> Iterator[dict[str, Any]]:
-    """The testnet up in `workdir`; yields endpoints and account key files."""
+def up(workdir: Path, snapshot_interval: int = 1000) -> Iterator[TestnetState]:
+    """The testnet's processes running from `workdir`, all stopped when the block exits."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "network.toml"
-    config.write_text(network_toml(PAIRS))
-    layout = Layout(workdir / "net")
-    testnet = bring_up(layout, config, len(ROLLUPS))
+    config.write_text(network_toml(PAIRS, snapshot_interval))
+    testnet = bring_up(Layout(workdir / "net"), config, len(ROLLUPS))
     try:
+        yield testnet
+    finally:
+        trio.run(launcher.stop_all, testnet.processes)
+
+
+@contextlib.contextmanager
+def start(workdir: Path) -> Iterator[dict[str, Any]]:
+    """The testnet up in `workdir`; yields endpoints, account key files and pids."""
+    with up(workdir) as testnet:
         yield {
             "coordinator": testnet.coordinator,
             "rollups": testnet.rollups(),
@@ -71,8 +80,6 @@ def start(workdir: Path) -> Iterator[dict[str, Any]]:
             "pid": testnet.by_role("sequencer")[0].pid,
             "pids": {p.name: p.pid for p in testnet.processes},
         }
-    finally:
-        trio.run(launcher.stop_all, testnet.processes)
 
 
 class Pair:
