@@ -256,11 +256,13 @@ def until(what: str, probe: Callable[[], T | None], timeout: float = 20.0) -> T:
         time.sleep(HEARTBEAT_MS / 1000)
 
 
-def cli(net: Net, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """Run `tandem ARGS` with the test keystore; returns the finished process."""
+def cli(
+    net: Net, *args: str, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `tandem ARGS` with the test keystore (TANDEM_KEYS) and `env`; returns when done."""
     return subprocess.run(
         [*tandem(), *args],
-        env=net.env(),
+        env={**net.env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -172,7 +172,16 @@ def test_three_legs_proposed_signed_by_each_party_then_waited(net: Net) -> None:
         c.sign(
             bytes.fromhex(sid), CAROL.public, CAROL.sign(bytes.fromhex(proposed["signing_bytes"]))
         )
-    w = cli(net, "swap", "wait", sid, "--timeout", "20", *common)
+    w = cli(
+        net,
+        "swap",
+        "wait",
+        sid,
+        "--timeout",
+        "20",
+        "--json",
+        env={"TANDEM_COORDINATOR": net.coordinator},
+    )
     assert w.returncode == 0, w.stderr
     st = doc(w)
     assert st["state"] == "committed"
