@@ -97,8 +97,8 @@ def _execute(
 
 
 def _keep_logs(workdir: Path, dest: Path) -> int:
-    """Copy the run's logs out of the temporary directory before it is deleted."""
-    logs = list(workdir.rglob("*.log"))
+    """Copy the run's logs and profiles out of the temporary directory before it goes."""
+    logs = [*workdir.rglob("*.log"), *workdir.rglob("*.collapsed.txt")]
     for log in logs:
         target = dest / log.relative_to(workdir)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -143,9 +143,14 @@ def sequencer(
     batch: Annotated[int | None, typer.Option(help="Entries per batch (B)")] = None,
     seconds: Annotated[float | None, typer.Option(help="Timed window per run (T)")] = None,
     runs: Annotated[int | None, typer.Option(help="Runs per system; the median counts")] = None,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="Sample the sequencer with py-spy (first run)")
+    ] = False,
 ) -> None:
     """Acknowledged entries/s: Tandem, bare grpc echo, Redis Streams, NATS JetStream."""
-    job = _sequencer_job(quick, workers=workers, batch=batch, duration_s=seconds, runs=runs)
+    job = _sequencer_job(
+        quick, workers=workers, batch=batch, duration_s=seconds, runs=runs, profile=profile
+    )
     _execute([("sequencer", job)], out, json_path, workdir)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.loadgen import Load, LoadResult, run_load
 from bench.procs import peak_rss_bytes
+from bench.profile import sampling
 from bench.report import Chart, Report, machine, now_utc
 from bench.stats import latency_summary, median, ratio
 from bench.systems import Unavailable, durability, measure
@@ -36,6 +37,8 @@ class Params:
     duration_s: float = 10.0
     warmup_s: float = 1.0
     runs: int = 3
+    # Sample the sequencer with py-spy during Tandem's first run.
+    profile: bool = False
 
     @classmethod
     def quick(cls) -> Params:
@@ -46,6 +49,7 @@ class Params:
 class Measured:
     results: list[LoadResult]
     peak_rss_bytes: int
+    profile: dict[str, Any] | None = None
 
 
 def summarise(name: str, outcome: Measured | Unavailable) -> dict[str, Any]:
@@ -64,6 +68,7 @@ def summarise(name: str, outcome: Measured | Unavailable) -> dict[str, Any]:
         "first_error": errors[0] if errors else None,
         "batch_latency": latency_summary([x for r in results for x in r.latencies_ms]),
         "server_peak_rss_mb": outcome.peak_rss_bytes / MB,
+        **({"profile": outcome.profile} if outcome.profile is not None else {}),
     }
 
 
@@ -82,8 +87,19 @@ def run(params: Params, workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> Re
                 warmup_s=params.warmup_s,
                 entry_bytes=params.entry_bytes,
             )
-            results = [run_load(load, logs) for _ in range(params.runs)]
-            return Measured(results, peak_rss_bytes(target["pid"]))
+            profile = None
+            results = []
+            for i in range(params.runs):
+                if i == 0 and params.profile and name == "tandem":
+                    window = params.warmup_s + params.duration_s + 30
+                    stacks = logs.parent / "sequencer.collapsed.txt"
+                    with sampling(target["pid"], window, stacks) as profile:
+                        results.append(run_load(load, logs))
+                    if "collapsed_stacks" in profile:
+                        profile["collapsed_stacks"] = f"logs/sequencer/{name}/{stacks.name}"
+                else:
+                    results.append(run_load(load, logs))
+            return Measured(results, peak_rss_bytes(target["pid"]), profile)
 
         return go
 
@@ -134,6 +150,12 @@ def run(params: Params, workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> Re
         ),
     ]
     notes = [f"targets: {', '.join(f'{k} >= {v}' for k, v in TARGETS.items())}"]
+    profile = rows.get("tandem", {}).get("profile") or {}
+    if "self" in profile:
+        top = "; ".join(f"{f['frame']} {f['share']:.0%}" for f in profile["self"][:8])
+        notes.append(f"sequencer profile ({profile['samples']} samples), top self time: {top}")
+    elif "error" in profile:
+        notes.append(f"no sequencer profile: {profile['error']}")
     return Report("sequencer", doc, table, charts, notes, problems(rows.get("tandem")))
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from bench.loadgen import LoadFailed, _expect
 from bench.procs import Server, ServerFailed, running
+from bench.profile import top_frames
 from bench.report import Chart, Report, fmt, markdown, write
 
 
@@ -77,3 +78,12 @@ def test_workers_that_answered_may_exit_before_the_others_answer(tmp_path: Path)
     finally:
         for p in procs:
             p.wait()
+
+
+def test_top_frames_of_collapsed_stacks() -> None:
+    text = "main;serve;fsync 6\nmain;serve;verify 3\nmain;idle 1\nnot a stack line\n"
+    top = top_frames(text, top=2)
+    assert top["samples"] == 10
+    assert top["self"] == [{"frame": "fsync", "share": 0.6}, {"frame": "verify", "share": 0.3}]
+    assert top["inclusive"][0] == {"frame": "main", "share": 1.0}
+    assert top["inclusive"][1] == {"frame": "serve", "share": 0.9}
