@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# System packages the tests and benchmark peers need (loopback servers only).
+# System packages the tests and benchmark peers need (loopback servers only):
+# Debian's redis-server and nats-server. Python packages come from pyproject.toml.
 set -euo pipefail
+have() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
 need=()
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v nats-server >/dev/null || need+=(nats-server)
+have redis-server || need+=(redis-server)
+have nats-server || need+=(nats-server)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null && apt-get install -y -qq "${need[@]}" >/dev/null || \
