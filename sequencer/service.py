@@ -215,7 +215,9 @@ async def serve(
         core = Sequencer(key, head, config.max_block_entries, genesis.time_ms)
         metrics = Metrics()
         intake = Intake(config.limits.max_inflight_batches_per_client, config.max_queue_entries)
-        if head is None:
+        if head is not None:
+            log("recovered", height=head.height, hash=head.hash.hex(), time_ms=head.time_ms)
+        else:
             first = core.cut([], wall_ms(), {})
             await trio.to_thread.run_sync(store.write, first.block, limiter=threads)
             head = first.block.head

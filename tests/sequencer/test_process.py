@@ -67,6 +67,8 @@ def test_init_then_run_honours_the_ready_contract_and_sigterm_exits_zero(tmp_pat
         got = stub.GetEntry(pb.GetEntryRequest(entry_id=ack.entry_id), timeout=TIMEOUT)
         assert got.position == ack.position
         channel.close()
+    restarted = [json.loads(line) for line in (data / "sequencer.log").read_text().splitlines()]
+    assert any(e["event"] == "recovered" and e["height"] >= 1 for e in restarted)
 
 
 def test_kill_9_under_load_loses_no_acknowledged_entry(tmp_path: Path) -> None:
