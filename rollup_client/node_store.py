@@ -183,7 +183,8 @@ class NodeStore:
                 )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
 
     def outbox(self) -> list[tuple[bytes, str, bytes]]:
@@ -201,7 +202,8 @@ class NodeStore:
             db.executemany("DELETE FROM outbox WHERE entry_id = ?", [(i,) for i in ids])
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
 
 
