@@ -8,6 +8,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from click.testing import Result
+from typer.testing import CliRunner
+
+from deploy.testnet_cli import app as testnet_app
+
 CLI_TIMEOUT_S = 60.0
 POLL_S = 0.05
 
@@ -26,6 +31,14 @@ def tandem(
     if check:
         assert done.returncode == 0, f"tandem {' '.join(args)} -> {done.returncode}\n{done.stderr}"
     return done
+
+
+def inprocess(*args: str, code: int = 0) -> Result:
+    """`tandem testnet ARGS` in this process (no interpreter start-up): for the commands that
+    only read (status, logs, accounts) or fail early; `up` and `down` run as real processes."""
+    result = CliRunner().invoke(testnet_app, list(args))
+    assert result.exit_code == code, f"tandem testnet {' '.join(args)}: {result.output}"
+    return result
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

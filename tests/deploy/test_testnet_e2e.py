@@ -20,7 +20,7 @@ from deploy.layout import Layout
 from rollup_client.keys import SigningKey
 from rollup_client.rollup_api import RollupClient
 from rollup_client.wire import sequencer_pb2, sequencer_pb2_grpc
-from tests.deploy.cli_helpers import CLI_TIMEOUT_S, tandem, wait_for
+from tests.deploy.cli_helpers import CLI_TIMEOUT_S, inprocess, tandem, wait_for
 
 
 def _alive(testnet: state.TestnetState) -> list[int]:
@@ -46,7 +46,7 @@ def _balances(
 
 
 def _status(layout: Layout) -> dict[str, Any]:
-    out = tandem("testnet", "status", "--dir", str(layout.root), "--json")
+    out = inprocess("status", "--dir", str(layout.root), "--json")
     doc: dict[str, Any] = json.loads(out.stdout)
     return doc
 
@@ -91,17 +91,16 @@ def test_up_status_down_then_resume_same_chain(layout: Layout) -> None:
     assert doc["coordinator_serving"]
     head = _head(first.sequencer, height)
     assert doc["sequencer"]["head_hash"] == head.hex()
-    assert "tandem testnet" in tandem("testnet", "status", "--dir", d).stdout
+    assert "tandem testnet" in inprocess("status", "--dir", d).stdout
 
     down = tandem("testnet", "down", "--dir", d)
     assert "stopped" in down.stdout
     assert _alive(first) == []
 
-    nothing = tandem("testnet", "down", "--dir", d, check=False)
-    assert nothing.returncode == 1
+    nothing = inprocess("down", "--dir", d, code=1)
     assert "no testnet is running" in nothing.stderr
-    assert '"event": "ready"' in tandem("testnet", "logs", "sequencer", "--dir", d).stdout
-    listed = json.loads(tandem("testnet", "accounts", "--dir", d, "--json").stdout)
+    assert '"event": "ready"' in inprocess("logs", "sequencer", "--dir", d).stdout
+    listed = json.loads(inprocess("accounts", "--dir", d, "--json").stdout)
     assert listed["alice"]["public_key"] == alice.hex()
 
     up2 = tandem("testnet", "up", "--dir", d, "--detach", "--json")
