@@ -24,8 +24,11 @@ PEER_BINARIES = {"redis_streams": "redis-server", "nats_jetstream": "nats-server
 
 
 def processes_with(token: str) -> list[int]:
-    """Pids whose environment carries `token`: everything the run started, at any depth."""
-    marker = f"TANDEM_BENCH_SMOKE={token}".encode()
+    """Pids whose environment carries `token`: everything the run started, at any depth.
+
+    (Not a TANDEM_* name: the testnet launcher strips those from its children.)
+    """
+    marker = f"BENCH_SMOKE_TOKEN={token}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -55,7 +58,7 @@ def have(binary: str) -> bool:
 def test_all_quick_writes_results(tmp_path: Path, token: str) -> None:
     out, work = tmp_path / "results", tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, "TANDEM_BENCH_SMOKE": token}
+    env = {**os.environ, "BENCH_SMOKE_TOKEN": token}
     argv = [sys.executable, "-m", "bench", "all", "--quick", "--out", str(out)]
     argv += ["--workdir", str(work), "--json", str(tmp_path / "all.json")]
     run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=BUDGET_S)
