@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from bench import throughput
 from bench.loadgen import LoadFailed, _expect
-from bench.procs import Server, ServerFailed, running
+from bench.peers import redis_streams
+from bench.procs import PeerUnavailable, Server, ServerFailed, running
 from bench.profile import top_frames
 from bench.report import Chart, Report, fmt, markdown, write
 
@@ -87,3 +89,18 @@ def test_top_frames_of_collapsed_stacks() -> None:
     assert top["self"] == [{"frame": "fsync", "share": 0.6}, {"frame": "verify", "share": 0.3}]
     assert top["inclusive"][0] == {"frame": "main", "share": 1.0}
     assert top["inclusive"][1] == {"frame": "serve", "share": 0.9}
+
+
+def test_a_missing_peer_is_a_row_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def missing(name: str) -> str:
+        raise PeerUnavailable(f"{name} not found (run deploy/install-test-deps.sh)")
+
+    monkeypatch.setattr(redis_streams, "require_binary", missing)
+    report = throughput.run(throughput.Params.quick(), tmp_path, systems=("redis_streams",))
+    row = report.doc["systems"]["redis_streams"]
+    assert row["available"] is False and "redis-server not found" in row["reason"]
+    assert report.doc["ratios"]["vs_redis_streams"] is None
+    assert report.problems == []
+    assert "redis-server not found" in markdown(report)
