@@ -416,6 +416,9 @@ def command(
     clients: Annotated[int, typer.Option(help="Workload client processes")] = 3,
 ) -> None:
     """Run a testnet under faults and random load, then check every invariant."""
+    if duration <= 0 or not 1 <= clients <= len(ACCOUNTS):
+        typer.echo(f"error: need --duration > 0 and 1 <= --clients <= {len(ACCOUNTS)}", err=True)
+        raise typer.Exit(2)
     root = directory or Path(tempfile.mkdtemp(prefix="tandem-chaos-"))
     root.mkdir(parents=True, exist_ok=True)
     cfg = ChaosConfig(duration, seed, root.resolve(), clients)
