@@ -60,6 +60,29 @@ def raw_code(
     return C.OK
 
 
+def raw_stream_code(
+    channel: grpc.Channel, method: str, payload: bytes, timeout: float = 0.5
+) -> grpc.StatusCode | str:
+    """Send `payload` to server-streaming `method`; the code of its first answer.
+
+    OK when a first message arrives; DEADLINE_EXCEEDED when the stream is valid but has
+    nothing to say within `timeout` (e.g. it waits for a future height)."""
+    call = channel.unary_stream(method, request_serializer=None, response_deserializer=None)
+    stream = call(payload, timeout=timeout)
+    try:
+        next(stream)
+    except StopIteration:
+        return C.OK
+    except grpc.RpcError as exc:
+        assert isinstance(exc, grpc.Call)
+        if exc.code() == C.INTERNAL and exc.details() == DESERIALIZE_MESSAGE:
+            return DESERIALIZE
+        return exc.code()
+    finally:
+        stream.cancel()
+    return C.OK
+
+
 def parses(cls: type[Message], payload: bytes) -> bool:
     """True when `payload` is a valid serialization of message type `cls`."""
     try:

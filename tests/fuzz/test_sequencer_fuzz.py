@@ -29,6 +29,7 @@ from tests.fuzz.common import (
     code_of,
     parses,
     raw_code,
+    raw_stream_code,
 )
 from tests.sequencer.helpers import CHAIN_ID, Net, make_net, signed_batch
 from tests.sequencer.proc import running
@@ -289,6 +290,20 @@ def test_random_bytes_as_the_serialized_request(seq: Seq) -> None:
             assert code in allowed, (method, payload, code)
         else:
             assert code == DESERIALIZE, (method, payload, code)
+
+    run()
+    assert_log_unchanged(seq)
+
+
+def test_random_bytes_as_the_subscribe_request(seq: Seq) -> None:
+    @budget(25, 400)
+    @given(st.binary(max_size=120))
+    def run(payload: bytes) -> None:
+        code = raw_stream_code(seq.channel, SERVICE + "Subscribe", payload)
+        if parses(pb.SubscribeRequest, payload):
+            assert code in {C.OK, C.INVALID_ARGUMENT, C.DEADLINE_EXCEEDED}, (payload, code)
+        else:
+            assert code == DESERIALIZE, (payload, code)
 
     run()
     assert_log_unchanged(seq)

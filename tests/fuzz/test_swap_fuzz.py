@@ -35,6 +35,7 @@ from tests.fuzz.common import (
     code_of,
     parses,
     raw_code,
+    raw_stream_code,
 )
 from tests.rollup_node.conftest import GOLD, HEARTBEAT_MS, Proc, key, tandem, write_net
 
@@ -291,6 +292,20 @@ def test_random_bytes_as_the_serialized_request(coord: Coord) -> None:
             assert code in allowed, (method, payload, code)
         else:
             assert code == DESERIALIZE, (method, payload, code)
+
+    run()
+    assert_unchanged(coord)
+
+
+def test_random_bytes_as_the_watch_request(coord: Coord) -> None:
+    @budget(25, 400)
+    @given(st.binary(max_size=80))
+    def run(payload: bytes) -> None:
+        code = raw_stream_code(coord.channel, SERVICE + "Watch", payload)
+        if parses(spb.WatchSwapRequest, payload):
+            assert code in {C.INVALID_ARGUMENT, C.NOT_FOUND}, (payload, code)
+        else:
+            assert code == DESERIALIZE, (payload, code)
 
     run()
     assert_unchanged(coord)
