@@ -18,13 +18,14 @@ from sequencer.core import Batch, Outcome
 class Ticket:
     """One submitted batch waiting for its block."""
 
-    __slots__ = ("batch", "client", "done", "outcome")
+    __slots__ = ("batch", "client", "done", "finished", "outcome")
 
     def __init__(self, client: bytes, batch: Batch) -> None:
         self.client = client
         self.batch = batch
         self.done = threading.Event()
         self.outcome: Outcome | None = None
+        self.finished = False
 
 
 class Intake:
@@ -71,14 +72,19 @@ class Intake:
             return queued
 
     def finish(self, tickets: Sequence[Ticket], outcomes: Sequence[Outcome]) -> None:
-        """Record each ticket's outcome and release its waiting handler."""
+        """Record each ticket's outcome and release its handler; a ticket finishes once."""
+        done = []
         with self._lock:
-            for t in tickets:
+            for t, o in zip(tickets, outcomes, strict=True):
+                if t.finished:
+                    continue
+                t.finished = True
                 self._inflight[t.client] -= 1
                 if not self._inflight[t.client]:
                     del self._inflight[t.client]
                 self._entries -= len(t.batch.items)
-        for t, o in zip(tickets, outcomes, strict=True):
+                done.append((t, o))
+        for t, o in done:
             t.outcome = o
             t.done.set()
 

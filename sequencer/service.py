@@ -16,7 +16,7 @@ from functools import partial
 
 import trio
 
-from rollup_client.errors import FailedPrecondition, Unavailable
+from rollup_client.errors import FailedPrecondition, TandemError, Unavailable
 from rollup_client.genesis import Genesis
 from rollup_client.keys import SigningKey
 from sequencer.config import Config
@@ -80,6 +80,7 @@ class Committer:
         self.clock = clock
         self._pending: list[Ticket] = []
         self._unwritten: dict[bytes, Ack] = {}
+        self._handoff: _Sealed | None = None
         self._stopping = False
         self._woken = trio.Event()
         self.threads = threads
@@ -98,11 +99,24 @@ class Committer:
         """
         with trio.CancelScope(shield=True):
             send, recv = trio.open_memory_channel[_Sealed](0)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._write_all, recv)
-                async with send:
-                    await self._cut_all(send, heartbeat_ms / 1000)
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write_all, recv)
+                    async with send:
+                        await self._cut_all(send, heartbeat_ms / 1000)
+            except BaseException as exc:
+                self._fail_waiting(exc)
+                raise
             await trio.to_thread.run_sync(self.store.index.flush, limiter=self.threads)
+
+    def _fail_waiting(self, exc: BaseException) -> None:
+        """The store failed: answer every batch not yet durable with why, never leave it."""
+        self.intake.close()
+        error = _first_tandem_error(exc)
+        waiting = self._pending + self.intake.take()
+        if self._handoff is not None:
+            waiting += self._handoff.tickets
+        self.intake.finish(waiting, [error] * len(waiting))
 
     async def _cut_all(self, send: trio.MemorySendChannel[_Sealed], heartbeat: float) -> None:
         token = trio.lowlevel.current_trio_token()
@@ -123,7 +137,9 @@ class Committer:
                 self._pending += self.intake.take()
             sealed = await trio.to_thread.run_sync(self._cut, self._pending, limiter=self.threads)
             self._pending = self._pending[len(sealed.tickets) :]
+            self._handoff = sealed
             await send.send(sealed)
+            self._handoff = None
             last_cut = trio.current_time()
 
     async def _write_all(self, recv: trio.MemoryReceiveChannel[_Sealed]) -> None:
@@ -157,8 +173,8 @@ class Committer:
         try:
             self.store.write(cut.block)
         except BaseException as exc:
-            self.log("store_failed", height=cut.block.header.height, error=repr(exc))
-            self.intake.finish(tickets, [Unavailable("the block store failed")] * len(tickets))
+            self.log("store_failed", height=cut.block.header.height, error=str(exc))
+            self.intake.finish(tickets, [_first_tandem_error(exc)] * len(tickets))
             raise
         self.metrics.fsync.observe(time.perf_counter() - t0)
         for it in cut.block.items:
@@ -171,6 +187,23 @@ class Committer:
         self.metrics.entries.inc(n)
         self.metrics.blocks.inc()
         self.metrics.block_size.observe(n)
+
+
+def _first_tandem_error(exc: BaseException) -> TandemError:
+    """The Tandem error behind `exc` (through exception groups), else a generic one."""
+    found = _tandem_error_in(exc)
+    return found if found is not None else Unavailable(f"the sequencer stopped: {exc!r}")
+
+
+def _tandem_error_in(exc: BaseException) -> TandemError | None:
+    if isinstance(exc, TandemError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            found = _tandem_error_in(sub)
+            if found is not None:
+                return found
+    return None
 
 
 def _wake(token: trio.lowlevel.TrioToken, event: trio.Event) -> None:

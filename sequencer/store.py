@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rollup_client import block, codec, keys
-from rollup_client.errors import FailedPrecondition
+from rollup_client.errors import FailedPrecondition, Unavailable
 from sequencer.core import Ack, Block, Head, Item
 
 SCHEMA = """
@@ -143,17 +143,29 @@ def _writer(path: Path, schema: str) -> sqlite3.Connection:
     return db
 
 
-def _transaction(
-    db: sqlite3.Connection, statements: Sequence[tuple[str, tuple[object, ...]]]
-) -> None:
-    db.execute("BEGIN")
+Statement = tuple[str, tuple[object, ...]]
+
+
+def _transaction(db: sqlite3.Connection, path: Path, statements: Sequence[Statement]) -> None:
+    """Run `statements` atomically; a storage failure becomes an error that says why."""
     try:
-        for sql, args in statements:
-            db.execute(sql, args)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+        db.execute("BEGIN")
+        try:
+            for sql, args in statements:
+                db.execute(sql, args)
+            db.execute("COMMIT")
+        except BaseException:
+            # SQLite may have rolled back already (e.g. on a full disk).
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        raise storage_failed(path, exc) from exc
+
+
+def storage_failed(path: Path, exc: sqlite3.Error) -> Unavailable:
+    """The error for a store that cannot be written (full disk, I/O error): say so."""
+    return Unavailable(f"cannot write {path}: {exc}; nothing past the last ack was lost")
 
 
 class _PerThread:
@@ -259,6 +271,7 @@ class IdIndex:
         packed = b"".join(eid + _LOC.pack(*at) for eid, at in rows)
         _transaction(
             self._db,
+            self.path,
             [
                 (_INSERT_IDS, (packed, len(rows))) if rows else ("SELECT 1", ()),
                 ("INSERT OR REPLACE INTO meta VALUES ('indexed_height', ?)", (top,)),
@@ -291,7 +304,10 @@ class Store:
 
     def checkpoint(self) -> None:
         """Copy committed WAL frames into the database without blocking the writer."""
-        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        try:
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            raise storage_failed(self.path, exc) from exc
 
     def reader(self) -> Reader:
         return Reader(self.path, self.index)
@@ -320,6 +336,7 @@ class Store:
         )
         _transaction(
             self._db,
+            self.path,
             [("INSERT INTO headers VALUES (?,?,?,?,?,?,?,?,?)", header)]
             + [
                 ("INSERT INTO entries VALUES (?,?,?)", (h.height, ns, pack_records(recs)))
