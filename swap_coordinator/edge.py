@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
-from typing import NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -94,6 +95,63 @@ class SwapServicer(pb_grpc.SwapServiceServicer):
             time.sleep(max(0.0, earliest - time.monotonic()))
 
 
+_MALFORMED = object()
+"""What a lenient parser returns for bad bytes (grpc itself answers INTERNAL to None)."""
+
+
+def _lenient(message: Any) -> Callable[[bytes], Any]:
+    """A request parser that yields _MALFORMED for bytes that are not the message."""
+
+    def parse(data: bytes) -> Any:
+        try:
+            return message.FromString(data)
+        except DecodeError:
+            return _MALFORMED
+
+    return parse
+
+
+def _malformed(context: grpc.ServicerContext, name: str) -> NoReturn:
+    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed request: not a valid {name}")
+    raise AssertionError("unreachable: context.abort raises")
+
+
+def _guarded(fn: Callable[..., Any], name: str, streaming: bool) -> Callable[..., Any]:
+    if streaming:
+
+        def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            if request is _MALFORMED:
+                _malformed(context, name)
+            yield from fn(request, context)
+
+        return stream
+
+    def unary(request: Any, context: grpc.ServicerContext) -> Any:
+        if request is _MALFORMED:
+            _malformed(context, name)
+        return fn(request, context)
+
+    return unary
+
+
+def register(servicer: SwapServicer, server: grpc.Server) -> None:
+    """The generated registration, except that undecodable requests get INVALID_ARGUMENT."""
+    handlers = {}
+    for m in pb.DESCRIPTOR.services_by_name["SwapService"].methods:
+        request, response = getattr(pb, m.input_type.name), getattr(pb, m.output_type.name)
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if m.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[m.name] = make(
+            _guarded(getattr(servicer, m.name), m.input_type.name, m.server_streaming),
+            request_deserializer=_lenient(request),
+            response_serializer=response.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+
+
 def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
     """Explicit channel options: no port sharing, bounded messages, keepalive."""
     return [
@@ -123,7 +181,7 @@ class Edge:
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="swap-grpc"),
             options=server_options(max_message_bytes),
         )
-        pb_grpc.add_SwapServiceServicer_to_server(SwapServicer(api), self.server)
+        register(SwapServicer(api), self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

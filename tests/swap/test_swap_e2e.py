@@ -387,6 +387,14 @@ def test_bad_requests_get_their_codes_and_change_nothing(net: Net) -> None:
         assert st.state == pb.SWAP_STATE_PROPOSED and list(st.missing_signers) == [ALICE.public]
         assert len(c.list()) == known + 1
     with grpc.insecure_channel(net.coordinator) as ch:
+        for method in ("Propose", "Sign", "Get", "List"):
+            raw = ch.unary_unary(f"/tandem.v1.SwapService/{method}")
+            with pytest.raises(grpc.RpcError) as err:
+                raw(b"\xff\xff\xff", timeout=5)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+        with pytest.raises(grpc.RpcError) as err:
+            list(ch.unary_stream("/tandem.v1.SwapService/Watch")(b"\x0a\xff", timeout=5))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
     bad = cli(
