@@ -18,7 +18,8 @@ class Limits:
     max_entry_bytes: int = 64 * 1024
     max_batch_entries: int = 1000
     max_batch_bytes: int = 1024 * 1024
-    max_inflight_batches_per_client: int = 64
+    # Below Config.grpc_workers, so the intake refuses before grpcio queues calls unbounded.
+    max_inflight_batches_per_client: int = 16
     max_message_bytes: int = 4 * 1024 * 1024
 
     def to_pb(self) -> pb.Limits:
