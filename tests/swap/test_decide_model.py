@@ -16,6 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from rollup_client import swap
 from rollup_client.block import VerifiedBlock
 from rollup_client.swap import Decided, Decision, IntentOrdered, Outcome
+from swap_coordinator.core import Coordinator, State
 
 from .helpers import ASSET, ROLLUP_KEYS, ROLLUPS, USERS, genesis, key, make_block, signed, vote
 
@@ -92,6 +93,7 @@ class SwapLog(RuleBasedStateMachine):
         self.settled: dict[bytes, Decision] = {}
         self.ordered: set[bytes] = set()
         self.decided: dict[bytes, Decided] = {}
+        self.coordinator = Coordinator(self.genesis)
         self._open(0)
 
     @property
@@ -100,6 +102,9 @@ class SwapLog(RuleBasedStateMachine):
 
     def _open(self, time_ms: int) -> None:
         height = len(self.blocks)
+        if self.blocks:  # the coordinator reads sealed blocks only, as from a subscription
+            sealed_time, datas = self.blocks[-1]
+            self.coordinator.apply_block(make_block(height - 1, sealed_time, datas))
         self.blocks.append((time_ms, []))
         for d in self.tracker.begin_block(height, time_ms):
             self._saw(d)
@@ -164,6 +169,10 @@ class SwapLog(RuleBasedStateMachine):
             frozenset(intent.rollups()),
         )
         self.intents.append((intent, data, meta))
+        if meta.valid:
+            decoded = swap.decode_swap_entry(data)
+            assert isinstance(decoded, swap.SignedIntent)
+            self.coordinator.add(decoded)
 
     @precondition(lambda self: self.intents)
     @rule(data=st.data())
@@ -239,6 +248,18 @@ class SwapLog(RuleBasedStateMachine):
                 assert (d.outcome, d.height, d.index) == (got.outcome, got.height, got.index)
             elif rec is not None:
                 assert got.outcome is Outcome.PENDING
+
+    @invariant()
+    def coordinator_never_contradicts_decide(self) -> None:
+        sealed = self._verified()[:-1]
+        expected = {
+            Outcome.COMMIT: {State.COMMITTED},
+            Outcome.ABORT: {State.ABORTED},
+            Outcome.PENDING: {State.PROPOSED, State.SUBMITTED, State.ORDERED, State.EXPIRED},
+        }
+        for sid in self.coordinator.proposals:
+            view = self.coordinator.view(sid)
+            assert view.state in expected[swap.decide(sealed, sid, self.genesis).outcome]
 
     @invariant()
     def snapshot_round_trips(self) -> None:
