@@ -216,10 +216,18 @@ async def wait_clients(clients: list[tuple[procs.Handle, Path]], limit_s: float)
     await procs.stop([h for h, _ in clients], 1.0)
 
 
-def read_clients(clients: list[tuple[procs.Handle, Path]]) -> tuple[list[Acked], dict[bytes, int]]:
-    """Acknowledged transfers and the swaps (id -> deadline) every client reported."""
-    acked: list[Acked] = []
-    swaps: dict[bytes, int] = {}
+@dataclass
+class ClientLog:
+    """What the workload clients saw: acknowledged transfers, the swaps they proposed
+    (id -> deadline), and each outcome the coordinator claimed when asked mid-run."""
+
+    acked: list[Acked] = field(default_factory=list)
+    swaps: dict[bytes, int] = field(default_factory=dict)
+    claims: list[tuple[bytes, str]] = field(default_factory=list)
+
+
+def read_clients(clients: list[tuple[procs.Handle, Path]]) -> ClientLog:
+    out = ClientLog()
     for _, path in clients:
         if not path.exists():
             continue
@@ -229,10 +237,12 @@ def read_clients(clients: list[tuple[procs.Handle, Path]]) -> tuple[list[Acked],
             except json.JSONDecodeError:
                 continue  # a line cut by a kill
             if doc["kind"] == "tx":
-                acked.append(Acked(bytes.fromhex(doc["id"]), doc["height"], doc["index"]))
+                out.acked.append(Acked(bytes.fromhex(doc["id"]), doc["height"], doc["index"]))
             elif doc["kind"] == "swap":
-                swaps[bytes.fromhex(doc["id"])] = doc["deadline_ms"]
-    return acked, swaps
+                out.swaps[bytes.fromhex(doc["id"])] = doc["deadline_ms"]
+            elif doc["kind"] == "report":
+                out.claims.append((bytes.fromhex(doc["id"]), doc["outcome"]))
+    return out
 
 
 @contextmanager
@@ -291,7 +301,7 @@ def live_views(
 ) -> tuple[
     dict[str, tuple[int, bytes]],
     dict[tuple[str, bytes, str], int],
-    dict[bytes, str],
+    list[tuple[bytes, str]],
     list[Violation],
 ]:
     """What the live servers report: roots at `height`, balances, outcomes, escrow left."""
@@ -312,7 +322,7 @@ def live_views(
                             "escrow-past-deadline", f"{r} still holds escrow for {sid.hex()[:16]}"
                         )
                     )
-    reported: dict[bytes, str] = {}
+    reported: list[tuple[bytes, str]] = []
     with SwapClient(net.addr(COORDINATOR), timeout=CALL_TIMEOUT_S) as coord:
         for sid in swaps:
             try:
@@ -320,7 +330,7 @@ def live_views(
             except TandemError:
                 continue  # proposed while the coordinator was being killed: never stored
             if state in FINAL:
-                reported[sid] = FINAL[state]
+                reported.append((sid, FINAL[state]))
     return roots, balances, reported, left
 
 
@@ -328,8 +338,7 @@ def check(
     net: Net,
     genesis: Genesis,
     height: int,
-    acked: list[Acked],
-    swaps: dict[bytes, int],
+    seen: ClientLog,
     report: Report,
 ) -> None:
     blocks, bad = read_log(net.addr(SEQUENCER), genesis, height)
@@ -337,16 +346,17 @@ def check(
     for b in blocks:
         ref.apply(b)
     ref.check_effects()
-    roots, balances, reported, left = live_views(net, genesis, height, swaps)
+    roots, balances, reported, left = live_views(net, genesis, height, seen.swaps)
+    claims = [*seen.claims, *reported]
     found = [
         *bad,
         *chaos_core.check_log(blocks),
         *ref.violations,
-        *chaos_core.check_acked(blocks, acked),
+        *chaos_core.check_acked(blocks, seen.acked),
         *chaos_core.check_nodes(chaos_core.replay_roots(genesis, blocks), roots),
         *chaos_core.check_balances(ref, balances),
         *chaos_core.check_supply(genesis, balances),
-        *chaos_core.check_reports(ref, reported),
+        *chaos_core.check_reports(ref, claims),
         *left,
     ]
     report.violations += found
@@ -356,12 +366,12 @@ def check(
     report.invariants_checked = (
         2 * len(blocks)  # supply and escrow after every block
         + 2 * len(blocks)  # gap-free and hash link (signatures when read)
-        + len(acked)
+        + len(seen.acked)
         + len(roots)
         + len(balances)
-        + len(reported)
+        + len(claims)
         + legs
-        + len(swaps) * len(ROLLUPS)
+        + len(seen.swaps) * len(ROLLUPS)
     )
 
 
@@ -391,12 +401,15 @@ async def run(cfg: ChaosConfig) -> Report:
         progress("healing")
         await net.heal()
         report.violations += net.violations
-        acked, swaps = read_clients(clients)
-        report.entries_acked = len(acked)
-        progress(f"settling {len(acked)} acked transfers and {len(swaps)} swaps")
-        height = await settle(net, swaps)
+        seen = read_clients(clients)
+        report.entries_acked = len(seen.acked)
+        progress(
+            f"settling {len(seen.acked)} acked transfers, {len(seen.swaps)} swaps, "
+            f"{len(seen.claims)} outcomes claimed mid-run"
+        )
+        height = await settle(net, seen.swaps)
         progress(f"checking blocks 0..{height}")
-        await trio.to_thread.run_sync(check, net, genesis, height, acked, swaps, report)
+        await trio.to_thread.run_sync(check, net, genesis, height, seen, report)
     finally:
         with trio.CancelScope(shield=True):
             await procs.stop([h for h, _ in clients], 1.0)

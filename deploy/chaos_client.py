@@ -6,8 +6,9 @@ The config names the rollup nodes, the coordinator, the keystore, the accounts t
 client sends transfers from (so no two clients race for one nonce), every account, a
 seed and a duration. Every acknowledged transfer and every fully signed swap is written
 to the output file as one JSON line as soon as it happens, so a kill of this process
-loses nothing already reported. Errors from processes the nemesis took down are
-expected: the client counts them and carries on.
+loses nothing already reported; so is every outcome the coordinator claims when asked
+about an earlier swap mid-run (the checker holds each claim against `decide()`). Errors
+from processes the nemesis took down are expected: the client counts them and carries on.
 
 Some swaps are made to abort on purpose: amounts beyond the payer's funds, deadlines of a
 few milliseconds of log time, and pairs of swaps that spend the same funds.
@@ -27,8 +28,10 @@ from rollup_client import swap, tx
 from rollup_client.errors import TandemError
 from rollup_client.keys import SigningKey
 from rollup_client.rollup_api import RollupClient
+from rollup_client.wire import swap_pb2 as spb
 from swap_coordinator.client import SwapClient
 
+OUTCOMES = {spb.SWAP_STATE_COMMITTED: "committed", spb.SWAP_STATE_ABORTED: "aborted"}
 CALL_TIMEOUT_S = 3.0
 RECEIPT_WAIT_S = 2.0
 
@@ -61,6 +64,7 @@ class Workload:
         self.nodes = {r: RollupClient(t, timeout=CALL_TIMEOUT_S) for r, t in cfg.rollups.items()}
         self.coordinator = SwapClient(cfg.coordinator, timeout=CALL_TIMEOUT_S)
         self.errors = 0
+        self.proposed: list[bytes] = []
 
     def close(self) -> None:
         for c in self.nodes.values():
@@ -108,13 +112,24 @@ class Workload:
             for payer in resp.payers:
                 self.coordinator.sign(resp.swap_id, payer, by_key[payer].sign(resp.signing_bytes))
             self._emit({"kind": "swap", "id": resp.swap_id.hex(), "deadline_ms": resp.deadline_ms})
+            self.proposed.append(resp.swap_id)
+
+    def ask(self) -> None:
+        """What the coordinator says about an earlier swap, kept when it claims an outcome."""
+        sid = self.rng.choice(self.proposed)
+        state = self.coordinator.get(sid).state
+        if state in OUTCOMES:
+            self._emit({"kind": "report", "id": sid.hex(), "outcome": OUTCOMES[state]})
 
     def step(self) -> None:
         try:
-            if self.rng.random() < 0.6:
+            roll = self.rng.random()
+            if roll < 0.55:
                 self.transfer()
-            else:
+            elif roll < 0.9 or not self.proposed:
                 self.swaps()
+            else:
+                self.ask()
         except TandemError:
             self.errors += 1
             time.sleep(0.05)  # the target is down: give the nemesis' restart a moment

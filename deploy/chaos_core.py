@@ -314,12 +314,12 @@ def check_supply(
     ]
 
 
-def check_reports(ref: Reference, reported: Mapping[bytes, str]) -> list[Violation]:
+def check_reports(ref: Reference, claims: Iterable[tuple[bytes, str]]) -> list[Violation]:
     """The coordinator never reports an outcome that contradicts decide() over the log.
 
-    `reported` maps swap id to "committed" or "aborted" as the coordinator said."""
+    `claims` are (swap id, "committed" or "aborted") as the coordinator said, at any time."""
     out: list[Violation] = []
-    for sid, said in sorted(reported.items()):
+    for sid, said in claims:
         decision = ref.tracker.decision(sid)
         if decision.outcome is swap.Outcome.PENDING and said == swap.Outcome.ABORT.value:
             continue  # never ordered before its deadline: nothing can escrow, so ABORT holds

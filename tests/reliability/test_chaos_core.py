@@ -127,7 +127,7 @@ def test_an_honest_log_keeps_every_invariant() -> None:
     assert chaos_core.check_balances(ref, reported) == []
     assert chaos_core.check_supply(GENESIS, reported) == []
     said = {good.swap_id: "committed", short.swap_id: "aborted"}
-    assert chaos_core.check_reports(ref, said) == []
+    assert chaos_core.check_reports(ref, said.items()) == []
 
 
 def test_each_check_names_its_invariant_on_tampered_evidence() -> None:
@@ -147,7 +147,7 @@ def test_each_check_names_its_invariant_on_tampered_evidence() -> None:
             ),
             *chaos_core.check_balances(ref, {("ra", ALICE.public, "USD"): 1}),
             *chaos_core.check_supply(GENESIS, {("ra", ALICE.public, "USD"): 1}),
-            *chaos_core.check_reports(ref, {good.swap_id: "aborted"}),
+            *chaos_core.check_reports(ref, [(good.swap_id, "aborted")]),
         ]
     }
     assert names == {
