@@ -296,12 +296,20 @@ def read_log(
     return blocks, bad
 
 
+def _placed(st: spb.SwapStatus) -> chaos_core.Placed:
+    intent = (st.intent_position.height, st.intent_position.index) if st.ordered else None
+    at = st.decision_position
+    index = swap.BLOCK_START if st.decision_at_block_start else at.index
+    return chaos_core.Placed(st.swap_id, intent, (at.height, index) if st.decided else None)
+
+
 def live_views(
     net: Net, genesis: Genesis, height: int, swaps: dict[bytes, int]
 ) -> tuple[
     dict[str, tuple[int, bytes]],
     dict[tuple[str, bytes, str], int],
     list[tuple[bytes, str]],
+    list[chaos_core.Placed],
     list[Violation],
 ]:
     """What the live servers report: roots at `height`, balances, outcomes, escrow left."""
@@ -323,15 +331,17 @@ def live_views(
                         )
                     )
     reported: list[tuple[bytes, str]] = []
+    placed: list[chaos_core.Placed] = []
     with SwapClient(net.addr(COORDINATOR), timeout=CALL_TIMEOUT_S) as coord:
         for sid in swaps:
             try:
-                state = coord.get(sid).state
+                st = coord.get(sid)
             except TandemError:
                 continue  # proposed while the coordinator was being killed: never stored
-            if state in FINAL:
-                reported.append((sid, FINAL[state]))
-    return roots, balances, reported, left
+            if st.state in FINAL:
+                reported.append((sid, FINAL[st.state]))
+            placed.append(_placed(st))
+    return roots, balances, reported, placed, left
 
 
 def check(
@@ -346,7 +356,7 @@ def check(
     for b in blocks:
         ref.apply(b)
     ref.check_effects()
-    roots, balances, reported, left = live_views(net, genesis, height, seen.swaps)
+    roots, balances, reported, placed, left = live_views(net, genesis, height, seen.swaps)
     claims = [*seen.claims, *reported]
     found = [
         *bad,
@@ -357,6 +367,7 @@ def check(
         *chaos_core.check_balances(ref, balances),
         *chaos_core.check_supply(genesis, balances),
         *chaos_core.check_reports(ref, claims),
+        *chaos_core.check_placed(ref, placed, height),
         *left,
     ]
     report.violations += found
@@ -370,6 +381,7 @@ def check(
         + len(roots)
         + len(balances)
         + len(claims)
+        + len(placed)
         + legs
         + len(seen.swaps) * len(ROLLUPS)
     )

@@ -332,3 +332,41 @@ def check_reports(ref: Reference, claims: Iterable[tuple[bytes, str]]) -> list[V
                 )
             )
     return out
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where the coordinator says a swap's intent was ordered and where it was decided
+    (index `swap.BLOCK_START` for a decision at the start of a block); None if not said."""
+
+    swap_id: bytes
+    intent: tuple[int, int] | None
+    decision: tuple[int, int] | None
+
+
+def check_placed(ref: Reference, placed: Iterable[Placed], height: int) -> list[Violation]:
+    """The positions the coordinator reports are the ones the log gives (up to `height`)."""
+    out: list[Violation] = []
+    for p in placed:
+        rec = ref.tracker.get(p.swap_id)
+        d = ref.tracker.decision(p.swap_id)
+        if p.intent is not None and p.intent[0] <= height:
+            # A void intent (ordered at or after its deadline) is decided where it lies.
+            want = (rec.height, rec.index) if rec is not None else (d.height, d.index)
+            if want != p.intent:
+                out.append(
+                    Violation(
+                        "coordinator-vs-decide",
+                        f"coordinator places swap {p.swap_id.hex()[:16]}'s intent at "
+                        f"{p.intent}, the log at {want}",
+                    )
+                )
+        if p.decision is not None and p.decision[0] <= height and (d.height, d.index) != p.decision:
+            out.append(
+                Violation(
+                    "coordinator-vs-decide",
+                    f"coordinator places swap {p.swap_id.hex()[:16]}'s decision at "
+                    f"{p.decision}, decide() at {(d.height, d.index)}",
+                )
+            )
+    return out

@@ -235,3 +235,21 @@ def test_a_yes_vote_without_escrow_breaks_all_or_nothing() -> None:
     ref = reference(make_log([(1_100, [(SWAP_NAMESPACE, data), vote(lie, "ra", True)])]))
     assert [v.invariant for v in ref.violations] == ["all-or-nothing", "exactly-once"]
     assert ref.balances[("ra", ALICE.public, "USD")] == 100
+
+
+def test_positions_the_coordinator_reports_are_held_against_the_log() -> None:
+    log, good, short = honest_log()
+    ref = reference(log)
+    honest = [
+        chaos_core.Placed(good.swap_id, (1, 0), (2, 1)),
+        chaos_core.Placed(short.swap_id, (3, 0), (4, 1)),
+        chaos_core.Placed(short.swap_id, (3, 0), None),
+        chaos_core.Placed(good.swap_id, (9, 0), None),  # beyond the checked height: skipped
+    ]
+    assert chaos_core.check_placed(ref, honest, 5) == []
+    lies = [
+        chaos_core.Placed(good.swap_id, (1, 1), None),
+        chaos_core.Placed(short.swap_id, None, (5, swap.BLOCK_START)),
+    ]
+    found = chaos_core.check_placed(ref, lies, 5)
+    assert [v.invariant for v in found] == ["coordinator-vs-decide"] * 2
