@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent import futures
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from rollup_client.errors import GRPC_CODES, TandemError
+from rollup_client.errors import GRPC_CODES, InvalidArgument, TandemError
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from sequencer.handlers import Handlers
@@ -93,6 +94,87 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         return _call(context, self.h.status)
 
 
+class _Unparseable:
+    """Stands in for request bytes that did not parse (grpcio treats None as a failure)."""
+
+
+UNPARSEABLE = _Unparseable()
+
+
+def _lenient(message: type[Message]) -> Callable[[bytes], Message | _Unparseable]:
+    """Parse request bytes, or UNPARSEABLE so the handler can answer INVALID_ARGUMENT.
+
+    grpcio would otherwise answer INTERNAL before any handler runs.
+    """
+
+    def parse(data: bytes) -> Message | _Unparseable:
+        try:
+            return message.FromString(data)
+        except DecodeError:
+            return UNPARSEABLE
+
+    return parse
+
+
+def rpc_handlers(servicer: SequencerServicer) -> grpc.GenericRpcHandler:
+    """The service's method handlers, with request parsing that tolerates garbage."""
+
+    def unary(
+        method: Callable[[Any, grpc.ServicerContext], Message],
+        req: type[Message],
+        resp: type[Message],
+    ) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(
+            _checked(method, req),
+            request_deserializer=_lenient(req),
+            response_serializer=resp.SerializeToString,
+        )
+
+    return grpc.method_handlers_generic_handler(
+        SERVICE_NAME,
+        {
+            "SubmitBatch": unary(
+                servicer.SubmitBatch, pb.SubmitBatchRequest, pb.SubmitBatchResponse
+            ),
+            "Submit": unary(servicer.Submit, pb.SubmitRequest, pb.SubmitResponse),
+            "GetBlock": unary(servicer.GetBlock, pb.GetBlockRequest, pb.GetBlockResponse),
+            "GetEntry": unary(servicer.GetEntry, pb.GetEntryRequest, pb.GetEntryResponse),
+            "Status": unary(servicer.Status, pb.StatusRequest, pb.StatusResponse),
+            "Subscribe": grpc.unary_stream_rpc_method_handler(
+                _checked_stream(servicer.Subscribe, pb.SubscribeRequest),
+                request_deserializer=_lenient(pb.SubscribeRequest),
+                response_serializer=pb.SubscribeResponse.SerializeToString,
+            ),
+        },
+    )
+
+
+def _unparseable(context: grpc.ServicerContext, req: type[Message]) -> NoReturn:
+    _abort(context, InvalidArgument(f"request bytes are not a valid {req.DESCRIPTOR.name}"))
+
+
+def _checked(
+    method: Callable[[Any, grpc.ServicerContext], T], req: type[Message]
+) -> Callable[[Message | _Unparseable, grpc.ServicerContext], T]:
+    def handle(request: Message | _Unparseable, context: grpc.ServicerContext) -> T:
+        if isinstance(request, _Unparseable):
+            _unparseable(context, req)
+        return method(request, context)
+
+    return handle
+
+
+def _checked_stream(
+    method: Callable[[Any, grpc.ServicerContext], Iterator[T]], req: type[Message]
+) -> Callable[[Message | _Unparseable, grpc.ServicerContext], Iterator[T]]:
+    def handle(request: Message | _Unparseable, context: grpc.ServicerContext) -> Iterator[T]:
+        if isinstance(request, _Unparseable):
+            _unparseable(context, req)
+        yield from method(request, context)
+
+    return handle
+
+
 def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
     """Explicit channel options: no port sharing, bounded messages, keepalive."""
     return [
@@ -116,7 +198,7 @@ class Edge:
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seq-grpc"),
             options=server_options(limits.max_message_bytes),
         )
-        pb_grpc.add_SequencerServiceServicer_to_server(SequencerServicer(handlers), self.server)
+        self.server.add_generic_rpc_handlers((rpc_handlers(SequencerServicer(handlers)),))
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
