@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from rollup_client import swap
 from rollup_client.client import SequencerClient
@@ -397,6 +398,11 @@ def test_bad_requests_get_their_codes_and_change_nothing(net: Net) -> None:
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
+        refl = reflection_pb2_grpc.ServerReflectionStub(ch)
+        req = reflection_pb2.ServerReflectionRequest(list_services="")
+        (answer,) = list(refl.ServerReflectionInfo(iter([req]), timeout=5))
+        names = {svc.name for svc in answer.list_services_response.service}
+        assert "tandem.v1.SwapService" in names and "grpc.health.v1.Health" in names
     bad = cli(
         net, "swap", "propose", "--coordinator", net.coordinator, "--leg", "alpha:alice:bob:x:gold"
     )
