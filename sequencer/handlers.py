@@ -8,14 +8,17 @@ straight to SQLite with this thread's own connection, bounded by the durable hea
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from rollup_client import block, codec
 from rollup_client.errors import (
     DeadlineExceeded,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     OutOfRange,
     TandemError,
+    VerificationError,
 )
 from rollup_client.genesis import Genesis
 from rollup_client.wire import sequencer_pb2 as pb
@@ -24,7 +27,7 @@ from sequencer.core import Ack
 from sequencer.headwatch import HeadWatch
 from sequencer.intake import Intake
 from sequencer.metrics import Metrics
-from sequencer.store import Reader, StoredHeader
+from sequencer.store import DAMAGE, Reader, StoredHeader, verify_stored
 from sequencer.validate import Validator
 
 # A call without a deadline still gets an answer or an error within this many seconds.
@@ -58,6 +61,9 @@ class Handlers:
         self.reader = reader
         self.watch = watch
         self.metrics = metrics
+        # The head at startup was verified by Store.recover; later blocks are our own.
+        self.trusted_from = watch.head.height
+        self._verified: set[int] = set()
 
     def submit_batch(
         self,
@@ -92,10 +98,37 @@ class Handlers:
 
     def filtered(self, height: int, namespaces: Sequence[str] | None) -> pb.FilteredBlock:
         """Block `height` with proofs for `namespaces` (None: all). Must be durable."""
-        sh = self.reader.header(height)
-        wanted = None if namespaces is None else [n for n in namespaces if n in _names(sh)]
-        entries = self.reader.entries(height, wanted) if wanted is None or wanted else {}
+        with self._damage(f"block {height}"):
+            sh = self._checked(height)
+            wanted = None if namespaces is None else [n for n in namespaces if n in _names(sh)]
+            entries = self.reader.entries(height, wanted) if wanted is None or wanted else {}
         return block.filtered_block(sh.header, sh.signature, sh.table, entries, namespaces)
+
+    def _checked(self, height: int) -> StoredHeader:
+        """Header of block `height`, after checking the stored block once if it predates us.
+
+        Blocks sealed by this process are known good; older ones were only spot-checked at
+        startup (the head), so each is verified in full on its first read.
+        """
+        sh = self.reader.header(height)
+        if height >= self.trusted_from or height in self._verified:
+            return sh
+        verify_stored(self.reader, sh, self.genesis.sequencer_key)
+        if height > 0 and self.reader.header(height - 1).hash != sh.header.prev_hash:
+            raise FailedPrecondition(f"block {height} does not link to block {height - 1}")
+        self._verified.add(height)
+        return sh
+
+    @staticmethod
+    @contextmanager
+    def _damage(what: str) -> Iterator[None]:
+        """Stored bytes that do not check out are DATA_LOSS, never served."""
+        try:
+            yield
+        except (FailedPrecondition, *DAMAGE) as exc:
+            raise VerificationError(
+                f"{what} is damaged in the sequencer's store ({exc}); read it from a replica"
+            ) from exc
 
     def get_block(
         self, height: int, namespaces: Sequence[str], all_namespaces: bool
@@ -107,11 +140,13 @@ class Handlers:
     def get_entry(self, entry_id: bytes) -> pb.GetEntryResponse:
         if len(entry_id) != codec.HASH_BYTES:
             raise InvalidArgument(f"entry_id must be {codec.HASH_BYTES} bytes, got {len(entry_id)}")
-        found = self.reader.entry(entry_id)
+        with self._damage("the entry index"):
+            found = self.reader.entry(entry_id)
         if found is None:
             raise NotFound(f"entry {entry_id.hex()} is not in the log")
         entry, ns_ids = found
-        sh = self.reader.header(entry.height)
+        with self._damage(f"block {entry.height}"):
+            sh = self._checked(entry.height)
         leaf_proof, pos, path = block.entry_proof(sh.table, entry.namespace, ns_ids, entry.index)
         return pb.GetEntryResponse(
             entry=pb.Entry(namespace=entry.namespace, data=entry.data),

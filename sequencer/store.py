@@ -65,6 +65,8 @@ SELECT ids.id, ids.loc FROM r
 JOIN ids ON ids.id = substr(?1, i * {codec.HASH_BYTES} + 1, {codec.HASH_BYTES})
 """
 MMAP_BYTES = 1 << 30
+# What reading damaged bytes of the store can raise.
+DAMAGE = (sqlite3.DatabaseError, ValueError, struct.error)
 MIN_FLUSH_IDS = 20_000
 IDS_PER_PAGE = 64
 _LOC = struct.Struct(">QQ")  # height, index
@@ -373,7 +375,7 @@ class Store:
         reader = self.reader()
         try:
             head = reader.header(top)
-            _verify_stored(reader, head, sequencer_key)
+            verify_stored(reader, head, sequencer_key)
             if top > 0 and reader.header(top - 1).hash != head.header.prev_hash:
                 raise FailedPrecondition(f"block {top} does not link to block {top - 1}")
             for height in range(mark + 1, top + 1):
@@ -384,7 +386,8 @@ class Store:
         return Head(top, head.hash, head.header.time_ms)
 
 
-def _verify_stored(reader: Reader, sh: StoredHeader, sequencer_key: bytes) -> None:
+def verify_stored(reader: Reader, sh: StoredHeader, sequencer_key: bytes) -> None:
+    """Raise FailedPrecondition unless the stored block checks out against its header."""
     h = sh.header
     where = f"block {h.height} in {reader.path}"
     if h.hash != sh.hash:
@@ -393,7 +396,7 @@ def _verify_stored(reader: Reader, sh: StoredHeader, sequencer_key: bytes) -> No
         raise FailedPrecondition(f"{where}: signature does not verify with the genesis key")
     try:
         items = reader.items(h.height)
-    except (ValueError, struct.error) as exc:
+    except DAMAGE as exc:
         raise FailedPrecondition(f"{where}: entries do not decode ({exc})") from exc
     table = tuple(block.namespace_table([(it.namespace, it.id) for it in items]))
     if table != sh.table:

@@ -6,6 +6,7 @@ Sync grpc calls run in threads (`call`) because the commit loop needs the trio t
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,3 +260,36 @@ async def test_restart_serves_identical_blocks_and_continues(tmp_path: Path) -> 
             nursery.cancel_scope.cancel()
     assert hashes[1][: len(hashes[0])] == hashes[0]
     assert len(hashes[1]) == len(hashes[0]) + 1
+
+
+async def test_a_damaged_older_block_is_data_loss_never_served(tmp_path: Path) -> None:
+    ids = []
+    async with trio.open_nursery() as nursery:
+        r = await start(tmp_path, nursery, heartbeat_ms=600_000)
+        for n in range(3):
+            acks = await r.submit(signed_batch(r.net.client, [("alpha", b"entry %d" % n)]))
+            ids.append((acks[0].entry_id, acks[0].position.height))
+        r.channel.close()
+        nursery.cancel_scope.cancel()
+    damaged = ids[1][1]
+    with sqlite3.connect(tmp_path / "blocks.sqlite") as db:
+        (blob,) = db.execute("SELECT records FROM entries WHERE height=?", (damaged,)).fetchone()
+        db.execute("UPDATE entries SET records=? WHERE height=?", (blob[:-1] + b"X", damaged))
+    async with trio.open_nursery() as nursery:
+        r = await start(tmp_path, nursery, heartbeat_ms=600_000)
+        for height, code in [(damaged, grpc.StatusCode.DATA_LOSS), (damaged - 1, None)]:
+            req = pb.GetBlockRequest(height=height, all_namespaces=True)
+            if code is None:
+                await call(lambda req=req: r.stub.GetBlock(req, timeout=TIMEOUT))
+                continue
+            with pytest.raises(grpc.RpcError) as info:
+                await call(lambda req=req: r.stub.GetBlock(req, timeout=TIMEOUT))
+            assert info.value.code() == code and "damaged" in (info.value.details() or "")
+        with pytest.raises(grpc.RpcError) as info:
+            await call(
+                lambda: r.stub.GetEntry(pb.GetEntryRequest(entry_id=ids[1][0]), timeout=TIMEOUT)
+            )
+        assert info.value.code() == grpc.StatusCode.DATA_LOSS
+        assert (await r.status()).height == ids[2][1]
+        r.channel.close()
+        nursery.cancel_scope.cancel()
