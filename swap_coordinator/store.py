@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from rollup_client import swap
-from rollup_client.errors import InvalidArgument
+from rollup_client.errors import FailedPrecondition, InvalidArgument
 from rollup_client.genesis import Genesis
 
 _SCHEMA = """
@@ -34,9 +34,13 @@ class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise FailedPrecondition(f"coordinator store {path} is unusable: {exc}") from exc
 
     def close(self) -> None:
         self._db.close()

@@ -142,3 +142,9 @@ def test_store_round_trip(tmp_path: Path) -> None:
         store.close()
     assert again.height == 0
     assert again.view(intent.swap_id) == core.view(intent.swap_id)
+
+
+def test_a_damaged_store_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "c.db").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(FailedPrecondition, match="unusable"):
+        Store(tmp_path / "c.db")
