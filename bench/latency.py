@@ -156,9 +156,15 @@ def run(params: Params, workdir: Path) -> Report:
             log_scale=True,
         ),
         Chart(
-            "Half load (Tandem, per batch)",
+            "Half load (Tandem)",
             "ms",
-            {q: {"tandem": half.get(f"{q}_ms")} for q in ("p50", "p99", "p999")},
+            {
+                q: {
+                    "batch submit to ack": half.get(f"{q}_ms"),
+                    "subscription lag": half.get("subscription_lag", {}).get(f"{q}_ms"),
+                }
+                for q in ("p50", "p99", "p999")
+            },
         ),
     ]
     notes = [
