@@ -110,6 +110,8 @@ def parse_leg(text: str, keystore: Keystore) -> swap.Leg:
         n = int(amount)
     except ValueError:
         raise InvalidArgument(f"leg {text!r}: amount {amount!r} is not an integer") from None
+    if not 0 < n < 2**64:
+        raise InvalidArgument(f"leg {text!r}: amount must be a positive integer")
     return swap.Leg(rollup, keystore.public(src), keystore.public(dst), asset, n)
 
 
@@ -179,6 +181,8 @@ def propose(
     with _errors(), _client(coordinator, call_timeout, tls_ca, tls_cert, tls_key) as client:
         ks = Keystore(keys)
         legs = [parse_leg(t, ks) for t in leg]
+        if timeout < 0 or deadline_ms < 0:
+            raise InvalidArgument("--timeout and --deadline-ms cannot be negative")
         resp = client.propose(
             legs, timeout_ms=int(timeout * 1000), deadline_ms=deadline_ms, nonce=_hex(nonce)
         )
@@ -410,6 +414,8 @@ def run(
         absent = [p.hex() for p in payers if p not in mine]
         if absent:
             raise InvalidArgument(f"the keystore lacks payers {absent}: use propose and sign")
+        if timeout <= 0:
+            raise InvalidArgument("--timeout must be positive")
         resp = client.propose(legs, timeout_ms=int(timeout * 1000))
         _sign_all(client, resp, ks, [mine[p][0] for p in payers])
         s = follow(client, resp.swap_id, wait_timeout if wait_timeout else timeout + 10)

@@ -407,6 +407,18 @@ def test_bad_requests_get_their_codes_and_change_nothing(net: Net) -> None:
         net, "swap", "propose", "--coordinator", net.coordinator, "--leg", "alpha:alice:bob:x:gold"
     )
     assert bad.returncode == 1 and "not an integer" in bad.stderr
+    bad = cli(
+        net,
+        "swap",
+        "run",
+        "--coordinator",
+        net.coordinator,
+        "--leg",
+        "alpha:alice:bob:-5:gold",
+        "--timeout",
+        "5",
+    )
+    assert bad.returncode == 1 and "positive" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_two_swaps_competing_for_the_same_funds_only_one_escrows(net: Net) -> None:
