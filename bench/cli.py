@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -57,9 +59,15 @@ def _override(params: Any, **values: Any) -> Any:
     return replace(params, **{k: v for k, v in values.items() if v is not None})
 
 
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM unwinds like Ctrl-C, so every server and worker is stopped on the way out."""
+    raise SystemExit(128 + signum)
+
+
 def _execute(
     jobs: list[tuple[str, Job]], out: Path, json_path: Path | None, workdir: Path | None
 ) -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     reports: list[Report] = []
     for name, job in jobs:
         console.log(f"[bold]bench {name}[/bold]: starting")
