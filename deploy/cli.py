@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 
 import typer
@@ -37,5 +37,5 @@ app.command("chaos")(chaos.command)
     add_help_option=False,
 )
 def bench(ctx: typer.Context) -> None:
-    """Benchmarks: NAME [--quick] [--json PATH] (a `python -m bench` child: no import)."""
-    raise typer.Exit(subprocess.call([sys.executable, "-m", "bench", *ctx.args]))
+    """Benchmarks: NAME [--quick] [--json PATH] (becomes `python -m bench`: no import)."""
+    os.execv(sys.executable, [sys.executable, "-m", "bench", *ctx.args])
