@@ -104,3 +104,15 @@ def test_a_missing_peer_is_a_row_not_a_crash(
     assert report.doc["ratios"]["vs_redis_streams"] is None
     assert report.problems == []
     assert "redis-server not found" in markdown(report)
+
+
+def test_tandem_bench_is_python_m_bench() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "deploy", "bench", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    for name in ("sequencer", "latency", "recovery", "state", "swaps", "memory", "all"):
+        assert name in run.stdout
