@@ -109,11 +109,6 @@ def test_a_full_disk_loses_no_ack_and_recovers_when_space_returns(
             assert fresh.acks[0].position.height > top
 
 
-@pytest.mark.xfail(
-    reason="bug, /tmp/bugs.md (sequencer/service.py): on a full disk the sequencer dies with "
-    "a KeyError traceback and never says the disk is full",
-    strict=False,
-)
 def test_a_full_disk_is_reported_clearly(
     filled: tuple[Net, Acked, grpc.StatusCode, str, str],
 ) -> None:
