@@ -11,13 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent import futures
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import grpc
 import trio
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from rollup_client import keys, tx
 from rollup_client.errors import (
@@ -30,6 +27,7 @@ from rollup_client.errors import (
     TandemError,
     Unavailable,
 )
+from rollup_client.grpc_server import GrpcServer, call
 from rollup_client.node_bridge import Submission
 from rollup_client.node_config import NodeConfig
 from rollup_client.node_store import StoreReader
@@ -43,7 +41,6 @@ if TYPE_CHECKING:
     from rollup_client.node import Node
 
 MAX_SUBMIT_BATCH = 1000
-SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["RollupService"].full_name
 T = TypeVar("T")
 
 
@@ -57,32 +54,6 @@ class Ledger(Protocol):
     def balance(self, account: bytes, asset: str) -> int: ...
     def nonce(self, account: bytes) -> int: ...
     def escrow(self, swap_id: bytes) -> tuple[Leg, ...]: ...
-
-
-def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
-    """Explicit server options: no port sharing, bounded messages, keepalive."""
-    return [
-        ("grpc.so_reuseport", 0),
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
-        ("grpc.http2.max_ping_strikes", 0),
-    ]
-
-
-def _call(context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except TandemError as exc:
-        _abort(context, exc)
-
-
-def _abort(context: grpc.ServicerContext, exc: TandemError) -> NoReturn:
-    context.abort(GRPC_CODES.get(type(exc), grpc.StatusCode.UNKNOWN), str(exc))
-    raise AssertionError("unreachable: context.abort raises")
 
 
 def _key(raw: bytes, what: str) -> bytes:
@@ -171,7 +142,7 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
     def SubmitTransaction(
         self, request: rpb.SubmitTransactionRequest, context: grpc.ServicerContext
     ) -> rpb.SubmitTransactionResponse:
-        return _call(context, lambda: self._submit(request.transaction, context.time_remaining()))
+        return call(context, lambda: self._submit(request.transaction, context.time_remaining()))
 
     def _submit_many(
         self, datas: Sequence[bytes], remaining: float | None
@@ -210,7 +181,7 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
     def SubmitTransactions(
         self, request: rpb.SubmitTransactionsRequest, context: grpc.ServicerContext
     ) -> rpb.SubmitTransactionsResponse:
-        return _call(
+        return call(
             context, lambda: self._submit_many(request.transactions, context.time_remaining())
         )
 
@@ -243,7 +214,7 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
     def GetReceipt(
         self, request: rpb.GetReceiptRequest, context: grpc.ServicerContext
     ) -> rpb.GetReceiptResponse:
-        return rpb.GetReceiptResponse(receipt=_call(context, lambda: self._receipt(request.tx_id)))
+        return rpb.GetReceiptResponse(receipt=call(context, lambda: self._receipt(request.tx_id)))
 
     def _wait(self, tx_id: bytes, timeout_ms: int, remaining: float | None) -> rpb.Receipt:
         _id(tx_id, "tx_id")
@@ -276,7 +247,7 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
     def WaitReceipt(
         self, request: rpb.WaitReceiptRequest, context: grpc.ServicerContext
     ) -> rpb.WaitReceiptResponse:
-        r = _call(
+        r = call(
             context, lambda: self._wait(request.tx_id, request.timeout_ms, context.time_remaining())
         )
         return rpb.WaitReceiptResponse(receipt=r)
@@ -296,7 +267,7 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
                 )
             )
 
-        return _call(context, read)
+        return call(context, read)
 
     def GetBalances(
         self, request: rpb.GetBalancesRequest, context: grpc.ServicerContext
@@ -314,7 +285,7 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
                 )
             )
 
-        return _call(context, read)
+        return call(context, read)
 
     def GetNonce(
         self, request: rpb.GetNonceRequest, context: grpc.ServicerContext
@@ -326,7 +297,7 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
                 lambda: rpb.GetNonceResponse(nonce=ledger.nonce(account), height=ledger.height)
             )
 
-        return _call(context, read)
+        return call(context, read)
 
     def _state_root(self, height: int, latest: bool) -> rpb.GetStateRootResponse:
         head = self.view.head
@@ -346,7 +317,7 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
     def GetStateRoot(
         self, request: rpb.GetStateRootRequest, context: grpc.ServicerContext
     ) -> rpb.GetStateRootResponse:
-        return _call(context, lambda: self._state_root(request.height, request.latest))
+        return call(context, lambda: self._state_root(request.height, request.latest))
 
     def GetEscrow(
         self, request: rpb.GetEscrowRequest, context: grpc.ServicerContext
@@ -364,7 +335,7 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
                 )
             )
 
-        return _call(context, read)
+        return call(context, read)
 
     def Status(
         self, request: rpb.RollupStatusRequest, context: grpc.ServicerContext
@@ -381,50 +352,19 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
         )
 
 
-class RollupEdge:
+class RollupEdge(GrpcServer):
     """The running grpc server of one node, with its health service."""
 
     def __init__(
         self, config: NodeConfig, node: Node, reader: StoreReader, token: trio.lowlevel.TrioToken
     ) -> None:
-        self.server = grpc.server(
-            futures.ThreadPoolExecutor(
-                max_workers=config.grpc_workers, thread_name_prefix="rollup-grpc"
-            ),
-            options=server_options(config.max_message_bytes),
+        super().__init__(
+            rpb.DESCRIPTOR.services_by_name["RollupService"],
+            RollupServicer(config, node, reader, token),
+            config.listen,
+            workers=config.grpc_workers,
+            max_message_bytes=config.max_message_bytes,
+            tls=config.tls,
+            thread_name="rollup-grpc",
             maximum_concurrent_rpcs=4 * config.grpc_workers,
         )
-        servicer = RollupServicer(config, node, reader, token)
-        rpb_grpc.add_RollupServiceServicer_to_server(servicer, self.server)
-        self.health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
-        )
-        host = config.listen.rpartition(":")[0]
-        try:
-            if config.tls is None:
-                self.port = self.server.add_insecure_port(config.listen)
-            else:
-                creds = config.tls.server_credentials()
-                self.port = self.server.add_secure_port(config.listen, creds)
-        except RuntimeError as exc:
-            raise FailedPrecondition(f"cannot listen on {config.listen}: {exc}") from exc
-        self.listen = f"{host}:{self.port}"
-        self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
-
-    def _set(self, status: Any) -> None:
-        for name in ("", SERVICE_NAME):
-            self.health.set(name, status)
-
-    def start(self) -> None:
-        self.server.start()
-
-    def serving(self) -> None:
-        self._set(health_pb2.HealthCheckResponse.SERVING)
-
-    def draining(self) -> None:
-        self.health.enter_graceful_shutdown()
-
-    def stop(self, grace: float) -> None:
-        self.server.stop(grace).wait()

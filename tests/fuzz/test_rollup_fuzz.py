@@ -408,11 +408,6 @@ def test_forged_votes_and_bad_intents_move_no_funds(world: World) -> None:
         assert_serving(world.channels[name])
 
 
-@pytest.mark.xfail(
-    reason="bug, /tmp/bugs.md (rollup_client/rollup_service.py): grpcio answers unparseable "
-    "request bytes with INTERNAL before any handler runs",
-    strict=False,
-)
 def test_unparseable_bytes_get_invalid_argument(world: World) -> None:
     code = raw_code(world.channels["alpha"], SERVICE + "SubmitTransaction", b"\xff\xff\xff")
     assert code == C.INVALID_ARGUMENT
