@@ -21,7 +21,6 @@ from grpc_reflection.v1alpha import reflection
 from rollup_client.errors import GRPC_CODES, FailedPrecondition, TandemError
 from rollup_client.node_tls import TlsFiles
 
-ServingStatus = health_pb2.HealthCheckResponse.ServingStatus.ValueType
 T = TypeVar("T")
 
 
@@ -159,7 +158,7 @@ class GrpcServer:
         self.listen = f"{listen.rpartition(':')[0]}:{self.port}"
         self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
 
-    def _set(self, status: ServingStatus) -> None:
+    def _set(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for name in ("", self.service_name):
             self.health.set(name, status)
 
