@@ -21,6 +21,8 @@ import typer
 from rollup_client.errors import TandemError
 from rollup_client.genesis import ANY_NAMESPACE, Client, Genesis
 from rollup_client.keys import SigningKey
+from rollup_client.node_cli import TlsCa, TlsCert, TlsKey
+from rollup_client.node_tls import tls_files
 from sequencer import config as configuration
 from sequencer.service import serve
 
@@ -86,8 +88,14 @@ def run(
     key: Annotated[
         Path | None, typer.Option(help="Sequencer key PEM (default DIR/keys/sequencer.pem)")
     ] = None,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
 ) -> None:
-    """Serve the sequencer until SIGTERM."""
+    """Serve the sequencer until SIGTERM.
+
+    With --tls-*, it serves mutual TLS only: clients need a certificate signed by the CA.
+    """
     try:
         cfg = configuration.load(
             config,
@@ -97,6 +105,7 @@ def run(
             metrics_listen=metrics_listen,
             genesis=genesis,
             key=key,
+            tls=tls_files(tls_ca, tls_cert, tls_key),
         )
         trio.run(_main, cfg)
     except (TandemError, BaseExceptionGroup) as exc:

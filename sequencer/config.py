@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rollup_client.errors import InvalidArgument
+from rollup_client.node_tls import TlsFiles, tls_files
 from rollup_client.wire import sequencer_pb2 as pb
 
 
@@ -48,6 +49,8 @@ class Config:
     grpc_workers: int = 64
     genesis: Path | None = None
     key: Path | None = None
+    # Mutual TLS: serve with this certificate, accept only clients certified by the CA.
+    tls: TlsFiles | None = None
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -75,6 +78,10 @@ class Config:
             raise InvalidArgument("limits.max_batch_bytes must be < limits.max_message_bytes")
 
 
+# TOML keys naming the TLS files, as the --tls-* flags do.
+TLS_KEYS = ("tls_ca", "tls_cert", "tls_key")
+
+
 def load(path: Path | None, data_dir: Path, **overrides: Any) -> Config:
     """Config from TOML `path` (optional) with `overrides` (None values ignored) on top."""
     doc: dict[str, Any] = {}
@@ -84,8 +91,8 @@ def load(path: Path | None, data_dir: Path, **overrides: Any) -> Config:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise InvalidArgument(f"cannot read config {path}: {exc}") from exc
     doc = doc.get("sequencer", doc)
-    known = {f.name for f in fields(Config)} - {"data_dir", "limits"}
-    unknown = set(doc) - known - {"limits"}
+    known = {f.name for f in fields(Config)} - {"data_dir", "limits", "tls"}
+    unknown = set(doc) - known - {"limits", *TLS_KEYS}
     if unknown:
         raise InvalidArgument(f"unknown config keys {sorted(unknown)} in {path}")
     limit_names = {f.name for f in fields(Limits)}
@@ -96,7 +103,8 @@ def load(path: Path | None, data_dir: Path, **overrides: Any) -> Config:
     for k in ("genesis", "key"):
         if k in kwargs:
             kwargs[k] = Path(kwargs[k])
-    cfg = Config(data_dir=data_dir, limits=Limits(**doc.get("limits", {})), **kwargs)
+    tls = tls_files(*(Path(doc[k]) if k in doc else None for k in TLS_KEYS))
+    cfg = Config(data_dir=data_dir, limits=Limits(**doc.get("limits", {})), tls=tls, **kwargs)
     return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
 
