@@ -2,10 +2,10 @@
 
 Every RPC has a documented set of status codes for bad input; UNKNOWN and INTERNAL are
 never in it, since either means a handler raised something the edge did not translate.
-The one exception is grpcio's own answer to bytes that are not a protobuf message at all
-("Exception deserializing request!") from an edge that lets grpcio parse requests; no
-handler sees those, and `raw_code` reports them as DESERIALIZE so the tests can tell them
-apart from a handler bug.
+Bytes that are not a protobuf message at all must get INVALID_ARGUMENT too; an edge that
+lets grpcio parse requests answers them INTERNAL ("Exception deserializing request!")
+before any handler runs, and `raw_code` reports that as DESERIALIZE so a failing test
+says which of the two went wrong.
 """
 
 from __future__ import annotations
@@ -24,9 +24,6 @@ DESERIALIZE_MESSAGE = "Exception deserializing request!"
 
 C = grpc.StatusCode
 NEVER = frozenset({C.UNKNOWN, C.INTERNAL})
-# Bytes that are not the request message: INVALID_ARGUMENT from an edge that parses
-# leniently, or grpcio's own INTERNAL refusal (reported as DESERIALIZE) from one that does not.
-UNPARSEABLE = frozenset({C.INVALID_ARGUMENT, DESERIALIZE})
 
 
 def budget(short: int, long: int) -> settings:
