@@ -67,7 +67,16 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
 def _execute(
     jobs: list[tuple[str, Job]], out: Path, json_path: Path | None, workdir: Path | None
 ) -> None:
-    signal.signal(signal.SIGTERM, _terminated)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        reports = _run(jobs, out, workdir)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _publish(reports, out, json_path)
+
+
+def _run(jobs: list[tuple[str, Job]], out: Path, workdir: Path | None) -> list[Report]:
+    """Each job in turn in its own temporary directory; its reports written to `out`."""
     reports: list[Report] = []
     for name, job in jobs:
         console.log(f"[bold]bench {name}[/bold]: starting")
@@ -77,6 +86,11 @@ def _execute(
         with tempfile.TemporaryDirectory(prefix=f"tandem-bench-{name}-", dir=workdir) as tmp:
             try:
                 made = job(Path(tmp))
+            except Exception as exc:
+                # One broken benchmark must not cost the others their figures.
+                console.print_exception()
+                failure = f"failed: {type(exc).__name__}: {str(exc).strip()[:500]}"
+                made = Report(name, {"benchmark": name, "error": failure}, problems=[failure])
             finally:
                 if _keep_logs(Path(tmp), logs):
                     console.log(f"server and worker logs of {name} in {logs}")
@@ -85,6 +99,11 @@ def _execute(
             for path in write(report, out):
                 console.log(f"wrote {path}")
             reports.append(report)
+    return reports
+
+
+def _publish(reports: list[Report], out: Path, json_path: Path | None) -> None:
+    """The combined files, the JSON or table on stdout, and the exit code."""
     doc: dict[str, Any] = reports[0].doc
     if len(reports) > 1:
         doc = {r.name: r.doc for r in reports}

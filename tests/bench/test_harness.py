@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+import typer
 
-from bench import throughput
+from bench import cli, throughput
 from bench.loadgen import LoadFailed, _expect
 from bench.peers import redis_streams
 from bench.procs import PeerUnavailable, Server, ServerFailed, running
@@ -116,3 +117,19 @@ def test_tandem_bench_is_python_m_bench() -> None:
     assert run.returncode == 0, run.stderr
     for name in ("sequencer", "latency", "recovery", "state", "swaps", "memory", "all"):
         assert name in run.stdout
+
+
+def test_a_failing_benchmark_does_not_cost_the_others(tmp_path: Path) -> None:
+    def broken(workdir: Path) -> Report:
+        raise RuntimeError("server exploded")
+
+    def fine(workdir: Path) -> Report:
+        return Report("fine", {"benchmark": "fine", "value": 1})
+
+    jobs = [("broken", broken), ("fine", fine)]
+    with pytest.raises(typer.Exit) as exit_info:
+        cli._execute(jobs, tmp_path / "out", None, tmp_path)
+    assert exit_info.value.exit_code == 1
+    both = json.loads((tmp_path / "out" / "all.json").read_text())
+    assert "server exploded" in both["broken"]["error"]
+    assert both["fine"]["value"] == 1
