@@ -15,13 +15,16 @@ import socket
 import sys
 from pathlib import Path
 
+import grpc
 import trio
 
-from deploy import probe, procs, state
+from deploy import probe, procs, state, tls
 from deploy.config import NetworkConfig, Placement
 from deploy.layout import COORDINATOR, SEQUENCER, Layout
 from deploy.state import ProcessRecord, TestnetState
+from deploy.tls import CLIENT
 from rollup_client.errors import FailedPrecondition, InvalidArgument
+from rollup_client.node_tls import TlsFiles
 
 READY_TIMEOUT_S = 30.0
 GRACE_S = 5.0
@@ -51,7 +54,14 @@ def _common(layout: Layout, name: str, key: Path) -> list[str]:
     ]
 
 
-def sequencer_argv(cfg: NetworkConfig, layout: Layout) -> list[str]:
+def _tls(tls: TlsFiles | None) -> list[str]:
+    """The flags that make a process serve, and dial, mutual TLS only."""
+    if tls is None:
+        return []
+    return ["--tls-ca", str(tls.ca), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+
+
+def sequencer_argv(cfg: NetworkConfig, layout: Layout, tls: TlsFiles | None = None) -> list[str]:
     return tandem_argv(
         cfg.sequencer,
         "sequencer",
@@ -61,10 +71,17 @@ def sequencer_argv(cfg: NetworkConfig, layout: Layout) -> list[str]:
         "--heartbeat-ms",
         str(cfg.heartbeat_ms),
         *_common(layout, SEQUENCER, layout.key(SEQUENCER)),
+        *_tls(tls),
     )
 
 
-def rollup_argv(cfg: NetworkConfig, layout: Layout, rollup_id: str, sequencer: str) -> list[str]:
+def rollup_argv(
+    cfg: NetworkConfig,
+    layout: Layout,
+    rollup_id: str,
+    sequencer: str,
+    tls: TlsFiles | None = None,
+) -> list[str]:
     place = cfg.rollup(rollup_id).place
     return tandem_argv(
         place,
@@ -81,10 +98,13 @@ def rollup_argv(cfg: NetworkConfig, layout: Layout, rollup_id: str, sequencer: s
         "--attest-every",
         str(cfg.attestation_interval),
         *_common(layout, rollup_id, layout.node_key(rollup_id)),
+        *_tls(tls),
     )
 
 
-def coordinator_argv(cfg: NetworkConfig, layout: Layout, sequencer: str) -> list[str]:
+def coordinator_argv(
+    cfg: NetworkConfig, layout: Layout, sequencer: str, tls: TlsFiles | None = None
+) -> list[str]:
     return tandem_argv(
         cfg.coordinator,
         "coordinator",
@@ -94,6 +114,7 @@ def coordinator_argv(cfg: NetworkConfig, layout: Layout, sequencer: str) -> list
         "--listen",
         cfg.coordinator.listen,
         *_common(layout, COORDINATOR, layout.key(COORDINATOR)),
+        *_tls(tls),
     )
 
 
@@ -154,8 +175,10 @@ async def start_process(
     key: Path,
     started: list[procs.Handle],
     timeout_s: float = READY_TIMEOUT_S,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> ProcessRecord:
-    """Spawn one process and return once it printed its ready line and reports SERVING.
+    """Spawn one process and return once it printed its ready line and reports SERVING
+    (asked with `credentials` when it serves mutual TLS).
 
     Its handle goes into `started` at once, so the caller can stop it whatever happens next.
     """
@@ -174,7 +197,7 @@ async def start_process(
                 )
             await trio.sleep(procs.POLL_S)
         listen = str(ready["listen"])
-        while not await trio.to_thread.run_sync(probe.serving, listen, 1.0):
+        while not await trio.to_thread.run_sync(probe.serving, listen, 1.0, credentials):
             await trio.sleep(procs.POLL_S)
         return ProcessRecord(
             name,
@@ -194,22 +217,39 @@ async def start_process(
 
 
 async def launch(
-    cfg: NetworkConfig, layout: Layout, started: list[procs.Handle]
+    cfg: NetworkConfig,
+    layout: Layout,
+    started: list[procs.Handle],
+    certs: dict[str, TlsFiles] | None = None,
 ) -> list[ProcessRecord]:
-    """Start the sequencer, then every rollup node and the coordinator (in parallel)."""
+    """Start the sequencer, then every rollup node and the coordinator (in parallel).
+
+    With `certs` (process name -> files, as tls.issue_all makes them) every process serves
+    and dials mutual TLS only, and readiness is probed with the client certificate."""
+    certs = certs or {}
+    client = certs.get(CLIENT)
+    creds = client.channel_credentials() if client else None
     seq = await start_process(
-        layout, SEQUENCER, "sequencer", sequencer_argv(cfg, layout), layout.key(SEQUENCER), started
+        layout,
+        SEQUENCER,
+        "sequencer",
+        sequencer_argv(cfg, layout, certs.get(SEQUENCER)),
+        layout.key(SEQUENCER),
+        started,
+        credentials=creds,
     )
     records: dict[str, ProcessRecord] = {}
 
     async def one(name: str, role: str, argv: list[str], key: Path) -> None:
-        records[name] = await start_process(layout, name, role, argv, key, started)
+        records[name] = await start_process(
+            layout, name, role, argv, key, started, credentials=creds
+        )
 
     async with trio.open_nursery() as nursery:
         for r in cfg.rollups:
-            argv = rollup_argv(cfg, layout, r.id, seq.listen)
+            argv = rollup_argv(cfg, layout, r.id, seq.listen, certs.get(r.id))
             nursery.start_soon(one, r.id, "rollup", argv, layout.node_key(r.id))
-        argv = coordinator_argv(cfg, layout, seq.listen)
+        argv = coordinator_argv(cfg, layout, seq.listen, certs.get(COORDINATOR))
         nursery.start_soon(one, COORDINATOR, "coordinator", argv, layout.key(COORDINATOR))
     order = [r.id for r in cfg.rollups] + [COORDINATOR]
     return [seq, *(records[n] for n in order)]
@@ -224,8 +264,15 @@ async def stop_all(records: list[ProcessRecord], grace_s: float = GRACE_S) -> No
         await procs.stop([p.handle for p in records if p.role == "sequencer"], grace_s)
 
 
-async def up(cfg: NetworkConfig, layout: Layout, accounts: dict[str, str]) -> TestnetState:
-    """Start every process and record them in testnet.json; on any failure stop them all."""
+async def up(
+    cfg: NetworkConfig,
+    layout: Layout,
+    accounts: dict[str, str],
+    certs: dict[str, TlsFiles] | None = None,
+) -> TestnetState:
+    """Start every process and record them in testnet.json; on any failure stop them all.
+
+    With `certs` (see `launch`) the testnet runs mutual TLS only."""
     check_not_running(layout, state.load(layout))
     check_ports(cfg)
     started: list[procs.Handle] = []
@@ -239,7 +286,7 @@ async def up(cfg: NetworkConfig, layout: Layout, accounts: dict[str, str]) -> Te
                         nursery.cancel_scope.cancel()
 
                 nursery.start_soon(on_signal)
-                records = await launch(cfg, layout, started)
+                records = await launch(cfg, layout, started, certs)
                 nursery.cancel_scope.cancel()
         if not records:
             raise FailedPrecondition("interrupted by SIGTERM while starting")
@@ -248,7 +295,12 @@ async def up(cfg: NetworkConfig, layout: Layout, accounts: dict[str, str]) -> Te
             await procs.stop(started, GRACE_S)
         raise
     testnet = TestnetState(
-        cfg.chain_id, str(layout.genesis), str(layout.keys_dir), records, accounts
+        cfg.chain_id,
+        str(layout.genesis),
+        str(layout.keys_dir),
+        records,
+        accounts,
+        tls_dir=str(tls.directory(layout)) if certs else "",
     )
     state.save(layout, testnet)
     return testnet

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -32,13 +33,19 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def channel(addr: str) -> grpc.Channel:
-    return grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
+Credentials: TypeAlias = grpc.ChannelCredentials | None
 
 
-def serving(addr: str, timeout: float = TIMEOUT_S) -> bool:
+def channel(addr: str, credentials: Credentials = None) -> grpc.Channel:
+    """Plaintext, or mutual TLS with `credentials` (a testnet up with --tls)."""
+    if credentials is None:
+        return grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
+    return grpc.secure_channel(addr, credentials, options=CHANNEL_OPTIONS)
+
+
+def serving(addr: str, timeout: float = TIMEOUT_S, credentials: Credentials = None) -> bool:
     """True when the server at `addr` reports SERVING on gRPC health."""
-    with channel(addr) as ch:
+    with channel(addr, credentials) as ch:
         try:
             resp = health_pb2_grpc.HealthStub(ch).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout
@@ -72,10 +79,16 @@ class NetworkView:
     coordinator_serving: bool
 
 
-def sequencer_view(addr: str, genesis: Genesis, timeout: float = TIMEOUT_S) -> SequencerView:
+def sequencer_view(
+    addr: str, genesis: Genesis, timeout: float = TIMEOUT_S, credentials: Credentials = None
+) -> SequencerView:
     """Head and throughput, from headers whose signatures check against the genesis key."""
     with SequencerClient(
-        addr, chain_id=genesis.chain_id, sequencer_key=genesis.sequencer_key, timeout=timeout
+        addr,
+        chain_id=genesis.chain_id,
+        sequencer_key=genesis.sequencer_key,
+        timeout=timeout,
+        credentials=credentials,
     ) as client:
         status = client.status()
         # Headers from the head back, until the window of log time is covered.
@@ -93,25 +106,28 @@ def sequencer_view(addr: str, genesis: Genesis, timeout: float = TIMEOUT_S) -> S
     return SequencerView(status.height, status.head_hash, status.head_time_ms, rate)
 
 
-def rollup_view(addr: str, timeout: float = TIMEOUT_S) -> RollupView:
-    with RollupClient(addr, timeout=timeout) as client:
+def rollup_view(
+    addr: str, timeout: float = TIMEOUT_S, credentials: Credentials = None
+) -> RollupView:
+    with RollupClient(addr, timeout=timeout, credentials=credentials) as client:
         status = client.status()
     return RollupView(status.height, status.state_root, status.lag)
 
 
-def network_view(state: TestnetState) -> NetworkView:
-    """A status sample of every process in `state`."""
+def network_view(state: TestnetState, credentials: Credentials = None) -> NetworkView:
+    """A status sample of every process in `state` (`credentials` when it runs mutual TLS)."""
     try:
         seq: SequencerView | None = sequencer_view(
-            state.sequencer, Genesis.load(Path(state.genesis))
+            state.sequencer, Genesis.load(Path(state.genesis)), credentials=credentials
         )
     except TandemError:
         seq = None
     rollups: dict[str, RollupView | None] = {}
     for rid, addr in state.rollups().items():
         try:
-            rollups[rid] = rollup_view(addr)
+            rollups[rid] = rollup_view(addr, credentials=credentials)
         except TandemError:
             rollups[rid] = None
     coordinators = state.by_role("coordinator")
-    return NetworkView(seq, rollups, bool(coordinators) and serving(coordinators[0].listen))
+    coordinator_up = bool(coordinators) and serving(coordinators[0].listen, credentials=credentials)
+    return NetworkView(seq, rollups, coordinator_up)

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from deploy import genesis_gen, launcher, probe, procs, state, status_view
+from deploy import genesis_gen, launcher, probe, procs, state, status_view, tls
 from deploy.layout import Layout, default_home
 from deploy.state import ProcessRecord, TestnetState
 from rollup_client.errors import FailedPrecondition, TandemError
@@ -80,18 +80,26 @@ def _up_lock(layout: Layout) -> Iterator[None]:
         yield
 
 
-def bring_up(layout: Layout, config: Path | None, rollups: int | None) -> TestnetState:
-    """Keys, genesis and every process of the network; resumes the chain kept in `layout`."""
+def bring_up(
+    layout: Layout, config: Path | None, rollups: int | None, mutual_tls: bool = False
+) -> TestnetState:
+    """Keys, genesis and every process of the network; resumes the chain kept in `layout`.
+
+    With `mutual_tls`, a CA and a certificate per process (kept in DIR/tls) and every
+    process serving and dialling mutual TLS only."""
     cfg = genesis_gen.resolve(layout, config, rollups)
     genesis_gen.materialize(cfg, layout)
     accounts = {a.name: str(layout.key(a.name)) for a in cfg.accounts}
-    return trio.run(launcher.up, cfg, layout, accounts)
+    certs = tls.issue_all(cfg, layout) if mutual_tls else None
+    return trio.run(launcher.up, cfg, layout, accounts, certs)
 
 
 def _summary(layout: Layout, testnet: TestnetState) -> str:
     lines = [f"testnet {testnet.chain_id} is up in {layout.root}"]
     lines += [f"  {p.name:<12} {p.listen:<22} pid {p.pid}" for p in testnet.processes]
     lines.append(f"  keys in {testnet.keys_dir}, state in {layout.state}")
+    if testnet.tls_dir:
+        lines.append(f"  mutual TLS only: CA and client certificate in {testnet.tls_dir}")
     return "\n".join(lines)
 
 
@@ -107,13 +115,17 @@ def up(
     detach: Annotated[
         bool, typer.Option("--detach", help="Return once up; leave the processes running")
     ] = False,
+    mutual_tls: Annotated[
+        bool,
+        typer.Option("--tls", help="Mutual TLS everywhere: a CA and certificates in DIR/tls"),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Start the sequencer, the rollup nodes and the coordinator; Ctrl-C stops them all."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM cleans up like Ctrl-C
     layout = _layout(directory)
     with cli_errors(), _up_lock(layout):
-        testnet = bring_up(layout, config, rollups)
+        testnet = bring_up(layout, config, rollups, mutual_tls)
         try:
             if json_out:
                 typer.echo(json.dumps(testnet.to_json()))
@@ -149,10 +161,11 @@ async def supervise(testnet: TestnetState) -> None:
 
 async def _live_table(testnet: TestnetState) -> None:
     """Refresh the table every second; returns if every process has gone."""
+    creds = tls.client_credentials(testnet)
     with Live(console=err_console, auto_refresh=False) as live:
         while testnet.running():
             view = await trio.to_thread.run_sync(
-                probe.network_view, testnet, abandon_on_cancel=True
+                probe.network_view, testnet, creds, abandon_on_cancel=True
             )
             live.update(status_view.table(testnet, view), refresh=True)
             await trio.sleep(REFRESH_S)
@@ -175,7 +188,7 @@ def status(directory: DirOpt = None, json_out: JsonOpt = False) -> None:
     layout = _layout(directory)
     with cli_errors():
         testnet = state.load_running(layout)
-        view = probe.network_view(testnet)
+        view = probe.network_view(testnet, tls.client_credentials(testnet))
         if json_out:
             typer.echo(json.dumps(status_view.to_json(testnet, view)))
         else:
@@ -197,6 +210,13 @@ def env(directory: DirOpt = None) -> None:
             "TANDEM_KEYS": testnet.keys_dir,
             "TANDEM_ROLLUPS": rollups,
         }
+        client = tls.client_files(testnet)
+        if client is not None:
+            exports |= {
+                "TANDEM_TLS_CA": str(client.ca),
+                "TANDEM_TLS_CERT": str(client.cert),
+                "TANDEM_TLS_KEY": str(client.key),
+            }
         for name, value in exports.items():
             typer.echo(f"export {name}={shlex.quote(value)}")
 

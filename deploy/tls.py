@@ -13,6 +13,7 @@ import ipaddress
 import os
 from pathlib import Path
 
+import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -20,6 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from deploy.config import NetworkConfig
 from deploy.layout import COORDINATOR, SEQUENCER, Layout
+from deploy.state import TestnetState
 from rollup_client.errors import FailedPrecondition
 from rollup_client.node_tls import TlsFiles
 
@@ -28,9 +30,27 @@ VALID_DAYS = 365
 CLIENT = "client"
 
 
+def directory(layout: Layout) -> Path:
+    return layout.root / "tls"
+
+
 def files(layout: Layout, name: str) -> TlsFiles:
-    d = layout.root / "tls"
+    return _files_in(directory(layout), name)
+
+
+def _files_in(d: Path, name: str) -> TlsFiles:
     return TlsFiles(d / "ca.pem", d / f"{name}.crt", d / f"{name}.key")
+
+
+def client_files(testnet: TestnetState) -> TlsFiles | None:
+    """The client certificate for talking to `testnet`; None when it runs plaintext."""
+    return _files_in(Path(testnet.tls_dir), CLIENT) if testnet.tls_dir else None
+
+
+def client_credentials(testnet: TestnetState) -> grpc.ChannelCredentials | None:
+    """Channel credentials for `testnet`'s servers: mutual TLS when it runs it, else None."""
+    found = client_files(testnet)
+    return found.channel_credentials() if found else None
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
