@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from deploy import launcher
+from deploy import launcher, tls
 from deploy.layout import Layout
 from deploy.state import TestnetState
 from deploy.testnet_cli import bring_up, cli_errors
@@ -79,12 +79,16 @@ class Demo:
         self.out = console
         self.keys = {n: SigningKey.load(Path(testnet.accounts[n])) for n in ACCOUNTS}
         self.genesis = Genesis.load(Path(testnet.genesis))
+        self.credentials = tls.client_credentials(testnet)
+
+    def node(self, addr: str) -> RollupClient:
+        return RollupClient(addr, timeout=CALL_TIMEOUT_S, credentials=self.credentials)
 
     def balances(self) -> Balances:
         """(account, rollup) -> asset -> amount, read from each rollup node."""
         found = {}
         for rid, addr in self.testnet.rollups().items():
-            with RollupClient(addr, timeout=CALL_TIMEOUT_S) as node:
+            with self.node(addr) as node:
                 for name, key in self.keys.items():
                     found[(name, rid)] = node.balances(key.public)
         return found
@@ -118,7 +122,9 @@ class Demo:
         ]
         for p in payments:
             self.out.print(f"  leg: {p}")
-        with SwapClient(self.testnet.coordinator, timeout=CALL_TIMEOUT_S) as client:
+        with SwapClient(
+            self.testnet.coordinator, timeout=CALL_TIMEOUT_S, credentials=self.credentials
+        ) as client:
             proposed = client.propose(legs, timeout_ms=int(SWAP_TIMEOUT_S * 1000))
             self.out.print(
                 f"  swap {proposed.swap_id.hex()[:16]}..., deadline in {SWAP_TIMEOUT_S:.0f} s "
@@ -135,7 +141,7 @@ class Demo:
         decided, so the balances shown include its settlement."""
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
         for rid, addr in self.testnet.rollups().items():
-            with RollupClient(addr, timeout=CALL_TIMEOUT_S) as node:
+            with self.node(addr) as node:
                 while node.status().height < height:
                     if time.monotonic() > deadline:
                         raise DeadlineExceeded(f"{rid} did not apply block {height} in time")
@@ -144,7 +150,12 @@ class Demo:
     def audit(self, swap_id: bytes) -> bool:
         """Recompute the outcome from the raw log and check escrow on every rollup."""
         result = audit(
-            swap_id, self.genesis, self.testnet.sequencer, self.testnet.rollups(), CALL_TIMEOUT_S
+            swap_id,
+            self.genesis,
+            self.testnet.sequencer,
+            self.testnet.rollups(),
+            CALL_TIMEOUT_S,
+            self.credentials,
         )
         doc = result.to_json()
         self.out.print(f"  audit from the log: {doc['outcome']} ({doc['reason']})")
@@ -219,19 +230,22 @@ def expected(start: Balances, committed: tuple[Payment, ...]) -> Balances:
     return out
 
 
-def run(console: Console, directory: Path | None = None, keep: bool = False) -> None:
+def run(
+    console: Console, directory: Path | None = None, keep: bool = False, mutual_tls: bool = False
+) -> None:
     """Bring a testnet up in `directory` (a new temporary one by default), play, and take
     everything down; the directory is removed after a success unless `keep`."""
     if directory is not None and directory.exists() and any(directory.iterdir()):
         raise FailedPrecondition(f"{directory} is not empty: the demo needs a fresh directory")
     root = directory or Path(tempfile.mkdtemp(prefix="tandem-demo-"))
     layout = Layout(root)
-    console.print(f"starting a {ROLLUPS}-rollup testnet in {root} ...")
+    over = " over mutual TLS" if mutual_tls else ""
+    console.print(f"starting a {ROLLUPS}-rollup testnet{over} in {root} ...")
     began = time.monotonic()
     testnet: TestnetState | None = None
     ok = False
     try:
-        testnet = bring_up(layout, None, ROLLUPS)
+        testnet = bring_up(layout, None, ROLLUPS, mutual_tls)
         console.print(
             f"up in {time.monotonic() - began:.1f} s: "
             + ", ".join(f"{p.name} {p.listen}" for p in testnet.processes)
@@ -257,8 +271,11 @@ def command(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the testnet directory (logs, data)")
     ] = False,
+    mutual_tls: Annotated[
+        bool, typer.Option("--tls", help="Every process and client on mutual TLS only")
+    ] = False,
 ) -> None:
     """Bring up a 3-rollup testnet, run a swap that commits and one that aborts, tear down."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM cleans up like Ctrl-C
     with cli_errors():
-        run(Console(highlight=False), directory, keep)
+        run(Console(highlight=False), directory, keep, mutual_tls)
