@@ -376,7 +376,7 @@ def check(
     legs = sum(len(r.intent.legs) for r in ref.tracker.records())
     report.invariants_checked = (
         2 * len(blocks)  # supply and escrow after every block
-        + 2 * len(blocks)  # gap-free and hash link (signatures when read)
+        + 3 * len(blocks)  # gap-free, hash link, log time (signatures when read)
         + len(seen.acked)
         + len(roots)
         + len(balances)

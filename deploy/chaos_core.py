@@ -211,17 +211,21 @@ class Acked:
 
 
 def check_log(blocks: list[VerifiedBlock]) -> list[Violation]:
-    """Gap-free heights from 0 and a hash link from each block to its parent.
-
-    Signatures and proofs were checked when each block became a VerifiedBlock."""
+    """Gap-free heights from 0, a hash link from each block to its parent, and log time
+    that never goes back. Signatures and proofs were checked when each block became a
+    VerifiedBlock."""
     out: list[Violation] = []
-    prev = codec.ZERO_HASH
+    prev, time_ms = codec.ZERO_HASH, 0
     for n, b in enumerate(blocks):
         if b.height != n:
             out.append(Violation("log-gap-free", f"block {n} of the log has height {b.height}"))
         if b.header.prev_hash != prev:
             out.append(Violation("log-hash-link", f"block {b.height} does not link to its parent"))
-        prev = b.hash
+        if b.time_ms < time_ms:
+            out.append(
+                Violation("log-time", f"block {b.height} has log time {b.time_ms} < {time_ms}")
+            )
+        prev, time_ms = b.hash, b.time_ms
     return out
 
 

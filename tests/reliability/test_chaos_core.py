@@ -138,6 +138,7 @@ def test_each_check_names_its_invariant_on_tampered_evidence() -> None:
         v.invariant
         for v in [
             *chaos_core.check_log([log[0], log[2], log[1]]),
+            *chaos_core.check_log(make_log([(2_000, []), (1_999, [])])),
             *chaos_core.check_acked(log, [Acked(first.id, 0, 1)]),
             *chaos_core.check_acked(
                 log + make_log([(8_000, [("ra", first.data)])]), [Acked(first.id, 0, 0)]
@@ -152,6 +153,7 @@ def test_each_check_names_its_invariant_on_tampered_evidence() -> None:
     }
     assert names == {
         "log-gap-free",
+        "log-time",
         "log-hash-link",
         "acked-in-log-once",
         "node-root",
