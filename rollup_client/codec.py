@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from rollup_client import merkle
 from rollup_client.errors import InvalidArgument
@@ -38,9 +38,34 @@ def entry_id(namespace: str, data: bytes) -> bytes:
     return hashlib.sha256(struct.pack(">H", len(ns)) + ns + data).digest()
 
 
+def entry_ids(namespace: str, datas: Iterable[bytes]) -> list[bytes]:
+    """`entry_id(namespace, d)` for each d: the prefix is encoded once, not per entry."""
+    ns = namespace.encode()
+    prefix = struct.pack(">H", len(ns)) + ns
+    sha256 = hashlib.sha256
+    return [sha256(prefix + d).digest() for d in datas]
+
+
 def entry_leaf(index: int, eid: bytes) -> bytes:
     """Merkle leaf of an entry at block index `index`, binding its position."""
     return merkle.leaf_hash(struct.pack(">I", index) + eid)
+
+
+# b"\x00" + u32 index: the leaf prefix of each block index, extended on demand. Replaced,
+# never mutated, so a reader in another thread sees a complete list.
+_LEAF_PREFIXES: list[bytes] = []
+
+
+def entry_leaves(indices: Sequence[int], ids: Sequence[bytes]) -> list[bytes]:
+    """`entry_leaf(i, eid)` for each pair, without packing each index anew."""
+    global _LEAF_PREFIXES
+    top = max(indices, default=-1) + 1
+    prefixes = _LEAF_PREFIXES
+    if top > len(prefixes):
+        prefixes = [b"\x00" + struct.pack(">I", i) for i in range(max(top, 2 * len(prefixes)))]
+        _LEAF_PREFIXES = prefixes
+    sha256 = hashlib.sha256
+    return [sha256(prefixes[i] + eid).digest() for i, eid in zip(indices, ids, strict=True)]
 
 
 def namespace_leaf(namespace: str, count: int, entries_root: bytes) -> bytes:
@@ -56,8 +81,7 @@ def batch_digest(chain_id: str, entry_ids: Iterable[bytes], bundle: bool) -> byt
     h = hashlib.sha256(_BATCH_TAG)
     cid = chain_id.encode()
     h.update(struct.pack(">H", len(cid)) + cid + (b"\x01" if bundle else b"\x00"))
-    for eid in entry_ids:
-        h.update(eid)
+    h.update(b"".join(entry_ids))
     return h.digest()
 
 

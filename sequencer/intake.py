@@ -43,7 +43,7 @@ class Intake:
 
     def submit(self, client: bytes, batch: Batch) -> Ticket:
         """Queue `batch`; raises Unavailable when draining, ResourceExhausted when full."""
-        n = len(batch.items)
+        n = len(batch.ids)
         with self._lock:
             if self._closed:
                 raise Unavailable("sequencer is shutting down: submit to it again after restart")
@@ -82,7 +82,7 @@ class Intake:
                 self._inflight[t.client] -= 1
                 if not self._inflight[t.client]:
                     del self._inflight[t.client]
-                self._entries -= len(t.batch.items)
+                self._entries -= len(t.batch.ids)
                 done.append((t, o))
         for t, o in done:
             t.outcome = o

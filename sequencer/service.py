@@ -9,6 +9,7 @@ acknowledged, then the server and the store close).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from rollup_client.errors import FailedPrecondition, TandemError, Unavailable
 from rollup_client.genesis import Genesis
 from rollup_client.keys import SigningKey
 from sequencer.config import Config
-from sequencer.core import Ack, Cut, Sequencer
+from sequencer.core import Cut, Position, Sequencer
 from sequencer.edge import Edge
 from sequencer.events import EventLog
 from sequencer.handlers import Handlers
@@ -79,7 +80,8 @@ class Committer:
         self.log = log
         self.clock = clock
         self._pending: list[Ticket] = []
-        self._unwritten: dict[bytes, Ack] = {}
+        # Height -> {id: index} of each block cut but not yet written.
+        self._unwritten: dict[int, dict[bytes, int]] = {}
         self._handoff: _Sealed | None = None
         self._stopping = False
         self._woken = trio.Event()
@@ -150,20 +152,17 @@ class Committer:
     def _cut(self, tickets: Sequence[Ticket]) -> _Sealed:
         """Seal the next block from the leading tickets (worker thread)."""
         batches = [t.batch for t in tickets[: self.core.take([t.batch for t in tickets])]]
-        ids = [it.id for b in batches for it in b.items]
+        ids = set(itertools.chain.from_iterable(b.ids for b in batches))
         # Look in `_unwritten` before the store: the writer puts a block's ids into the
         # store's index before dropping them from `_unwritten`, so none slips between.
-        unwritten = self._unwritten
-        known: dict[bytes, Ack] = {}
-        for eid in ids:
-            ack = unwritten.get(eid)
-            if ack is not None:
-                known[eid] = ack
-        known.update(self.store.known(eid for eid in ids if eid not in known))
+        known: dict[bytes, Position] = {}
+        for height, at in list(self._unwritten.items()):
+            for eid in at.keys() & ids:
+                known[eid] = (height, at[eid])
+        known.update(self.store.positions(ids.difference(known)))
         cut = self.core.cut(batches, self.clock(), known)
-        h = cut.block.header.height
-        for i, it in enumerate(cut.block.items):
-            unwritten[it.id] = Ack(it.id, h, i, True)
+        blk = cut.block
+        self._unwritten[blk.header.height] = dict(zip(blk.ids, range(len(blk.ids)), strict=True))
         return _Sealed(cut, list(tickets[: cut.taken]))
 
     def _write(self, sealed: _Sealed) -> None:
@@ -177,8 +176,7 @@ class Committer:
             self.intake.finish(tickets, [_first_tandem_error(exc)] * len(tickets))
             raise
         self.metrics.fsync.observe(time.perf_counter() - t0)
-        for it in cut.block.items:
-            self._unwritten.pop(it.id, None)
+        del self._unwritten[cut.block.header.height]
         self.intake.finish(tickets, cut.outcomes)
         blk = cut.block
         self.watch.publish(blk.head)

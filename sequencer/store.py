@@ -15,6 +15,7 @@ thread gets its own connection, since sealed blocks are immutable.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import struct
 import threading
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from rollup_client import block, codec, keys
 from rollup_client.errors import FailedPrecondition, Unavailable
-from sequencer.core import Ack, Block, Head, Item
+from sequencer.core import Ack, Block, Head, Item, Position
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS headers (
@@ -73,9 +74,13 @@ _LOC = struct.Struct(">QQ")  # height, index
 _REC = struct.Struct(">II")  # index, data length
 
 
-def pack_records(records: Iterable[tuple[int, bytes]]) -> bytes:
-    """(index, data) pairs as one blob of (u32 index, u32 length, data) records."""
-    return b"".join(_REC.pack(i, len(d)) + d for i, d in records)
+def pack_columns(indices: Sequence[int], datas: Sequence[bytes]) -> bytes:
+    """Entries indices[k] with data datas[k] as one blob of (u32 index, u32 length, data)
+    records; every per-entry step is a C loop."""
+    parts: list[bytes] = [b""] * (2 * len(datas))
+    parts[::2] = map(_REC.pack, indices, map(len, datas))
+    parts[1::2] = datas
+    return b"".join(parts)
 
 
 def unpack_records(blob: bytes) -> list[tuple[int, bytes]]:
@@ -234,8 +239,9 @@ class IdIndex:
 
     def add(self, height: int, ids: Sequence[bytes]) -> None:
         """Index block `height`, whose i-th entry has id ids[i] (blocks in height order)."""
+        at = zip(itertools.repeat(height), range(len(ids)), strict=False)
         with self._lock:
-            self._tail.update((eid, (height, i)) for i, eid in enumerate(ids))
+            self._tail.update(zip(ids, at, strict=True))
             self._top = height
 
     def pending(self) -> int:
@@ -243,16 +249,11 @@ class IdIndex:
 
     def lookup(self, ids: Iterable[bytes]) -> dict[bytes, tuple[int, int]]:
         """(height, index) of those `ids` that are in the log."""
-        found: dict[bytes, tuple[int, int]] = {}
-        missing: list[bytes] = []
+        wanted = set(ids)
         with self._lock:
             tail = self._tail
-            for eid in set(ids):
-                at = tail.get(eid)
-                if at is None:
-                    missing.append(eid)
-                else:
-                    found[eid] = at
+            found = {eid: tail[eid] for eid in tail.keys() & wanted}
+        missing = list(wanted.difference(found)) if found else list(wanted)
         if missing:
             rows = self._readers.get().execute(_LOOKUP_IDS, (b"".join(missing), len(missing)))
             for eid, loc in rows:
@@ -322,9 +323,16 @@ class Store:
     def write(self, blk: Block) -> None:
         """Append `blk` and its entries in one transaction; return once it is fsynced."""
         h = blk.header
-        per_ns: dict[str, list[tuple[int, bytes]]] = {}
-        for i, it in enumerate(blk.items):
-            per_ns.setdefault(it.namespace, []).append((i, it.data))
+        n = len(blk.ids)
+        per_ns: dict[str, bytes] = {}
+        if n and blk.namespaces.count(blk.namespaces[0]) == n:
+            per_ns[blk.namespaces[0]] = pack_columns(range(n), blk.datas)
+        else:
+            at: dict[str, list[int]] = {}
+            for i, ns in enumerate(blk.namespaces):
+                at.setdefault(ns, []).append(i)
+            for ns, idx in at.items():
+                per_ns[ns] = pack_columns(idx, [blk.datas[i] for i in idx])
         header = (
             h.height,
             blk.hash,
@@ -341,15 +349,19 @@ class Store:
             self.path,
             [("INSERT INTO headers VALUES (?,?,?,?,?,?,?,?,?)", header)]
             + [
-                ("INSERT INTO entries VALUES (?,?,?)", (h.height, ns, pack_records(recs)))
-                for ns, recs in per_ns.items()
+                ("INSERT INTO entries VALUES (?,?,?)", (h.height, ns, records))
+                for ns, records in per_ns.items()
             ],
         )
-        self.index.add(h.height, [it.id for it in blk.items])
+        self.index.add(h.height, blk.ids)
 
     def known(self, ids: Iterable[bytes]) -> dict[bytes, Ack]:
         """Original positions of those `ids` already in the log."""
         return {eid: Ack(eid, h, i, True) for eid, (h, i) in self.index.lookup(ids).items()}
+
+    def positions(self, ids: Iterable[bytes]) -> dict[bytes, Position]:
+        """(height, index) of those `ids` already in the log: `known` without an object each."""
+        return self.index.lookup(ids)
 
     def recover(self, sequencer_key: bytes) -> Head | None:
         """The verified head (None for an empty store), with the id index caught up.
@@ -398,7 +410,7 @@ def verify_stored(reader: Reader, sh: StoredHeader, sequencer_key: bytes) -> Non
         items = reader.items(h.height)
     except DAMAGE as exc:
         raise FailedPrecondition(f"{where}: entries do not decode ({exc})") from exc
-    table = tuple(block.namespace_table([(it.namespace, it.id) for it in items]))
+    table = tuple(block.table_of([it.namespace for it in items], [it.id for it in items]))
     if table != sh.table:
         raise FailedPrecondition(f"{where}: entries do not match the namespace table")
     if block.make_header(h.height, h.prev_hash, h.time_ms, len(items), table) != h:

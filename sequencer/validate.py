@@ -28,7 +28,7 @@ from rollup_client.errors import InvalidArgument, PermissionDenied, Unauthentica
 from rollup_client.genesis import Client, Genesis
 from rollup_client.wire import sequencer_pb2 as pb
 from sequencer.config import Limits
-from sequencer.core import Batch, Item
+from sequencer.core import Batch
 
 
 class Validator:
@@ -57,24 +57,20 @@ class Validator:
             raise InvalidArgument(
                 f"batch has {len(entries)} entries, limit is {lim.max_batch_entries}"
             )
-        items: list[Item] = []
-        total = 0
-        for i, e in enumerate(entries):
-            ns, data = e.namespace, e.data
-            if len(data) > lim.max_entry_bytes:
-                raise InvalidArgument(
-                    f"entry {i} has {len(data)} bytes, limit is {lim.max_entry_bytes}"
-                )
-            total += len(data)
-            if ns not in self._valid_ns:
-                codec.check_namespace(ns)
-                self._valid_ns.add(ns)
-            items.append(Item(ns, data, codec.entry_id(ns, data)))
+        namespaces, datas = zip(*[(e.namespace, e.data) for e in entries], strict=True)
+        sizes = list(map(len, datas))
+        if max(sizes) > lim.max_entry_bytes:
+            i = next(i for i, n in enumerate(sizes) if n > lim.max_entry_bytes)
+            raise InvalidArgument(f"entry {i} has {sizes[i]} bytes, limit is {lim.max_entry_bytes}")
+        total = sum(sizes)
         if total > lim.max_batch_bytes:
             raise InvalidArgument(
                 f"batch carries {total} bytes of data, limit is {lim.max_batch_bytes}"
             )
-        ids = [it.id for it in items]
+        names = set(namespaces)
+        for ns in [ns for ns in names if ns not in self._valid_ns]:
+            self._valid_ns.add(codec.check_namespace(ns))
+        ids = self._ids(namespaces, datas, names)
         if bundle and len(set(ids)) != len(ids):
             raise InvalidArgument("bundle repeats an entry: each entry may appear once")
         if not signature:
@@ -84,7 +80,16 @@ class Validator:
             raise Unauthenticated(
                 "signature does not verify over batch_digest(chain_id, entry ids, bundle)"
             )
-        for ns in {it.namespace for it in items}:
+        for ns in names:
             if not client.may_write(ns):
                 raise PermissionDenied(f"client {client.name!r} may not write namespace {ns!r}")
-        return client, Batch(tuple(items), bundle)
+        return client, Batch(namespaces, datas, ids, bundle)
+
+    @staticmethod
+    def _ids(
+        namespaces: Sequence[str], datas: Sequence[bytes], names: set[str]
+    ) -> tuple[bytes, ...]:
+        """Entry ids, hashed namespace by namespace (a batch usually has just one)."""
+        if len(names) == 1:
+            return tuple(codec.entry_ids(namespaces[0], datas))
+        return tuple(map(codec.entry_id, namespaces, datas))

@@ -12,7 +12,7 @@ from rollup_client import block, codec
 from rollup_client.errors import FailedPrecondition, VerificationError
 from rollup_client.keys import SigningKey
 from rollup_client.wire import sequencer_pb2 as pb
-from sequencer.core import Ack, Batch, Block, Item, Sequencer
+from sequencer.core import Ack, Acks, Batch, Block, Item, Sequencer
 
 KEY = SigningKey.from_seed(b"\x07" * 32)
 NAMESPACES = ["alpha", "beta", "gamma.x"]
@@ -24,7 +24,7 @@ def item(ns: str, data: bytes) -> Item:
 
 batches_st = st.lists(
     st.builds(
-        lambda pairs, bundle: Batch(
+        lambda pairs, bundle: Batch.of(
             tuple(dict.fromkeys(item(n, d) for n, d in pairs))
             if bundle
             else tuple(item(n, d) for n, d in pairs),
@@ -53,16 +53,16 @@ class Log:
 
     def __init__(self) -> None:
         self.blocks: list[Block] = []
-        self.positions: dict[bytes, Ack] = {}
+        self.positions: dict[bytes, tuple[int, int]] = {}
 
-    def known(self, batches: Sequence[Batch]) -> dict[bytes, Ack]:
-        ids = {it.id for b in batches for it in b.items}
+    def known(self, batches: Sequence[Batch]) -> dict[bytes, tuple[int, int]]:
+        ids = {i for b in batches for i in b.ids}
         return {i: self.positions[i] for i in ids if i in self.positions}
 
     def write(self, blk: Block) -> None:
-        for i, it in enumerate(blk.items):
-            assert it.id not in self.positions, "an id was written twice"
-            self.positions[it.id] = Ack(it.id, blk.header.height, i, True)
+        for i, eid in enumerate(blk.ids):
+            assert eid not in self.positions, "an id was written twice"
+            self.positions[eid] = (blk.header.height, i)
         self.blocks.append(blk)
 
 
@@ -110,7 +110,7 @@ def test_every_ack_points_at_its_entry_and_duplicates_at_the_original(
     for batch, outcome in results:
         if isinstance(outcome, FailedPrecondition):
             continue
-        assert isinstance(outcome, tuple)
+        assert isinstance(outcome, Acks)
         assert [a.id for a in outcome] == [it.id for it in batch.items]
         for a in outcome:
             assert log.blocks[a.height].items[a.index].id == a.id
@@ -130,11 +130,11 @@ def test_bundles_are_all_or_nothing_at_consecutive_positions(
     log, results = run_rounds(rounds, max_block)
     for batch, outcome in results:
         if not batch.bundle:
-            assert isinstance(outcome, tuple)
+            assert isinstance(outcome, Acks)
             continue
         if isinstance(outcome, FailedPrecondition):
             continue
-        assert isinstance(outcome, tuple)
+        assert isinstance(outcome, Acks)
         if all(a.duplicate for a in outcome):
             continue
         assert not any(a.duplicate for a in outcome), "a bundle was split"
@@ -147,9 +147,9 @@ def test_bundles_are_all_or_nothing_at_consecutive_positions(
 def test_partially_logged_bundle_is_refused_and_writes_nothing() -> None:
     core = Sequencer(KEY, None, 100)
     a, b = item("alpha", b"1"), item("beta", b"2")
-    first = core.cut([Batch((a,))], 10, {})
-    known = {a.id: Ack(a.id, 0, 0, True)}
-    cut = core.cut([Batch((a, b), bundle=True)], 20, known)
+    first = core.cut([Batch.of((a,))], 10, {})
+    known = {a.id: (0, 0)}
+    cut = core.cut([Batch.of((a, b), bundle=True)], 20, known)
     assert isinstance(cut.outcomes[0], FailedPrecondition)
     assert cut.block.items == ()
     assert cut.block.header.prev_hash == first.block.hash
@@ -163,16 +163,16 @@ def test_time_holds_steady_when_the_clock_steps_back() -> None:
 
 def test_block_size_is_bounded_but_a_single_batch_always_fits() -> None:
     core = Sequencer(KEY, None, 3)
-    batches = [Batch((item("alpha", bytes([i])), item("beta", bytes([i])))) for i in range(3)]
+    batches = [Batch.of((item("alpha", bytes([i])), item("beta", bytes([i])))) for i in range(3)]
     assert core.take(batches) == 1
-    assert core.take([Batch(tuple(item("alpha", bytes([i])) for i in range(5)))]) == 1
+    assert core.take([Batch.of(item("alpha", bytes([i])) for i in range(5))]) == 1
     assert core.take([]) == 0
 
 
 def _one_block() -> Block:
     core = Sequencer(KEY, None, 100)
     items = [item(ns, bytes([i])) for i, ns in enumerate(["beta", "alpha", "beta", "gamma.x"])]
-    return core.cut([Batch(tuple(items))], 10, {}).block
+    return core.cut([Batch.of(items)], 10, {}).block
 
 
 TAMPERS = {

@@ -6,12 +6,12 @@ import pytest
 
 from rollup_client import codec
 from rollup_client.errors import ResourceExhausted, Unavailable
-from sequencer.core import Ack, Batch, Item
+from sequencer.core import Acks, Batch, Item
 from sequencer.intake import Intake
 
 
 def batch(n: int) -> Batch:
-    return Batch(tuple(Item("a", bytes([i]), codec.entry_id("a", bytes([i]))) for i in range(n)))
+    return Batch.of(Item("a", bytes([i]), codec.entry_id("a", bytes([i]))) for i in range(n))
 
 
 def test_in_flight_per_client_is_bounded_until_acked() -> None:
@@ -23,7 +23,7 @@ def test_in_flight_per_client_is_bounded_until_acked() -> None:
     intake.submit(b"B", batch(1))
     taken = intake.take()
     assert len(taken) == 3
-    intake.finish([t1], [(Ack(b"x", 0, 0, False),)])
+    intake.finish([t1], [Acks((b"x",), 0, 0)])
     assert t1.done.is_set()
     intake.submit(b"A", batch(1))
 

@@ -26,7 +26,7 @@ def fill(path: Path, blocks: int, flush: bool = True) -> list[Block]:
     out = []
     for h in range(blocks):
         items = tuple(item(ns, f"{h}-{i}".encode()) for i, ns in enumerate(["b", "a", "b"]))
-        blk = core.cut([Batch(items[: h % 4])], 1000 + h, {}).block
+        blk = core.cut([Batch.of(items[: h % 4])], 1000 + h, {}).block
         store.write(blk)
         out.append(blk)
     if flush:
@@ -76,7 +76,7 @@ def test_id_index_serves_from_memory_then_disk_and_catches_up_after_a_crash(
     core = Sequencer(KEY, store.recover(KEY.public), 100)
     assert store.index.watermark() == 2 and store.index.pending() == 0
     late = item("a", b"late")
-    store.write(core.cut([Batch((late,))], 0, {}).block)
+    store.write(core.cut([Batch.of((late,))], 0, {}).block)
     assert store.index.pending() == 1
     ids = [late.id, written[1].items[0].id, written[2].items[1].id]
     assert {e: (a.height, a.index) for e, a in store.known(ids).items()} == {
