@@ -1,7 +1,8 @@
-"""Mutual TLS for a rollup node: one CA, and this process's certificate and key (PEM files).
+"""Mutual TLS for every Tandem process: one CA, and this process's certificate and key (PEM).
 
-The same files serve both directions: the node's server requires a client certificate
-signed by the CA, and the node presents its own certificate when it dials the sequencer.
+The same files serve both directions: a server (sequencer, rollup node, coordinator)
+requires a client certificate signed by the CA, and the process presents its own
+certificate when it dials another (a rollup node or the coordinator dialling the sequencer).
 """
 
 from __future__ import annotations
@@ -49,5 +50,8 @@ def tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> TlsFiles 
     if not given:
         return None
     if ca is None or cert is None or key is None:
-        raise InvalidArgument("TLS needs all three of --tls-ca, --tls-cert and --tls-key")
+        raise InvalidArgument(
+            "TLS needs all three of the CA, the certificate and the key "
+            "(--tls-ca, --tls-cert, --tls-key; tls_ca, tls_cert, tls_key in a TOML config)"
+        )
     return TlsFiles(ca, cert, key)
