@@ -18,7 +18,7 @@ from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from rollup_client.errors import GRPC_CODES, FailedPrecondition, TandemError
+from rollup_client.errors import GRPC_CODES, FailedPrecondition, InvalidArgument, TandemError
 from rollup_client.node_tls import TlsFiles
 
 T = TypeVar("T")
@@ -74,11 +74,6 @@ def _lenient(message: type[Message]) -> Callable[[bytes], Message | _Unparseable
     return parse
 
 
-def _refuse(context: grpc.ServicerContext, request: _Unparseable) -> NoReturn:
-    context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
-    raise AssertionError("unreachable: context.abort raises")
-
-
 def _handler(method: MethodDescriptor, behaviour: Callable[..., Any]) -> grpc.RpcMethodHandler:
     request, response = GetMessageClass(method.input_type), GetMessageClass(method.output_type)
     if method.client_streaming:
@@ -87,7 +82,7 @@ def _handler(method: MethodDescriptor, behaviour: Callable[..., Any]) -> grpc.Rp
 
         def stream(req: Message | _Unparseable, context: grpc.ServicerContext) -> Iterator[Any]:
             if isinstance(req, _Unparseable):
-                _refuse(context, req)
+                abort(context, InvalidArgument(req.message))
             yield from behaviour(req, context)
 
         return grpc.unary_stream_rpc_method_handler(
@@ -98,7 +93,7 @@ def _handler(method: MethodDescriptor, behaviour: Callable[..., Any]) -> grpc.Rp
 
     def unary(req: Message | _Unparseable, context: grpc.ServicerContext) -> Any:
         if isinstance(req, _Unparseable):
-            _refuse(context, req)
+            abort(context, InvalidArgument(req.message))
         return behaviour(req, context)
 
     return grpc.unary_unary_rpc_method_handler(

@@ -23,6 +23,12 @@ from sequencer import config as sequencer_config
 from tests.deploy.cli_helpers import CLI_TIMEOUT_S, inprocess, processes_under, tandem
 
 DEMO_BUDGET_S = 60.0
+# One method per server, to send bytes that are no request at all.
+METHODS = {
+    "sequencer": "/tandem.v1.SequencerService/Status",
+    "rollup": "/tandem.v1.RollupService/Status",
+    "coordinator": "/tandem.v1.SwapService/Get",
+}
 LEGS = ("--leg", "rollup-a:alice:bob:7:USD", "--leg", "rollup-b:bob:alice:3:EUR")
 
 
@@ -74,6 +80,11 @@ def test_tls_testnet_serves_certified_clients_only(layout: Layout) -> None:
                 with pytest.raises(grpc.RpcError) as refused:
                     _health(channel)
                 assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, p.name
+            certified = grpc.secure_channel(p.listen, client.channel_credentials())
+            with certified, pytest.raises(grpc.RpcError) as garbage:
+                certified.unary_unary(METHODS[p.role])(b"\xff\xff", timeout=5)
+            assert garbage.value.code() == grpc.StatusCode.INVALID_ARGUMENT, p.name
+            assert "not a valid" in str(garbage.value.details()), p.name
 
         doc = json.loads(inprocess("status", "--dir", d, "--json").stdout)
         assert doc["sequencer"] is not None and doc["sequencer"]["height"] >= 0
