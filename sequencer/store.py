@@ -221,7 +221,9 @@ class IdIndex:
         self._readers = _PerThread(path)
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
-        self._tail: dict[bytes, tuple[int, int]] = {}
+        self._tail: dict[bytes, Position] = {}
+        # The part of the tail a running flush is writing; still served until committed.
+        self._flushing_tail: dict[bytes, Position] = {}
         self._top = self.watermark()
         self._rows = self._meta("rows", 0)
 
@@ -245,14 +247,15 @@ class IdIndex:
             self._top = height
 
     def pending(self) -> int:
-        return len(self._tail)
+        return len(self._tail) + len(self._flushing_tail)
 
     def lookup(self, ids: Iterable[bytes]) -> dict[bytes, tuple[int, int]]:
         """(height, index) of those `ids` that are in the log."""
         wanted = set(ids)
         with self._lock:
-            tail = self._tail
-            found = {eid: tail[eid] for eid in tail.keys() & wanted}
+            found = {}
+            for tail in (self._tail, self._flushing_tail):
+                found.update({eid: tail[eid] for eid in tail.keys() & wanted})
         missing = list(wanted.difference(found)) if found else list(wanted)
         if missing:
             rows = self._readers.get().execute(_LOOKUP_IDS, (b"".join(missing), len(missing)))
@@ -266,27 +269,40 @@ class IdIndex:
             return self._flush()
 
     def _flush(self) -> int:
+        """Swap the tail out whole, so neither side pays a step per id under the lock."""
         with self._lock:
-            rows = sorted(self._tail.items())
+            tail, self._tail = self._tail, {}
+            self._flushing_tail = tail
             top = self._top
-        if not rows and top <= self.watermark():
+        if not tail and top <= self.watermark():
             return 0
-        packed = b"".join(eid + _LOC.pack(*at) for eid, at in rows)
+        ids = sorted(tail)
+        parts: list[bytes] = [b""] * (2 * len(ids))
+        parts[::2] = ids
+        parts[1::2] = itertools.starmap(_LOC.pack, map(tail.__getitem__, ids))
+        try:
+            self._write_rows(b"".join(parts), len(ids), top)
+        except BaseException:
+            with self._lock:
+                tail.update(self._tail)
+                self._tail, self._flushing_tail = tail, {}
+            raise
+        with self._lock:
+            self._flushing_tail = {}
+        return len(ids)
+
+    def _write_rows(self, packed: bytes, rows: int, top: int) -> None:
+        """`rows` packed (id, loc) records and the new watermark, in one transaction."""
         _transaction(
             self._db,
             self.path,
             [
-                (_INSERT_IDS, (packed, len(rows))) if rows else ("SELECT 1", ()),
+                (_INSERT_IDS, (packed, rows)) if rows else ("SELECT 1", ()),
                 ("INSERT OR REPLACE INTO meta VALUES ('indexed_height', ?)", (top,)),
-                ("INSERT OR REPLACE INTO meta VALUES ('rows', ?)", (self._rows + len(rows),)),
+                ("INSERT OR REPLACE INTO meta VALUES ('rows', ?)", (self._rows + rows,)),
             ],
         )
-        self._rows += len(rows)
-        with self._lock:
-            for eid, at in rows:
-                if self._tail.get(eid) == at:
-                    del self._tail[eid]
-        return len(rows)
+        self._rows += rows
 
     def close(self) -> None:
         self._readers.close()
