@@ -28,7 +28,11 @@ FLOOD = Path(__file__).with_name("flood.py")
 REPO = Path(__file__).resolve().parents[2]
 PROCESSES, THREADS, BATCH, SECONDS = 8, 24, 200, 2.0
 RSS_LIMIT_MB = 400
-LATENCY_P99_S = 2.0
+# Boundedness, not speed (bench/ measures speed): unbounded queueing ends at the flood's
+# 5 s call deadline (DEADLINE_EXCEEDED, p99 ~4.9 s before the limits were fixed), while
+# bounded admission stays well below it; full-suite runs on a loaded 2-core machine have
+# measured admitted p99 up to ~2.2 s, so 2.0 s was a timing assertion, not a bound.
+LATENCY_P99_S = 3.5
 
 
 @dataclass
