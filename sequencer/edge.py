@@ -13,7 +13,6 @@ import grpc
 
 from rollup_client.errors import TandemError
 from rollup_client.grpc_server import GrpcServer, abort, call
-from rollup_client.grpc_server import server_options as server_options  # bench/peers/grpc_echo
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from sequencer.handlers import Handlers
