@@ -242,6 +242,19 @@ class Node:
         snap = None
         if any(a.record.height % self.config.snapshot_every == 0 for a in group):
             snap = (last.height, self.machine.snapshot())
+        # Votes and attestations go out before this group's fsync, not after it: each is
+        # a pure function of the log up to its block (the machine is deterministic and the
+        # entry id is the hash of the entry), so a node that crashes before its write
+        # restarts from its last durable block, replays the same blocks, re-derives the
+        # same escrows and the byte-identical entries, and resubmits them
+        # (`resubmit_owed`); the sequencer dedups by id. A vote therefore never reports an
+        # escrow the log cannot rebuild, and the swap no longer waits for this fsync.
+        # Queued here, right before the write, so the write takes the store lock before
+        # the sender's `drop_outbox` (trio locks are FIFO): an acknowledged entry is never
+        # written back into the outbox after it was dropped.
+        outbox = [e for a in group for e in a.record.outbox]
+        if outbox:
+            self._queue_outbox(outbox)
         # The fsync runs in a worker thread so submissions keep flowing meanwhile; the
         # machine is not touched there, and the lock keeps the store single-writer.
         async with self._store_lock:
@@ -250,9 +263,6 @@ class Node:
         head = Head(last.height, last.time_ms, last.state_root, self.head_seen)
         self.view.publish(head, [i for a in group for i in a.executed])
         self.metrics.applied(head, sum(a.txs for a in group))
-        outbox = [e for a in group for e in a.record.outbox]
-        if outbox:
-            self._queue_outbox(outbox)
         if snap is not None:
             _event("snapshot", height=last.height)
 
