@@ -106,6 +106,9 @@ class Coordinator:
         self.genesis = genesis
         self.tracker = tracker or swap.SwapTracker(genesis)
         self.proposals: dict[bytes, Proposal] = {}
+        # Complete intents that may still need submitting, in signing order: `to_submit`
+        # looks at these only, not at every proposal ever made, on each block.
+        self._ready: dict[bytes, None] = {}
 
     @property
     def height(self) -> int:
@@ -133,6 +136,8 @@ class Coordinator:
             self.proposals[sid] = found
         for payer, sig in signed.signatures.items():
             self.sign(sid, payer, sig)
+        if found.complete and found.submitted_at is None:
+            self._ready[sid] = None
         return found
 
     def sign(self, swap_id: bytes, payer: bytes, signature: bytes) -> Proposal:
@@ -142,6 +147,8 @@ class Coordinator:
         if payer not in p.signed.signatures:
             sigs = {**p.signed.signatures, payer: signature}
             p.signed = swap.SignedIntent(p.signed.intent, sigs)
+            if p.complete and p.submitted_at is None:
+                self._ready[swap_id] = None
         return p
 
     def _proposal(self, swap_id: bytes) -> Proposal:
@@ -152,11 +159,14 @@ class Coordinator:
 
     def to_submit(self) -> list[tuple[bytes, bytes]]:
         """(swap_id, entry data) of complete intents not yet acknowledged nor in the log."""
-        return [
-            (sid, swap.encode_intent(p.signed))
-            for sid, p in self.proposals.items()
-            if p.complete and p.submitted_at is None and self._state(sid, p) is State.SUBMITTED
-        ]
+        out = []
+        for sid in list(self._ready):
+            p = self.proposals[sid]
+            if p.submitted_at is None and self._state(sid, p) is State.SUBMITTED:
+                out.append((sid, swap.encode_intent(p.signed)))
+            else:  # acknowledged, ordered or expired: never submittable again
+                del self._ready[sid]
+        return out
 
     def submitted(self, swap_id: bytes, height: int, index: int) -> None:
         """The sequencer acknowledged the intent at (height, index)."""

@@ -29,15 +29,15 @@ class Api(Protocol):
     def list_swaps(self, state: int, limit: int) -> list[pb.SwapStatus]: ...
     def version(self) -> int: ...
     def wait_change(self, version: int, timeout: float) -> int: ...
+    def touches(self, swap_id: bytes) -> int: ...
 
 
 class SwapServicer(pb_grpc.SwapServiceServicer):
     """Thin adapter: request fields in, `Api` call, response out."""
 
-    def __init__(self, api: Api, watch_poll_s: float = 1.0, watch_min_s: float = 0.05) -> None:
+    def __init__(self, api: Api, watch_poll_s: float = 1.0) -> None:
         self.api = api
         self.watch_poll_s = watch_poll_s
-        self.watch_min_s = watch_min_s
 
     def Propose(
         self, request: pb.ProposeRequest, context: grpc.ServicerContext
@@ -60,19 +60,28 @@ class SwapServicer(pb_grpc.SwapServiceServicer):
     def Watch(
         self, request: pb.WatchSwapRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.WatchSwapResponse]:
+        """Each status change of the swap, and the log time left at most every poll.
+
+        The status is fetched again (one hop into the trio thread) as soon as something
+        happened to this swap (signature, submission, intent or vote ordered, decision),
+        so the final state goes out at once; otherwise only every `watch_poll_s`, not on
+        every block: under load blocks come back to back and many Watch streams are open.
+        """
         last: pb.SwapStatus | None = None
         version = self.api.version()
         while context.is_active():
+            mark = self.api.touches(request.swap_id)
             st = call(context, lambda: self.api.get(request.swap_id))
             if st != last:
                 yield pb.WatchSwapResponse(status=st)
                 last = st
             if st.state in FINAL:
                 return
-            # at most one update per watch_min_s: blocks come back to back under load
-            earliest = time.monotonic() + self.watch_min_s
-            version = self.api.wait_change(version, self.watch_poll_s)
-            time.sleep(max(0.0, earliest - time.monotonic()))
+            refresh_at = time.monotonic() + self.watch_poll_s
+            while context.is_active():
+                version = self.api.wait_change(version, max(0.0, refresh_at - time.monotonic()))
+                if self.api.touches(request.swap_id) != mark or time.monotonic() >= refresh_at:
+                    break
 
 
 class Edge(GrpcServer):

@@ -8,6 +8,7 @@ height) only saves replay time: losing it means replaying `swap` from height 0.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from rollup_client import swap
@@ -47,11 +48,23 @@ class Store:
 
     def save_proposal(self, signed: swap.SignedIntent) -> None:
         """Insert or update (more signatures) one proposal, durably."""
-        self._db.execute(
-            "INSERT INTO proposals (swap_id, intent) VALUES (?, ?) "
-            "ON CONFLICT (swap_id) DO UPDATE SET intent = excluded.intent",
-            (signed.swap_id, swap.encode_intent(signed)),
-        )
+        self.save_proposals([signed])
+
+    def save_proposals(self, signed: Sequence[swap.SignedIntent]) -> None:
+        """Insert or update many proposals in one transaction: one fsync for all of them."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT INTO proposals (swap_id, intent) VALUES (?, ?) "
+                "ON CONFLICT (swap_id) DO UPDATE SET intent = excluded.intent",
+                [(s.swap_id, swap.encode_intent(s)) for s in signed],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     def proposals(self) -> list[swap.SignedIntent]:
         """Every proposal, oldest first."""
