@@ -159,8 +159,9 @@ def test_wal_torn_inside_acknowledged_data_never_yields_a_bad_chain(
 
 
 @pytest.mark.xfail(
-    reason="known gap, /tmp/bugs.md: a log that lost acknowledged commits above the id "
-    "index watermark restarts silently from the shorter chain",
+    reason="known gap: a disk that loses fsynced commits above the id index's watermark "
+    "(a lying fsync, a partial restore) restarts silently from the shorter chain; catching it "
+    "needs a durable head witness outside blocks.sqlite",
 )
 def test_wal_torn_inside_acknowledged_data_is_refused(crashed: Crashed, tmp_path: Path) -> None:
     key = crashed.net.genesis.sequencer_key
