@@ -107,6 +107,8 @@ class Node:
         self._wakeup = trio.Event()
         self._draining = False
         self._forwarded = trio.Event()
+        self._acked: list[bytes] = []
+        self._acked_wake = trio.Event()
         self._store_lock = trio.Lock()
         self._token = trio.lowlevel.current_trio_token()
         self.queue = SubmitQueue(self._wake_from_thread, max_items=config.max_queued)
@@ -177,9 +179,24 @@ class Node:
     # -- outbox ----------------------------------------------------------------------------
 
     async def send_outbox(self) -> None:
-        """Submit votes and attestations; drop them from the store once acknowledged."""
+        """Submit votes and attestations; drop them from the store once acknowledged.
+
+        Everything queued while the previous batch was in flight goes in the next one
+        (up to the sequencer's batch limit): one round trip each, not one per block.
+        """
+        carry: list[tuple[bytes, str, bytes]] = []
         while True:
-            batch = await self._outbox_recv.receive()
+            batch = carry or await self._outbox_recv.receive()
+            carry = []
+            while True:
+                try:
+                    more = self._outbox_recv.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                if len(batch) + len(more) > self.link.max_batch_entries:
+                    carry = more
+                    break
+                batch = batch + more
             while True:
                 try:
                     await self.link.submit_batch([(n, d) for _, n, d in batch])
@@ -191,9 +208,23 @@ class Node:
                     # Refused for good (e.g. the genesis does not let this key write
                     # `swap`): retrying cannot help; say so loudly and move on.
                     _event("outbox_refused", error=str(exc), entries=len(batch))
-                async with self._store_lock:
-                    await trio.to_thread.run_sync(self.store.drop_outbox, [i for i, _, _ in batch])
                 break
+            self._acked += [i for i, _, _ in batch]
+            self._acked_wake.set()
+
+    async def drop_acked(self) -> None:
+        """Forget acknowledged outbox entries, all that piled up in one transaction.
+
+        Off the sending path: the next batch goes out without waiting for this fsync. An
+        entry acknowledged but not dropped yet when the node stops is only resent after
+        the restart, and the sequencer dedups it.
+        """
+        while True:
+            await self._acked_wake.wait()
+            self._acked_wake = trio.Event()
+            ids, self._acked = self._acked, []
+            async with self._store_lock:
+                await trio.to_thread.run_sync(self.store.drop_outbox, ids)
 
     def _queue_outbox(self, entries: list[tuple[bytes, str, bytes]]) -> None:
         for chunk in _chunks(entries, self.link.max_batch_entries):
@@ -370,6 +401,7 @@ async def serve(
                     if config.submit:
                         nursery.start_soon(node.forward_submissions)
                         nursery.start_soon(node.send_outbox)
+                        nursery.start_soon(node.drop_acked)
                         await node.resubmit_owed()
                     t0 = time.monotonic()
                     await nursery.start(node.follow)
