@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import threading
 import time
@@ -41,6 +42,8 @@ RETRY_S = 1.0
 SHUTDOWN_GRACE_S = 2.0
 NONCE_BYTES = 16
 MAX_LIST = 1000
+FRESH_S = 1.0
+"""Longest since the last followed block that its log time still counts as current."""
 DEFAULT_MAX_BATCH = 100
 """Intents per submitted batch unless the sequencer reports a smaller limit."""
 
@@ -144,6 +147,9 @@ class Shell:
         self._wake = trio.Event()
         self._db = trio.Lock()
         self._since_checkpoint = 0
+        self._followed_at = -math.inf
+        self.caught_up_at = 0
+        """The sequencer's head height at start: older blocks are a replay, not news."""
         self._unsaved = _SaveBatch()
         self._save_wake = trio.Event()
         self.max_batch = DEFAULT_MAX_BATCH
@@ -187,8 +193,7 @@ class Shell:
     # -- the same, on the trio thread -----------------------------------------------------
 
     async def _propose(self, request: pb.ProposeRequest) -> pb.ProposeResponse:
-        head = await self.link.status()
-        deadline = deadline_for(head.head_time_ms, request.timeout_ms, request.deadline_ms)
+        deadline = deadline_for(await self._log_time(), request.timeout_ms, request.deadline_ms)
         nonce = request.nonce or os.urandom(NONCE_BYTES)
         legs = [convert.leg_from_pb(leg) for leg in request.legs]
         p = self.core.propose(legs, deadline, nonce)
@@ -209,14 +214,31 @@ class Shell:
     async def _sign(self, swap_id: bytes, payer: bytes, signature: bytes) -> pb.SwapStatus:
         self.core.check_submittable(swap_id)
         p = self.core.sign(swap_id, payer, signature)
+        if p.complete:
+            # Submitted while the signature is being saved, not after: once in the log the
+            # intent no longer depends on this store, and before that a restart resubmits
+            # whatever the store holds, so the order of the two does not matter.
+            self._wake.set()
         await self._save(p.signed)
         self.log("signed", swap_id=swap_id.hex(), payer=payer.hex(), complete=p.complete)
         self.metrics.signatures.inc()
-        if p.complete:
-            self._wake.set()
         self._touch(swap_id)
         self.changes.bump()
         return await self._get(swap_id)
+
+    async def _log_time(self) -> int:
+        """The log time a new deadline counts from: the newest block followed here.
+
+        While blocks keep arriving it trails the sequencer's head by at most one block (a
+        heartbeat when idle), so a timeout can only come out that much shorter, never
+        longer; asking the sequencer every time cost a round trip on every proposal. When
+        no block came for FRESH_S (catching up after a start, a dropped stream), the
+        sequencer is asked.
+        """
+        live = self.core.height >= self.caught_up_at
+        if live and time.monotonic() - self._followed_at < FRESH_S:
+            return self.core.time_ms
+        return (await self.link.status()).head_time_ms
 
     async def _get(self, swap_id: bytes) -> pb.SwapStatus:
         return convert.view_to_pb(self.core.view(swap_id))
@@ -286,6 +308,7 @@ class Shell:
                 )
             else:
                 self.log("ordered", swap_id=ev.intent.swap_id.hex(), height=ev.height)
+        self._followed_at = time.monotonic()
         self.metrics.height.set(blk.height)
         self.metrics.time_ms.set(blk.time_ms)
         self.metrics.pending.set(len(self.core.tracker.pending()))
@@ -379,6 +402,7 @@ async def serve(
         status = await link.status()
         token = trio.lowlevel.current_trio_token()
         shell = Shell(core, store, link, log, Metrics(), token)
+        shell.caught_up_at = status.height
         if status.limits.max_batch_entries:
             shell.max_batch = min(DEFAULT_MAX_BATCH, status.limits.max_batch_entries)
         await _run(config, shell, log, on_ready, task_status)
