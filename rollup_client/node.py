@@ -107,14 +107,19 @@ class Node:
         self._wakeup = trio.Event()
         self._draining = False
         self._forwarded = trio.Event()
-        self._acked: list[bytes] = []
+        self._acked: list[tuple[int, bytes]] = []
         self._acked_wake = trio.Event()
+        self._unwritten: list[Applied] = []
+        self._snapshot: tuple[int, bytes] | None = None
+        self._write_wake = trio.Event()
+        self.written_height = machine.height
+        self._written = trio.Event()
         self._store_lock = trio.Lock()
         self._token = trio.lowlevel.current_trio_token()
         self.queue = SubmitQueue(self._wake_from_thread, max_items=config.max_queued)
         # Unbounded: the entries are in the store already; this only paces their sending.
         self._outbox_send, self._outbox_recv = trio.open_memory_channel[
-            list[tuple[bytes, str, bytes]]
+            list[tuple[int, bytes, str, bytes]]
         ](math.inf)
 
     # -- user submissions ------------------------------------------------------------------
@@ -184,7 +189,7 @@ class Node:
         Everything queued while the previous batch was in flight goes in the next one
         (up to the sequencer's batch limit): one round trip each, not one per block.
         """
-        carry: list[tuple[bytes, str, bytes]] = []
+        carry: list[tuple[int, bytes, str, bytes]] = []
         while True:
             batch = carry or await self._outbox_recv.receive()
             carry = []
@@ -199,7 +204,7 @@ class Node:
                 batch = batch + more
             while True:
                 try:
-                    await self.link.submit_batch([(n, d) for _, n, d in batch])
+                    await self.link.submit_batch([(n, d) for _, _, n, d in batch])
                 except _TRANSIENT as exc:
                     _event("outbox_retry", error=str(exc), entries=len(batch))
                     await trio.sleep(_RETRY_S)
@@ -209,24 +214,31 @@ class Node:
                     # `swap`): retrying cannot help; say so loudly and move on.
                     _event("outbox_refused", error=str(exc), entries=len(batch))
                 break
-            self._acked += [i for i, _, _ in batch]
+            self._acked += [(h, i) for h, i, _, _ in batch]
             self._acked_wake.set()
 
     async def drop_acked(self) -> None:
         """Forget acknowledged outbox entries, all that piled up in one transaction.
 
         Off the sending path: the next batch goes out without waiting for this fsync. An
-        entry acknowledged but not dropped yet when the node stops is only resent after
-        the restart, and the sequencer dedups it.
+        entry is dropped only once the block that wrote it is written (it may be sent
+        before, see `follow`), so it is never written back after being dropped. An entry
+        acknowledged but not dropped yet when the node stops is only resent after the
+        restart, and the sequencer dedups it.
         """
         while True:
             await self._acked_wake.wait()
             self._acked_wake = trio.Event()
-            ids, self._acked = self._acked, []
+            acked, self._acked = self._acked, []
+            await self._wait_written(max(h for h, _ in acked))
             async with self._store_lock:
-                await trio.to_thread.run_sync(self.store.drop_outbox, ids)
+                await trio.to_thread.run_sync(self.store.drop_outbox, [i for _, i in acked])
 
-    def _queue_outbox(self, entries: list[tuple[bytes, str, bytes]]) -> None:
+    async def _wait_written(self, height: int) -> None:
+        while self.written_height < height:
+            await self._written.wait()
+
+    def _queue_outbox(self, entries: list[tuple[int, bytes, str, bytes]]) -> None:
         for chunk in _chunks(entries, self.link.max_batch_entries):
             self._outbox_send.send_nowait(list(chunk))
 
@@ -237,7 +249,7 @@ class Node:
             owed.setdefault(codec.entry_id(n, d), (n, d))
         if owed:
             _event("resubmit", entries=len(owed))
-            self._queue_outbox([(i, n, d) for i, (n, d) in owed.items()])
+            self._queue_outbox([(-1, i, n, d) for i, (n, d) in owed.items()])
 
     # -- following the log -----------------------------------------------------------------
 
@@ -267,35 +279,51 @@ class Node:
         record = BlockRecord(blk.height, blk.time_ms, root, receipts, outbox)
         return Applied(record, executed, txs)
 
-    async def persist(self, group: list[Applied]) -> None:
-        """Make a group of applied blocks durable, then publish them and send their outbox."""
-        last = group[-1].record
-        snap = None
+    def hand_over(self, group: list[Applied]) -> None:
+        """Send a group's outbox now and give its records to the writer.
+
+        Votes and attestations go out before the group is written, not after: each is a
+        pure function of the log up to its block (the machine is deterministic and the
+        entry id is the hash of the entry), so a node that crashes before its write
+        restarts from its last durable block, replays the same blocks, re-derives the
+        same escrows and the byte-identical entries, and resubmits them
+        (`resubmit_owed`); the sequencer dedups by id. A vote therefore never reports an
+        escrow the log cannot rebuild, and the swap no longer waits for this fsync.
+        """
         if any(a.record.height % self.config.snapshot_every == 0 for a in group):
-            snap = (last.height, self.machine.snapshot())
-        # Votes and attestations go out before this group's fsync, not after it: each is
-        # a pure function of the log up to its block (the machine is deterministic and the
-        # entry id is the hash of the entry), so a node that crashes before its write
-        # restarts from its last durable block, replays the same blocks, re-derives the
-        # same escrows and the byte-identical entries, and resubmits them
-        # (`resubmit_owed`); the sequencer dedups by id. A vote therefore never reports an
-        # escrow the log cannot rebuild, and the swap no longer waits for this fsync.
-        # Queued here, right before the write, so the write takes the store lock before
-        # the sender's `drop_outbox` (trio locks are FIFO): an acknowledged entry is never
-        # written back into the outbox after it was dropped.
-        outbox = [e for a in group for e in a.record.outbox]
+            self._snapshot = (group[-1].record.height, self.machine.snapshot())
+        outbox = [(a.record.height, *e) for a in group for e in a.record.outbox]
         if outbox:
             self._queue_outbox(outbox)
-        # The fsync runs in a worker thread so submissions keep flowing meanwhile; the
-        # machine is not touched there, and the lock keeps the store single-writer.
-        async with self._store_lock:
-            await trio.to_thread.run_sync(self.store.write, [a.record for a in group], snap)
-        self.head_seen = max(self.head_seen, last.height)
-        head = Head(last.height, last.time_ms, last.state_root, self.head_seen)
-        self.view.publish(head, [i for a in group for i in a.executed])
-        self.metrics.applied(head, sum(a.txs for a in group))
-        if snap is not None:
-            _event("snapshot", height=last.height)
+        self._unwritten += group
+        self._write_wake.set()
+
+    async def write(self) -> None:
+        """Make handed-over blocks durable, all that piled up in one transaction, then
+        publish them. Following the log goes on meanwhile: under load the next blocks
+        are applied (and their votes sent) during this fsync instead of after it.
+        """
+        while True:
+            await self._write_wake.wait()
+            self._write_wake = trio.Event()
+            group, self._unwritten = self._unwritten, []
+            if not group:
+                continue
+            snap, self._snapshot = self._snapshot, None
+            last = group[-1].record
+            # The fsync runs in a worker thread; the machine is not touched there, and
+            # the lock keeps the store single-writer.
+            async with self._store_lock:
+                await trio.to_thread.run_sync(self.store.write, [a.record for a in group], snap)
+            self.head_seen = max(self.head_seen, last.height)
+            head = Head(last.height, last.time_ms, last.state_root, self.head_seen)
+            self.view.publish(head, [i for a in group for i in a.executed])
+            self.metrics.applied(head, sum(a.txs for a in group))
+            self.written_height = last.height
+            self._written.set()
+            self._written = trio.Event()
+            if snap is not None:
+                _event("snapshot", height=last.height)
 
     async def watch_head(self) -> None:
         """Learn the sequencer's head now and then: blocks alone say nothing of a backlog."""
@@ -330,9 +358,10 @@ class Node:
                 behind = blk.height < target and len(group) < self.config.catchup_group
                 if behind:
                     continue
-                await self.persist(group)
+                self.hand_over(group)
                 group = []
                 if not caught_up and blk.height >= target:
+                    await self._wait_written(blk.height)
                     caught_up = True
                     _event("caught_up", height=blk.height)
                     task_status.started()
@@ -404,6 +433,7 @@ async def serve(
                         nursery.start_soon(node.drop_acked)
                         await node.resubmit_owed()
                     t0 = time.monotonic()
+                    nursery.start_soon(node.write)
                     await nursery.start(node.follow)
                     nursery.start_soon(node.watch_head)
                     metrics.start_server(config.metrics_listen)
