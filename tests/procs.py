@@ -12,12 +12,16 @@
 SIGTERM, then SIGKILL if it has not ended within `stop_timeout`, so nothing outlives the
 test. Stdout after the ready line is collected by a thread (`Running.output()`), and
 stderr goes to a temporary file quoted in the failure message if the ready line never comes.
+`Proc` is the same for fixtures that keep several servers and stop or kill -9 them one by
+one (the rollup-node and swap networks).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import select
 import shutil
 import signal
@@ -239,3 +243,75 @@ def sequencer_running(
     )
     with ExitStack() as stack:
         yield Sequencer(data_dir, stack, heartbeat_ms)
+
+
+class Proc:
+    """A long-lived child in its own session, started at once and ended by `stop()`.
+
+    For fixtures that start several servers and restart or kill -9 them one by one;
+    stdout lines are read by a thread, stderr goes to `log`.
+    """
+
+    def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.argv = argv
+        self.log = log
+        self.ready_doc: dict[str, Any] = {}
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self._err = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            start_new_session=True,
+            env=env,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        assert self.proc.stdout is not None
+        self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            self._lines.put(raw.decode(errors="replace"))
+        self._lines.put(None)
+
+    def ready(self, timeout: float = READY_TIMEOUT_S) -> dict[str, Any]:
+        """The JSON ready line, or fail with the process's stderr."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            with contextlib.suppress(json.JSONDecodeError):
+                doc = json.loads(line)
+                if isinstance(doc, dict) and doc.get("event") == "ready":
+                    self.ready_doc = doc
+                    return doc
+        raise AssertionError(
+            f"{' '.join(self.argv[:3])} not ready (exit {self.proc.poll()}):\n"
+            + self.log.read_text(errors="replace")[-3000:]
+        )
+
+    def kill9(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self, grace: float = 10.0) -> int:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self._err.close()
+        self._reader.join(timeout=grace)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        return self.proc.returncode

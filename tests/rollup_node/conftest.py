@@ -6,31 +6,23 @@ and every wait is on a real condition (a ready line, a height) with a bounded de
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import queue
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
 
 import pytest
 
 from rollup_client.genesis import SETTLEMENT_NAMESPACE, SWAP_NAMESPACE, Client, Genesis, Rollup
 from rollup_client.keys import SigningKey
 from rollup_client.rollup_api import RollupClient
+from tests.procs import Proc
 
 CHAIN_ID = "rollup-node-test"
 GOLD, SILVER = "gold", "silver"
 FUNDS = 1_000_000
-READY_S = 30.0
 HEARTBEAT_MS = 50
 
 
@@ -86,73 +78,6 @@ def write_net(root: Path) -> Net:
     genesis_path = root / "genesis.json"
     genesis.save(genesis_path)
     return Net(root, genesis, genesis_path, paths)
-
-
-class Proc:
-    """A child process in its own session; stdout lines are read by a thread."""
-
-    def __init__(self, argv: list[str], log: Path) -> None:
-        self.argv = argv
-        self.log = log
-        self.ready_doc: dict[str, Any] = {}
-        log.parent.mkdir(parents=True, exist_ok=True)
-        self._err = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._err,
-            start_new_session=True,
-        )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        assert self.proc.stdout is not None
-        self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
-        self._reader.start()
-
-    def _read(self, stream: IO[bytes]) -> None:
-        for raw in stream:
-            self._lines.put(raw.decode(errors="replace"))
-        self._lines.put(None)
-
-    def ready(self, timeout: float = READY_S) -> dict[str, Any]:
-        """The JSON ready line, or fail with the process's stderr."""
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            with contextlib.suppress(json.JSONDecodeError):
-                doc = json.loads(line)
-                if isinstance(doc, dict) and doc.get("event") == "ready":
-                    self.ready_doc = doc
-                    return doc
-        raise AssertionError(
-            f"{' '.join(self.argv[:3])} not ready (exit {self.proc.poll()}):\n"
-            + self.log.read_text(errors="replace")[-3000:]
-        )
-
-    def kill9(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self, grace: float = 10.0) -> int:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self._err.close()
-        self._reader.join(timeout=grace)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-        return self.proc.returncode
 
 
 @pytest.fixture

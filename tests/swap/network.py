@@ -7,23 +7,19 @@ with bounded deadlines.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import queue
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import TypeVar
 
 from rollup_client.genesis import SETTLEMENT_NAMESPACE, SWAP_NAMESPACE, Client, Genesis, Rollup
 from rollup_client.keys import SigningKey
+from tests.procs import Proc
 
 CHAIN_ID = "swap-e2e"
 ROLLUPS = ("alpha", "beta", "gamma", "delta")
@@ -33,7 +29,6 @@ ASSETS = {"alpha": "gold", "beta": "silver", "gamma": "bronze", "delta": "lead"}
 USERS = ("alice", "bob", "carol")
 FUNDS = 1_000
 LOAD_NAMESPACE = "load"
-READY_S = 30.0
 HEARTBEAT_MS = 50
 T = TypeVar("T")
 
@@ -101,72 +96,6 @@ def write_net(root: Path) -> Net:
     path = root / "genesis.json"
     genesis.save(path)
     return Net(root, genesis, path, keys_dir, node_keys)
-
-
-class Proc:
-    """A child process in its own session; stdout lines are read by a thread."""
-
-    def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        self.argv = argv
-        self.log = log
-        log.parent.mkdir(parents=True, exist_ok=True)
-        self._err = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._err,
-            start_new_session=True,
-            env=env,
-        )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        assert self.proc.stdout is not None
-        self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
-        self._reader.start()
-
-    def _read(self, stream: IO[bytes]) -> None:
-        for raw in stream:
-            self._lines.put(raw.decode(errors="replace"))
-        self._lines.put(None)
-
-    def ready(self, timeout: float = READY_S) -> dict[str, Any]:
-        """The JSON ready line, or fail showing the process's stderr."""
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            with contextlib.suppress(json.JSONDecodeError):
-                doc = json.loads(line)
-                if isinstance(doc, dict) and doc.get("event") == "ready":
-                    return doc
-        raise AssertionError(
-            f"{' '.join(self.argv[:3])} not ready (exit {self.proc.poll()}):\n"
-            + self.log.read_text(errors="replace")[-3000:]
-        )
-
-    def kill9(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self, grace: float = 10.0) -> int:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self._err.close()
-        self._reader.join(timeout=grace)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-        return self.proc.returncode
 
 
 def start_sequencer(net: Net, procs: list[Proc], *extra: str) -> str:
