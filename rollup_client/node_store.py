@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,20 +141,26 @@ class NodeStore:
         rows = self._db.execute("SELECT height, data FROM snapshots ORDER BY height DESC")
         return [(h, bytes(d)) for h, d in rows]
 
-    def write(self, blocks: Iterable[BlockRecord], snapshot: tuple[int, bytes] | None) -> None:
-        """Persist a group of applied blocks (and maybe a snapshot) in one transaction.
-
-        A disk that is full or failing raises ResourceExhausted naming the file.
-        """
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; a disk that is full or failing raises ResourceExhausted
+        naming the file, for every write path alike."""
+        db = self._db
         try:
-            self._write(blocks, snapshot)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
         except sqlite3.OperationalError as exc:
             raise ResourceExhausted(f"cannot write the rollup store {self.path}: {exc}") from exc
 
-    def _write(self, blocks: Iterable[BlockRecord], snapshot: tuple[int, bytes] | None) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+    def write(self, blocks: Iterable[BlockRecord], snapshot: tuple[int, bytes] | None) -> None:
+        """Persist a group of applied blocks (and maybe a snapshot) in one transaction."""
+        with self._transaction() as db:
             last: BlockRecord | None = None
             for b in blocks:
                 db.execute(
@@ -181,11 +188,6 @@ class NodeStore:
                     "DELETE FROM snapshots WHERE height NOT IN "
                     "(SELECT height FROM snapshots ORDER BY height DESC LIMIT 2)"
                 )
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     def outbox(self) -> list[tuple[bytes, str, bytes]]:
         """Entries written by applied blocks and not yet acknowledged by the sequencer."""
@@ -196,15 +198,8 @@ class NodeStore:
 
     def drop_outbox(self, ids: Sequence[bytes]) -> None:
         """Forget entries the sequencer acknowledged (one transaction)."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             db.executemany("DELETE FROM outbox WHERE entry_id = ?", [(i,) for i in ids])
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
 
 class StoreReader:
