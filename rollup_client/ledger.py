@@ -167,18 +167,27 @@ class TokenLedger:
         return len(self._keys)
 
     def check(self, data: bytes) -> None:
-        """Submission-time check: well-formed, signed, for this rollup, nonce not yet used.
+        """Submission-time check: well-formed, signed, for this rollup, nonce not yet used."""
+        self.check_stateless(data)
+        self.check_state(data)
 
-        A nonce above the current one is accepted (it may follow transfers in flight).
-        The signature verified here is remembered by entry id (bounded), so executing the
-        same bytes later does not verify it again: Ed25519 verification is the cost of a
-        transfer, and the result for the same bytes is the same.
-        """
+    def check_stateless(self, data: bytes) -> None:
+        """Well-formed, signed and for this rollup; reads no ledger state (thread-safe)."""
         stx = tx.parse(data)
         if stx.tx.rollup != self.rollup_id:
             raise InvalidArgument(
                 f"transfer is for rollup {stx.tx.rollup!r}, this is {self.rollup_id!r}"
             )
+
+    def check_state(self, data: bytes) -> None:
+        """Nonce not yet used, for bytes that passed `check_stateless`.
+
+        A nonce above the current one is accepted (it may follow transfers in flight).
+        The signature `check_stateless` verified is remembered by entry id (bounded), so
+        executing the same bytes later does not verify it again: Ed25519 verification is
+        the cost of a transfer, and the result for the same bytes is the same.
+        """
+        stx = tx.decode(data)
         current = self.nonce(stx.tx.sender)
         if stx.tx.nonce < current:
             raise FailedPrecondition(f"bad nonce: {stx.tx.nonce} already used, next is {current}")

@@ -147,7 +147,7 @@ class Node:
                 good = []
                 for sub in self.queue.drain():
                     try:
-                        self.machine.check(sub.data)
+                        self.machine.check_state(sub.data)
                     except TandemError as exc:
                         self.view.forget(sub.tx_id)
                         sub.fail(exc)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import grpc
 import trio
 
-from rollup_client import keys, tx
+from rollup_client import codec, keys, tx
 from rollup_client.errors import (
     GRPC_CODES,
     FailedPrecondition,
@@ -114,12 +114,8 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
         """Stateless checks in this thread, then hand the transaction to the node."""
         if not self.config.submit:
             raise FailedPrecondition("this node is a read-only replica: submit to the primary")
-        stx = tx.parse(data)
-        if stx.tx.rollup != self.config.rollup_id:
-            raise InvalidArgument(
-                f"transaction is for rollup {stx.tx.rollup!r}, this is {self.config.rollup_id!r}"
-            )
-        sub = Submission(data, stx.entry_id)
+        self.node.machine.check_stateless(data)
+        sub = Submission(data, codec.entry_id(self.config.rollup_id, data))
         self.view.pending(sub.tx_id)
         try:
             self.node.queue.put(sub)

@@ -59,11 +59,25 @@ class StateMachine(Protocol):
         """The namespaces whose entries this machine executes (subscribe to these)."""
         ...
 
-    def check(self, data: bytes) -> None:
-        """Submission-time validation of a user transaction against the current state.
+    def check_stateless(self, data: bytes) -> None:
+        """The part of `check` that reads no state (format, signature): the node runs it in
+        its gRPC handler threads, in parallel, so it must not touch the machine's state.
 
-        Raises a rollup_client.errors class (InvalidArgument, Unauthenticated,
-        FailedPrecondition) so the node can refuse it before forwarding it.
+        Raises a rollup_client.errors class (InvalidArgument, Unauthenticated).
+        """
+        ...
+
+    def check_state(self, data: bytes) -> None:
+        """The rest of `check`, for bytes that already passed `check_stateless` (nonce
+        against the current state); the node runs it once per batch in the trio thread.
+
+        Raises a rollup_client.errors class (InvalidArgument, FailedPrecondition).
+        """
+        ...
+
+    def check(self, data: bytes) -> None:
+        """Submission-time validation of a user transaction against the current state:
+        `check_stateless` then `check_state`, so the node can refuse it before forwarding it.
         """
         ...
 
