@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import grpc
 
 from rollup_client import swap
+from rollup_client.errors import InvalidArgument
+from rollup_client.keys import SigningKey
 from rollup_client.rollup_api import channel_options, rpc_error
 from rollup_client.wire import swap_pb2 as pb
 from rollup_client.wire import swap_pb2_grpc as pb_grpc
 from swap_coordinator import convert
 
 DEFAULT_TIMEOUT_S = 10.0
+NONCE_BYTES = 16
 
 
 class SwapClient:
@@ -66,6 +70,41 @@ class SwapClient:
         )
         resp: pb.ProposeResponse = self._call(self._stub.Propose, req)
         return resp
+
+    def propose_signed(
+        self,
+        legs: Sequence[swap.Leg],
+        signers: Sequence[SigningKey],
+        *,
+        timeout_ms: int = 0,
+        deadline_ms: int = 0,
+        nonce: bytes = b"",
+    ) -> pb.ProposeResponse:
+        """Propose and sign in one call, for a client that holds payers' keys (`signers`).
+
+        The intent is built and signed here, so its deadline is absolute: a `timeout_ms`
+        counts from the coordinator's log time (one LogTime call first). Signed by every
+        payer, the intent is submitted at once, without a round trip per signature.
+        """
+        if (timeout_ms > 0) == (deadline_ms > 0):
+            raise InvalidArgument("give exactly one of timeout_ms and deadline_ms")
+        if timeout_ms:
+            deadline_ms = self.log_time() + timeout_ms
+        intent = swap.Intent(tuple(legs), deadline_ms, nonce or os.urandom(NONCE_BYTES))
+        data = intent.signing_bytes()
+        req = pb.ProposeRequest(
+            legs=[convert.leg_to_pb(leg) for leg in legs],
+            deadline_ms=deadline_ms,
+            nonce=intent.nonce,
+            signatures=[pb.PayerSignature(payer=k.public, signature=k.sign(data)) for k in signers],
+        )
+        resp: pb.ProposeResponse = self._call(self._stub.Propose, req)
+        return resp
+
+    def log_time(self) -> int:
+        """The coordinator's log time (ms): what an absolute deadline is set from."""
+        resp: pb.LogTimeResponse = self._call(self._stub.LogTime, pb.LogTimeRequest())
+        return resp.log_time_ms
 
     def sign(self, swap_id: bytes, payer: bytes, signature: bytes) -> pb.SwapStatus:
         req = pb.SignRequest(swap_id=swap_id, payer=payer, signature=signature)

@@ -8,7 +8,7 @@ nonce arrive as arguments. The swap outcome is never computed here: it is read f
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from rollup_client import swap
@@ -121,24 +121,41 @@ class Coordinator:
 
     # -- proposals ------------------------------------------------------------------------
 
-    def propose(self, legs: Iterable[swap.Leg], deadline_ms: int, nonce: bytes) -> Proposal:
-        """Record terms (idempotent: the same terms are the same swap)."""
+    def propose(
+        self,
+        legs: Iterable[swap.Leg],
+        deadline_ms: int,
+        nonce: bytes,
+        signatures: Mapping[bytes, bytes] | None = None,
+    ) -> Proposal:
+        """Record terms (idempotent: the same terms are the same swap), with any payers'
+        signatures already made over them; nothing is kept unless every one checks out."""
         intent = swap.Intent(tuple(legs), deadline_ms, nonce)
         swap.check_intent(intent, self.genesis)
-        return self.add(swap.SignedIntent(intent, {}))
+        sigs = dict(signatures or {})
+        for payer, sig in sigs.items():
+            swap.check_signature(intent, payer, sig)
+        return self._keep(swap.SignedIntent(intent, sigs))
 
     def add(self, signed: swap.SignedIntent) -> Proposal:
         """Keep a (partly) signed intent, e.g. from the store; merges signatures if known."""
-        sid = signed.swap_id
-        found = self.proposals.get(sid)
-        if found is None:
-            found = Proposal(swap.SignedIntent(signed.intent, {}), len(self.proposals))
-            self.proposals[sid] = found
         for payer, sig in signed.signatures.items():
-            self.sign(sid, payer, sig)
-        if found.complete and found.submitted_at is None:
+            swap.check_signature(signed.intent, payer, sig)
+        return self._keep(signed)
+
+    def _keep(self, signed: swap.SignedIntent) -> Proposal:
+        """Merge checked signatures into the proposal of this intent, made if new."""
+        sid = signed.swap_id
+        p = self.proposals.get(sid)
+        if p is None:
+            p = Proposal(swap.SignedIntent(signed.intent, {}), len(self.proposals))
+            self.proposals[sid] = p
+        new = {k: v for k, v in signed.signatures.items() if k not in p.signed.signatures}
+        if new:
+            p.signed = swap.SignedIntent(p.signed.intent, {**p.signed.signatures, **new})
+        if p.complete and p.submitted_at is None:
             self._ready[sid] = None
-        return found
+        return p
 
     def sign(self, swap_id: bytes, payer: bytes, signature: bytes) -> Proposal:
         """Add one payer's signature after checking it; a repeat is a no-op."""

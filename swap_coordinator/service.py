@@ -174,6 +174,10 @@ class Shell:
         result: pb.SwapStatus = self._hop(self._get, swap_id)
         return result
 
+    def log_time(self) -> int:
+        result: int = self._hop(self._log_time)
+        return result
+
     def list_swaps(self, state: int, limit: int) -> list[pb.SwapStatus]:
         result: list[pb.SwapStatus] = self._hop(self._list, state, limit)
         return result
@@ -193,14 +197,29 @@ class Shell:
     # -- the same, on the trio thread -----------------------------------------------------
 
     async def _propose(self, request: pb.ProposeRequest) -> pb.ProposeResponse:
+        sigs = {s.payer: s.signature for s in request.signatures}
+        if sigs and not (request.deadline_ms and request.nonce):
+            raise InvalidArgument(
+                "signatures need the deadline_ms and nonce they were made over, not timeout_ms"
+            )
         deadline = deadline_for(await self._log_time(), request.timeout_ms, request.deadline_ms)
         nonce = request.nonce or os.urandom(NONCE_BYTES)
         legs = [convert.leg_from_pb(leg) for leg in request.legs]
-        p = self.core.propose(legs, deadline, nonce)
+        p = self.core.propose(legs, deadline, nonce, sigs)
+        if p.complete:
+            self._wake.set()  # submitted while saved, as in `_sign`
         await self._save(p.signed)
         sid = p.signed.swap_id
-        self.log("proposed", swap_id=sid.hex(), deadline_ms=deadline, legs=len(legs))
+        self.log(
+            "proposed",
+            swap_id=sid.hex(),
+            deadline_ms=deadline,
+            legs=len(legs),
+            signatures=len(sigs),
+            complete=p.complete,
+        )
         self.metrics.proposals.inc()
+        self.metrics.signatures.inc(len(sigs))
         self._touch(sid)
         self.changes.bump()
         return pb.ProposeResponse(

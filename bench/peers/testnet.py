@@ -106,20 +106,23 @@ class SwapDriver:
             swap.Leg(p.x, p.a.public, p.b.public, ASSETS[p.x], 1),
             swap.Leg(p.y, p.b.public, p.a.public, ASSETS[p.y], 1),
         ]
-        ids = []
-        for payload in payloads:
-            proposed = self.client.propose(legs, timeout_ms=SWAP_TIMEOUT_MS, nonce=payload[:32])
-            for key in (p.a, p.b):
-                self.client.sign(proposed.swap_id, key.public, key.sign(proposed.signing_bytes))
-            ids.append(proposed.swap_id)
+        # Both parties' keys are here, so each swap is proposed and signed in one call.
+        deadline = self.client.log_time() + SWAP_TIMEOUT_MS
+        ids = [
+            self.client.propose_signed(
+                legs, (p.a, p.b), deadline_ms=deadline, nonce=payload[:32]
+            ).swap_id
+            for payload in payloads
+        ]
         for sid in ids:
             state = self._final(sid)
             if state != pb.SWAP_STATE_COMMITTED:
                 raise RuntimeError(f"swap {sid.hex()[:16]} ended {pb.SwapState.Name(state)}")
 
     def _final(self, swap_id: bytes) -> pb.SwapState.ValueType:
+        """Watch until final (a Watch starts with the current status, so no Get first)."""
         end = time.monotonic() + SWAP_TIMEOUT_MS / 1000 + CALL_TIMEOUT_S
-        state = self.client.get(swap_id).state
+        state: pb.SwapState.ValueType = pb.SWAP_STATE_UNSPECIFIED
         while state not in FINAL and time.monotonic() < end:
             for status in self.client.watch(swap_id, end - time.monotonic()):
                 state = status.state

@@ -25,45 +25,51 @@ _sym_db = _symbol_database.Default()
 from rollup_client.wire import sequencer_pb2 as tandem_dot_v1_dot_sequencer__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14tandem/v1/swap.proto\x12\ttandem.v1\x1a\x19tandem/v1/sequencer.proto\"V\n\x07SwapLeg\x12\x0e\n\x06rollup\x18\x01 \x01(\t\x12\r\n\x05payer\x18\x02 \x01(\x0c\x12\r\n\x05payee\x18\x03 \x01(\x0c\x12\r\n\x05\x61sset\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x04\"\xb0\x01\n\tLegStatus\x12\x1f\n\x03leg\x18\x01 \x01(\x0b\x32\x12.tandem.v1.SwapLeg\x12\x0e\n\x06signed\x18\x02 \x01(\x08\x12\"\n\x04lock\x18\x03 \x01(\x0e\x32\x14.tandem.v1.LockState\x12\"\n\x04vote\x18\x04 \x01(\x0e\x32\x14.tandem.v1.VoteState\x12*\n\rvote_position\x18\x05 \x01(\x0b\x32\x13.tandem.v1.Position\"\xaa\x03\n\nSwapStatus\x12\x0f\n\x07swap_id\x18\x01 \x01(\x0c\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.tandem.v1.SwapState\x12\"\n\x04legs\x18\x03 \x03(\x0b\x32\x14.tandem.v1.LegStatus\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\x04\x12\r\n\x05nonce\x18\x05 \x01(\x0c\x12\x13\n\x0blog_time_ms\x18\x06 \x01(\x04\x12\x14\n\x0ctime_left_ms\x18\x07 \x01(\x03\x12\x12\n\nlog_height\x18\x08 \x01(\x04\x12\x0f\n\x07ordered\x18\t \x01(\x08\x12,\n\x0fintent_position\x18\n \x01(\x0b\x32\x13.tandem.v1.Position\x12\x0f\n\x07\x64\x65\x63ided\x18\x0b \x01(\x08\x12.\n\x11\x64\x65\x63ision_position\x18\x0c \x01(\x0b\x32\x13.tandem.v1.Position\x12\x1f\n\x17\x64\x65\x63ision_at_block_start\x18\r \x01(\x08\x12\x0e\n\x06reason\x18\x0e \x01(\t\x12\x17\n\x0fmissing_signers\x18\x0f \x03(\x0c\x12\x15\n\rsigning_bytes\x18\x10 \x01(\x0c\"j\n\x0eProposeRequest\x12 \n\x04legs\x18\x01 \x03(\x0b\x32\x12.tandem.v1.SwapLeg\x12\x12\n\ntimeout_ms\x18\x02 \x01(\x04\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x03 \x01(\x04\x12\r\n\x05nonce\x18\x04 \x01(\x0c\"\x85\x01\n\x0fProposeResponse\x12\x0f\n\x07swap_id\x18\x01 \x01(\x0c\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x02 \x01(\x04\x12\x15\n\rsigning_bytes\x18\x03 \x01(\x0c\x12\x0e\n\x06payers\x18\x04 \x03(\x0c\x12%\n\x06status\x18\x05 \x01(\x0b\x32\x15.tandem.v1.SwapStatus\"@\n\x0bSignRequest\x12\x0f\n\x07swap_id\x18\x01 \x01(\x0c\x12\r\n\x05payer\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"5\n\x0cSignResponse\x12%\n\x06status\x18\x01 \x01(\x0b\x32\x15.tandem.v1.SwapStatus\"!\n\x0eGetSwapRequest\x12\x0f\n\x07swap_id\x18\x01 \x01(\x0c\"8\n\x0fGetSwapResponse\x12%\n\x06status\x18\x01 \x01(\x0b\x32\x15.tandem.v1.SwapStatus\"#\n\x10WatchSwapRequest\x12\x0f\n\x07swap_id\x18\x01 \x01(\x0c\":\n\x11WatchSwapResponse\x12%\n\x06status\x18\x01 \x01(\x0b\x32\x15.tandem.v1.SwapStatus\"F\n\x10ListSwapsRequest\x12#\n\x05state\x18\x01 \x01(\x0e\x32\x14.tandem.v1.SwapState\x12\r\n\x05limit\x18\x02 \x01(\r\"9\n\x11ListSwapsResponse\x12$\n\x05swaps\x18\x01 \x03(\x0b\x32\x15.tandem.v1.SwapStatus*\xbc\x01\n\tSwapState\x12\x1a\n\x16SWAP_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13SWAP_STATE_PROPOSED\x10\x01\x12\x18\n\x14SWAP_STATE_SUBMITTED\x10\x02\x12\x16\n\x12SWAP_STATE_ORDERED\x10\x03\x12\x18\n\x14SWAP_STATE_COMMITTED\x10\x04\x12\x16\n\x12SWAP_STATE_ABORTED\x10\x05\x12\x16\n\x12SWAP_STATE_EXPIRED\x10\x06*\xb5\x01\n\tLockState\x12\x1a\n\x16LOCK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12LOCK_STATE_WAITING\x10\x01\x12\x15\n\x11LOCK_STATE_LOCKED\x10\x02\x12\x16\n\x12LOCK_STATE_REFUSED\x10\x03\x12\x13\n\x0fLOCK_STATE_PAID\x10\x04\x12\x17\n\x13LOCK_STATE_REFUNDED\x10\x05\x12\x17\n\x13LOCK_STATE_RELEASED\x10\x06*c\n\tVoteState\x12\x1a\n\x16VOTE_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fVOTE_STATE_NONE\x10\x01\x12\x12\n\x0eVOTE_STATE_YES\x10\x02\x12\x11\n\rVOTE_STATE_NO\x10\x03\x32\xcf\x02\n\x0bSwapService\x12@\n\x07Propose\x12\x19.tandem.v1.ProposeRequest\x1a\x1a.tandem.v1.ProposeResponse\x12\x37\n\x04Sign\x12\x16.tandem.v1.SignRequest\x1a\x17.tandem.v1.SignResponse\x12<\n\x03Get\x12\x19.tandem.v1.GetSwapRequest\x1a\x1a.tandem.v1.GetSwapResponse\x12\x44\n\x05Watch\x12\x1b.tandem.v1.WatchSwapRequest\x1a\x1c.tandem.v1.WatchSwapResponse0\x01\x12\x41\n\x04List\x12\x1b.tandem.v1.ListSwapsRequest\x1a\x1c.tandem.v1.ListSwapsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14tandem/v1/swap.proto\x12\ttandem.v1\x1a\x19tandem/v1/sequencer.proto\"V\n\x07SwapLeg\x12\x0e\n\x06rollup\x18\x01 \x01(\t\x12\r\n\x05payer\x18\x02 \x01(\x0c\x12\r\n\x05payee\x18\x03 \x01(\x0c\x12\r\n\x05\x61sset\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x04\"\xb0\x01\n\tLegStatus\x12\x1f\n\x03leg\x18\x01 \x01(\x0b\x32\x12.tandem.v1.SwapLeg\x12\x0e\n\x06signed\x18\x02 \x01(\x08\x12\"\n\x04lock\x18\x03 \x01(\x0e\x32\x14.tandem.v1.LockState\x12\"\n\x04vote\x18\x04 \x01(\x0e\x32\x14.tandem.v1.VoteState\x12*\n\rvote_position\x18\x05 \x01(\x0b\x32\x13.tandem.v1.Position\"\xaa\x03\n\nSwapStatus\x12\x0f\n\x07swap_id\x18\x01 \x01(\x0c\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.tandem.v1.SwapState\x12\"\n\x04legs\x18\x03 \x03(\x0b\x32\x14.tandem.v1.LegStatus\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\x04\x12\r\n\x05nonce\x18\x05 \x01(\x0c\x12\x13\n\x0blog_time_ms\x18\x06 \x01(\x04\x12\x14\n\x0ctime_left_ms\x18\x07 \x01(\x03\x12\x12\n\nlog_height\x18\x08 \x01(\x04\x12\x0f\n\x07ordered\x18\t \x01(\x08\x12,\n\x0fintent_position\x18\n \x01(\x0b\x32\x13.tandem.v1.Position\x12\x0f\n\x07\x64\x65\x63ided\x18\x0b \x01(\x08\x12.\n\x11\x64\x65\x63ision_position\x18\x0c \x01(\x0b\x32\x13.tandem.v1.Position\x12\x1f\n\x17\x64\x65\x63ision_at_block_start\x18\r \x01(\x08\x12\x0e\n\x06reason\x18\x0e \x01(\t\x12\x17\n\x0fmissing_signers\x18\x0f \x03(\x0c\x12\x15\n\rsigning_bytes\x18\x10 \x01(\x0c\"\x99\x01\n\x0eProposeRequest\x12 \n\x04legs\x18\x01 \x03(\x0b\x32\x12.tandem.v1.SwapLeg\x12\x12\n\ntimeout_ms\x18\x02 \x01(\x04\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x03 \x01(\x04\x12\r\n\x05nonce\x18\x04 \x01(\x0c\x12-\n\nsignatures\x18\x05 \x03(\x0b\x32\x19.tandem.v1.PayerSignature\"2\n\x0ePayerSignature\x12\r\n\x05payer\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\x85\x01\n\x0fProposeResponse\x12\x0f\n\x07swap_id\x18\x01 \x01(\x0c\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x02 \x01(\x04\x12\x15\n\rsigning_bytes\x18\x03 \x01(\x0c\x12\x0e\n\x06payers\x18\x04 \x03(\x0c\x12%\n\x06status\x18\x05 \x01(\x0b\x32\x15.tandem.v1.SwapStatus\"@\n\x0bSignRequest\x12\x0f\n\x07swap_id\x18\x01 \x01(\x0c\x12\r\n\x05payer\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"5\n\x0cSignResponse\x12%\n\x06status\x18\x01 \x01(\x0b\x32\x15.tandem.v1.SwapStatus\"!\n\x0eGetSwapRequest\x12\x0f\n\x07swap_id\x18\x01 \x01(\x0c\"8\n\x0fGetSwapResponse\x12%\n\x06status\x18\x01 \x01(\x0b\x32\x15.tandem.v1.SwapStatus\"#\n\x10WatchSwapRequest\x12\x0f\n\x07swap_id\x18\x01 \x01(\x0c\":\n\x11WatchSwapResponse\x12%\n\x06status\x18\x01 \x01(\x0b\x32\x15.tandem.v1.SwapStatus\"\x10\n\x0eLogTimeRequest\"&\n\x0fLogTimeResponse\x12\x13\n\x0blog_time_ms\x18\x01 \x01(\x04\"F\n\x10ListSwapsRequest\x12#\n\x05state\x18\x01 \x01(\x0e\x32\x14.tandem.v1.SwapState\x12\r\n\x05limit\x18\x02 \x01(\r\"9\n\x11ListSwapsResponse\x12$\n\x05swaps\x18\x01 \x03(\x0b\x32\x15.tandem.v1.SwapStatus*\xbc\x01\n\tSwapState\x12\x1a\n\x16SWAP_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13SWAP_STATE_PROPOSED\x10\x01\x12\x18\n\x14SWAP_STATE_SUBMITTED\x10\x02\x12\x16\n\x12SWAP_STATE_ORDERED\x10\x03\x12\x18\n\x14SWAP_STATE_COMMITTED\x10\x04\x12\x16\n\x12SWAP_STATE_ABORTED\x10\x05\x12\x16\n\x12SWAP_STATE_EXPIRED\x10\x06*\xb5\x01\n\tLockState\x12\x1a\n\x16LOCK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12LOCK_STATE_WAITING\x10\x01\x12\x15\n\x11LOCK_STATE_LOCKED\x10\x02\x12\x16\n\x12LOCK_STATE_REFUSED\x10\x03\x12\x13\n\x0fLOCK_STATE_PAID\x10\x04\x12\x17\n\x13LOCK_STATE_REFUNDED\x10\x05\x12\x17\n\x13LOCK_STATE_RELEASED\x10\x06*c\n\tVoteState\x12\x1a\n\x16VOTE_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fVOTE_STATE_NONE\x10\x01\x12\x12\n\x0eVOTE_STATE_YES\x10\x02\x12\x11\n\rVOTE_STATE_NO\x10\x03\x32\x91\x03\n\x0bSwapService\x12@\n\x07Propose\x12\x19.tandem.v1.ProposeRequest\x1a\x1a.tandem.v1.ProposeResponse\x12\x37\n\x04Sign\x12\x16.tandem.v1.SignRequest\x1a\x17.tandem.v1.SignResponse\x12<\n\x03Get\x12\x19.tandem.v1.GetSwapRequest\x1a\x1a.tandem.v1.GetSwapResponse\x12\x44\n\x05Watch\x12\x1b.tandem.v1.WatchSwapRequest\x1a\x1c.tandem.v1.WatchSwapResponse0\x01\x12\x41\n\x04List\x12\x1b.tandem.v1.ListSwapsRequest\x1a\x1c.tandem.v1.ListSwapsResponse\x12@\n\x07LogTime\x12\x19.tandem.v1.LogTimeRequest\x1a\x1a.tandem.v1.LogTimeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tandem.v1.swap_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SWAPSTATE']._serialized_start=1445
-  _globals['_SWAPSTATE']._serialized_end=1633
-  _globals['_LOCKSTATE']._serialized_start=1636
-  _globals['_LOCKSTATE']._serialized_end=1817
-  _globals['_VOTESTATE']._serialized_start=1819
-  _globals['_VOTESTATE']._serialized_end=1918
+  _globals['_SWAPSTATE']._serialized_start=1603
+  _globals['_SWAPSTATE']._serialized_end=1791
+  _globals['_LOCKSTATE']._serialized_start=1794
+  _globals['_LOCKSTATE']._serialized_end=1975
+  _globals['_VOTESTATE']._serialized_start=1977
+  _globals['_VOTESTATE']._serialized_end=2076
   _globals['_SWAPLEG']._serialized_start=62
   _globals['_SWAPLEG']._serialized_end=148
   _globals['_LEGSTATUS']._serialized_start=151
   _globals['_LEGSTATUS']._serialized_end=327
   _globals['_SWAPSTATUS']._serialized_start=330
   _globals['_SWAPSTATUS']._serialized_end=756
-  _globals['_PROPOSEREQUEST']._serialized_start=758
-  _globals['_PROPOSEREQUEST']._serialized_end=864
-  _globals['_PROPOSERESPONSE']._serialized_start=867
-  _globals['_PROPOSERESPONSE']._serialized_end=1000
-  _globals['_SIGNREQUEST']._serialized_start=1002
-  _globals['_SIGNREQUEST']._serialized_end=1066
-  _globals['_SIGNRESPONSE']._serialized_start=1068
-  _globals['_SIGNRESPONSE']._serialized_end=1121
-  _globals['_GETSWAPREQUEST']._serialized_start=1123
-  _globals['_GETSWAPREQUEST']._serialized_end=1156
-  _globals['_GETSWAPRESPONSE']._serialized_start=1158
-  _globals['_GETSWAPRESPONSE']._serialized_end=1214
-  _globals['_WATCHSWAPREQUEST']._serialized_start=1216
-  _globals['_WATCHSWAPREQUEST']._serialized_end=1251
-  _globals['_WATCHSWAPRESPONSE']._serialized_start=1253
-  _globals['_WATCHSWAPRESPONSE']._serialized_end=1311
-  _globals['_LISTSWAPSREQUEST']._serialized_start=1313
-  _globals['_LISTSWAPSREQUEST']._serialized_end=1383
-  _globals['_LISTSWAPSRESPONSE']._serialized_start=1385
-  _globals['_LISTSWAPSRESPONSE']._serialized_end=1442
-  _globals['_SWAPSERVICE']._serialized_start=1921
-  _globals['_SWAPSERVICE']._serialized_end=2256
+  _globals['_PROPOSEREQUEST']._serialized_start=759
+  _globals['_PROPOSEREQUEST']._serialized_end=912
+  _globals['_PAYERSIGNATURE']._serialized_start=914
+  _globals['_PAYERSIGNATURE']._serialized_end=964
+  _globals['_PROPOSERESPONSE']._serialized_start=967
+  _globals['_PROPOSERESPONSE']._serialized_end=1100
+  _globals['_SIGNREQUEST']._serialized_start=1102
+  _globals['_SIGNREQUEST']._serialized_end=1166
+  _globals['_SIGNRESPONSE']._serialized_start=1168
+  _globals['_SIGNRESPONSE']._serialized_end=1221
+  _globals['_GETSWAPREQUEST']._serialized_start=1223
+  _globals['_GETSWAPREQUEST']._serialized_end=1256
+  _globals['_GETSWAPRESPONSE']._serialized_start=1258
+  _globals['_GETSWAPRESPONSE']._serialized_end=1314
+  _globals['_WATCHSWAPREQUEST']._serialized_start=1316
+  _globals['_WATCHSWAPREQUEST']._serialized_end=1351
+  _globals['_WATCHSWAPRESPONSE']._serialized_start=1353
+  _globals['_WATCHSWAPRESPONSE']._serialized_end=1411
+  _globals['_LOGTIMEREQUEST']._serialized_start=1413
+  _globals['_LOGTIMEREQUEST']._serialized_end=1429
+  _globals['_LOGTIMERESPONSE']._serialized_start=1431
+  _globals['_LOGTIMERESPONSE']._serialized_end=1469
+  _globals['_LISTSWAPSREQUEST']._serialized_start=1471
+  _globals['_LISTSWAPSREQUEST']._serialized_end=1541
+  _globals['_LISTSWAPSRESPONSE']._serialized_start=1543
+  _globals['_LISTSWAPSRESPONSE']._serialized_end=1600
+  _globals['_SWAPSERVICE']._serialized_start=2079
+  _globals['_SWAPSERVICE']._serialized_end=2480
 # @@protoc_insertion_point(module_scope)

@@ -271,6 +271,7 @@ class ProposeRequest(_message.Message):
     TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     DEADLINE_MS_FIELD_NUMBER: _builtins.int
     NONCE_FIELD_NUMBER: _builtins.int
+    SIGNATURES_FIELD_NUMBER: _builtins.int
     timeout_ms: _builtins.int
     """Deadline as log time from now (the sequencer's head time) ..."""
     deadline_ms: _builtins.int
@@ -279,6 +280,13 @@ class ProposeRequest(_message.Message):
     """Up to 32 bytes making otherwise equal terms a distinct swap; empty: the server picks."""
     @_builtins.property
     def legs(self) -> _containers.RepeatedCompositeFieldContainer[Global___SwapLeg]: ...
+    @_builtins.property
+    def signatures(self) -> _containers.RepeatedCompositeFieldContainer[Global___PayerSignature]:
+        """Payers' signatures over the intent these terms make, for a client that holds the keys:
+        proposed and signed in one call (complete: submitted at once). Signers must know the
+        intent in advance, so this needs deadline_ms and a nonce (see LogTime).
+        """
+
     def __init__(
         self,
         *,
@@ -286,14 +294,37 @@ class ProposeRequest(_message.Message):
         timeout_ms: _builtins.int = ...,
         deadline_ms: _builtins.int = ...,
         nonce: _builtins.bytes = ...,
+        signatures: _abc.Iterable[Global___PayerSignature] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline_ms", b"deadline_ms", "legs", b"legs", "nonce", b"nonce", "timeout_ms", b"timeout_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline_ms", b"deadline_ms", "legs", b"legs", "nonce", b"nonce", "signatures", b"signatures", "timeout_ms", b"timeout_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ProposeRequest: _TypeAlias = ProposeRequest  # noqa: Y015
+
+@_typing.final
+class PayerSignature(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYER_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    payer: _builtins.bytes
+    signature: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        payer: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payer", b"payer", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PayerSignature: _TypeAlias = PayerSignature  # noqa: Y015
 
 @_typing.final
 class ProposeResponse(_message.Message):
@@ -451,6 +482,41 @@ class WatchSwapResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchSwapResponse: _TypeAlias = WatchSwapResponse  # noqa: Y015
+
+@_typing.final
+class LogTimeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogTimeRequest: _TypeAlias = LogTimeRequest  # noqa: Y015
+
+@_typing.final
+class LogTimeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOG_TIME_MS_FIELD_NUMBER: _builtins.int
+    log_time_ms: _builtins.int
+    """The log time (ms) a timeout proposed now would count from."""
+    def __init__(
+        self,
+        *,
+        log_time_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["log_time_ms", b"log_time_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogTimeResponse: _TypeAlias = LogTimeResponse  # noqa: Y015
 
 @_typing.final
 class ListSwapsRequest(_message.Message):

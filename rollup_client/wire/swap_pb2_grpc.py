@@ -59,6 +59,11 @@ class SwapServiceStub:
                 request_serializer=tandem_dot_v1_dot_swap__pb2.ListSwapsRequest.SerializeToString,
                 response_deserializer=tandem_dot_v1_dot_swap__pb2.ListSwapsResponse.FromString,
                 _registered_method=True)
+        self.LogTime = channel.unary_unary(
+                '/tandem.v1.SwapService/LogTime',
+                request_serializer=tandem_dot_v1_dot_swap__pb2.LogTimeRequest.SerializeToString,
+                response_deserializer=tandem_dot_v1_dot_swap__pb2.LogTimeResponse.FromString,
+                _registered_method=True)
 
 
 class SwapServiceServicer:
@@ -95,6 +100,13 @@ class SwapServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LogTime(self, request, context):
+        """The current log time, to set an absolute deadline from (e.g. before signing an intent).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SwapServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +134,11 @@ def add_SwapServiceServicer_to_server(servicer, server):
                     servicer.List,
                     request_deserializer=tandem_dot_v1_dot_swap__pb2.ListSwapsRequest.FromString,
                     response_serializer=tandem_dot_v1_dot_swap__pb2.ListSwapsResponse.SerializeToString,
+            ),
+            'LogTime': grpc.unary_unary_rpc_method_handler(
+                    servicer.LogTime,
+                    request_deserializer=tandem_dot_v1_dot_swap__pb2.LogTimeRequest.FromString,
+                    response_serializer=tandem_dot_v1_dot_swap__pb2.LogTimeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -259,6 +276,33 @@ class SwapService:
             '/tandem.v1.SwapService/List',
             tandem_dot_v1_dot_swap__pb2.ListSwapsRequest.SerializeToString,
             tandem_dot_v1_dot_swap__pb2.ListSwapsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LogTime(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandem.v1.SwapService/LogTime',
+            tandem_dot_v1_dot_swap__pb2.LogTimeRequest.SerializeToString,
+            tandem_dot_v1_dot_swap__pb2.LogTimeResponse.FromString,
             options,
             channel_credentials,
             insecure,

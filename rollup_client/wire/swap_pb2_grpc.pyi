@@ -41,6 +41,8 @@ class SwapServiceStub:
     Watch: _grpc.UnaryStreamMultiCallable[_swap_pb2.WatchSwapRequest, _swap_pb2.WatchSwapResponse]
     """The current status, then every change, ending after the decision."""
     List: _grpc.UnaryUnaryMultiCallable[_swap_pb2.ListSwapsRequest, _swap_pb2.ListSwapsResponse]
+    LogTime: _grpc.UnaryUnaryMultiCallable[_swap_pb2.LogTimeRequest, _swap_pb2.LogTimeResponse]
+    """The current log time, to set an absolute deadline from (e.g. before signing an intent)."""
 
 @_typing.type_check_only
 class SwapServiceAsyncStub(SwapServiceStub):
@@ -51,6 +53,8 @@ class SwapServiceAsyncStub(SwapServiceStub):
     Watch: _aio.UnaryStreamMultiCallable[_swap_pb2.WatchSwapRequest, _swap_pb2.WatchSwapResponse]  # type: ignore[assignment]
     """The current status, then every change, ending after the decision."""
     List: _aio.UnaryUnaryMultiCallable[_swap_pb2.ListSwapsRequest, _swap_pb2.ListSwapsResponse]  # type: ignore[assignment]
+    LogTime: _aio.UnaryUnaryMultiCallable[_swap_pb2.LogTimeRequest, _swap_pb2.LogTimeResponse]  # type: ignore[assignment]
+    """The current log time, to set an absolute deadline from (e.g. before signing an intent)."""
 
 class SwapServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -88,5 +92,13 @@ class SwapServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _swap_pb2.ListSwapsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_swap_pb2.ListSwapsResponse, _abc.Awaitable[_swap_pb2.ListSwapsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def LogTime(
+        self,
+        request: _swap_pb2.LogTimeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_swap_pb2.LogTimeResponse, _abc.Awaitable[_swap_pb2.LogTimeResponse]]:
+        """The current log time, to set an absolute deadline from (e.g. before signing an intent)."""
 
 def add_SwapServiceServicer_to_server(servicer: SwapServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

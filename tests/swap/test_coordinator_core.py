@@ -69,6 +69,20 @@ def test_signatures_are_checked_and_complete_the_proposal() -> None:
     assert core.to_submit() == []
 
 
+def test_propose_with_signatures_keeps_all_or_nothing() -> None:
+    core = Coordinator(G)
+    intent = swap.Intent(LEGS, 100, b"n")
+    data = intent.signing_bytes()
+    with pytest.raises(Unauthenticated):
+        core.propose(LEGS, 100, b"n", {A.public: A.sign(data), B.public: A.sign(data)})
+    assert core.proposals == {} and core.to_submit() == []
+    half = core.propose(LEGS, 100, b"n", {A.public: A.sign(data)})
+    assert core.view(intent.swap_id).missing == (B.public,)
+    both = core.propose(LEGS, 100, b"n", {A.public: A.sign(data), B.public: B.sign(data)})
+    assert both is half and core.view(intent.swap_id).state is State.SUBMITTED
+    assert [sid for sid, _ in core.to_submit()] == [intent.swap_id]
+
+
 def test_states_follow_the_log_to_commit() -> None:
     core = Coordinator(G)
     intent = signed_proposal(core)

@@ -32,6 +32,8 @@ from rollup_client.genesis import SWAP_NAMESPACE
 from rollup_client.node_tls import TlsFiles
 from rollup_client.rollup_api import RollupClient
 from rollup_client.wire import swap_pb2 as pb
+from rollup_client.wire import swap_pb2_grpc as pb_grpc
+from swap_coordinator import convert
 from swap_coordinator.client import SwapClient
 from swap_coordinator.service import Config, serve
 
@@ -195,6 +197,28 @@ def test_three_legs_proposed_signed_by_each_party_then_waited(net: Net) -> None:
     }
     listed = doc(cli(net, "swap", "list", "--state", "committed", *common))
     assert sid in [s["swap_id"] for s in listed["swaps"]]
+
+
+def test_proposed_and_signed_in_one_call_by_a_client_holding_both_keys(net: Net) -> None:
+    before = balances(net)
+    legs = [
+        swap.Leg("alpha", ALICE.public, BOB.public, "gold", 4),
+        swap.Leg("beta", BOB.public, ALICE.public, "silver", 6),
+    ]
+    with SwapClient(net.coordinator) as c:
+        with SequencerClient(net.sequencer) as seq:
+            head = seq.status().head_time_ms
+        assert c.log_time() >= head - 2 * HEARTBEAT_MS
+        resp = c.propose_signed(legs, (ALICE, BOB), timeout_ms=20_000)
+        assert resp.status.state == pb.SWAP_STATE_SUBMITTED
+        assert not resp.status.missing_signers
+        st = decided(c, resp.swap_id)
+    assert st.state == pb.SWAP_STATE_COMMITTED
+    after = balances(net, st.decision_position.height)
+    assert changed(before, after) == {
+        "alpha": {"alice": -4, "bob": 4},
+        "beta": {"alice": 6, "bob": -6},
+    }
 
 
 def test_a_leg_short_of_funds_votes_no_and_everyone_is_refunded(net: Net) -> None:
@@ -386,6 +410,22 @@ def test_bad_requests_get_their_codes_and_change_nothing(net: Net) -> None:
             c.get(b"\x01" * 32)
         st = c.get(resp.swap_id)
         assert st.state == pb.SWAP_STATE_PROPOSED and list(st.missing_signers) == [ALICE.public]
+        with pytest.raises(InvalidArgument, match="pays no leg"):
+            c.propose_signed([leg], (BOB,), deadline_ms=resp.deadline_ms)
+        forged = pb.PayerSignature(payer=ALICE.public, signature=BOB.sign(resp.signing_bytes))
+        with grpc.insecure_channel(net.coordinator) as ch:
+            propose = pb_grpc.SwapServiceStub(ch).Propose
+            timed = pb.ProposeRequest(timeout_ms=10_000, nonce=b"n")
+            dated = pb.ProposeRequest(deadline_ms=resp.deadline_ms, nonce=b"f")
+            for req, code, says in (
+                (timed, "INVALID_ARGUMENT", "deadline"),
+                (dated, "UNAUTHENTICATED", ""),
+            ):
+                req.legs.append(convert.leg_to_pb(leg))
+                req.signatures.append(forged)
+                with pytest.raises(grpc.RpcError) as err:
+                    propose(req, timeout=5)
+                assert err.value.code().name == code and says in str(err.value.details())
         assert len(c.list()) == known + 1
     with grpc.insecure_channel(net.coordinator) as ch:
         for method in ("Propose", "Sign", "Get", "List"):
