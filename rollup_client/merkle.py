@@ -27,12 +27,16 @@ def root(leaves: Sequence[bytes]) -> bytes:
     if not leaves:
         return EMPTY_ROOT
     level = list(leaves)
+    sha256 = hashlib.sha256
     # Bottom-up pairing yields the RFC 6962 shape: an odd node is carried up unchanged.
+    # Pairs come from two slices, hashed inline: a call and two index lookups per node
+    # were a third of the sequencer's cost of sealing a block.
     while len(level) > 1:
-        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
+        odd = level[-1] if len(level) % 2 else None
+        pairs = zip(level[::2], level[1::2], strict=False)  # `odd` has no partner
+        level = [sha256(b"\x01" + a + b).digest() for a, b in pairs]
+        if odd is not None:
+            level.append(odd)
     return level[0]
 
 
