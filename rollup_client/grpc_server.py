@@ -74,8 +74,13 @@ def _lenient(message: type[Message]) -> Callable[[bytes], Message | _Unparseable
     return parse
 
 
+def _serialize(response: Message | bytes) -> bytes:
+    """A response's wire bytes; a behaviour on a hot path may return them already built."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
 def _handler(method: MethodDescriptor, behaviour: Callable[..., Any]) -> grpc.RpcMethodHandler:
-    request, response = GetMessageClass(method.input_type), GetMessageClass(method.output_type)
+    request = GetMessageClass(method.input_type)
     if method.client_streaming:
         raise TypeError(f"{method.full_name}: client streaming is not supported")
     if method.server_streaming:
@@ -88,7 +93,7 @@ def _handler(method: MethodDescriptor, behaviour: Callable[..., Any]) -> grpc.Rp
         return grpc.unary_stream_rpc_method_handler(
             stream,
             request_deserializer=_lenient(request),
-            response_serializer=response.SerializeToString,
+            response_serializer=_serialize,
         )
 
     def unary(req: Message | _Unparseable, context: grpc.ServicerContext) -> Any:
@@ -99,7 +104,7 @@ def _handler(method: MethodDescriptor, behaviour: Callable[..., Any]) -> grpc.Rp
     return grpc.unary_unary_rpc_method_handler(
         unary,
         request_deserializer=_lenient(request),
-        response_serializer=response.SerializeToString,
+        response_serializer=_serialize,
     )
 
 

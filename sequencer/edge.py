@@ -14,20 +14,21 @@ import grpc
 from rollup_client.errors import TandemError
 from rollup_client.grpc_server import GrpcServer, abort, call
 from rollup_client.wire import sequencer_pb2 as pb
-from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from sequencer.handlers import Handlers
 
 
-class SequencerServicer(pb_grpc.SequencerServiceServicer):
-    """Thin adapter: request fields in, `Handlers` call, response out."""
+class SequencerServicer:
+    """Thin adapter: request fields in, `Handlers` call, response out.
+
+    The submit methods answer with wire bytes built by `Handlers` (GrpcServer sends bytes
+    as they are), so it does not subclass the generated servicer, whose types say messages.
+    """
 
     def __init__(self, handlers: Handlers) -> None:
         self.h = handlers
 
-    def SubmitBatch(
-        self, request: pb.SubmitBatchRequest, context: grpc.ServicerContext
-    ) -> pb.SubmitBatchResponse:
-        acks = call(
+    def SubmitBatch(self, request: pb.SubmitBatchRequest, context: grpc.ServicerContext) -> bytes:
+        return call(
             context,
             lambda: self.h.submit_batch(
                 request.client_key,
@@ -37,17 +38,16 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
                 context.time_remaining(),
             ),
         )
-        return pb.SubmitBatchResponse(acks=acks)
 
-    def Submit(self, request: pb.SubmitRequest, context: grpc.ServicerContext) -> pb.SubmitResponse:
+    def Submit(self, request: pb.SubmitRequest, context: grpc.ServicerContext) -> bytes:
+        """A SubmitBatchResponse of one ack is, byte for byte, the SubmitResponse."""
         entries = [request.entry] if request.HasField("entry") else []
-        acks = call(
+        return call(
             context,
             lambda: self.h.submit_batch(
                 request.client_key, entries, False, request.signature, context.time_remaining()
             ),
         )
-        return pb.SubmitResponse(ack=acks[0])
 
     def GetBlock(
         self, request: pb.GetBlockRequest, context: grpc.ServicerContext
