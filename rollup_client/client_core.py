@@ -191,13 +191,21 @@ class ClientCore:
     ) -> tuple[pb.SubmitBatchRequest, list[bytes]]:
         """A signed SubmitBatch request and the entry ids it must be acknowledged with."""
         key, (chain_id, _) = self._signer(), self._anchors()
-        ids = [codec.entry_id(codec.check_namespace(ns), data) for ns, data in entries]
+        namespaces = {ns for ns, _ in entries}
+        for ns in namespaces:
+            codec.check_namespace(ns)
+        if len(namespaces) == 1:
+            ids = codec.entry_ids(next(iter(namespaces)), [data for _, data in entries])
+        else:
+            ids = [codec.entry_id(ns, data) for ns, data in entries]
         req = pb.SubmitBatchRequest(
             client_key=key.public,
-            entries=[pb.Entry(namespace=ns, data=data) for ns, data in entries],
             bundle=bundle,
             signature=key.sign(codec.batch_digest(chain_id, ids, bundle)),
         )
+        add = req.entries.add  # in place: a list of Entry messages would be copied again
+        for ns, data in entries:
+            add(namespace=ns, data=data)
         return req, ids
 
     def batch_acks(
