@@ -28,9 +28,9 @@ class Api(Protocol):
     def get(self, swap_id: bytes) -> pb.SwapStatus: ...
     def list_swaps(self, state: int, limit: int) -> list[pb.SwapStatus]: ...
     def log_time(self) -> int: ...
-    def version(self) -> int: ...
-    def wait_change(self, version: int, timeout: float) -> int: ...
     def touches(self, swap_id: bytes) -> int: ...
+    def wait_touch(self, swap_id: bytes, mark: int, timeout: float) -> int: ...
+    def wake(self, swap_id: bytes) -> None: ...
 
 
 class SwapServicer(pb_grpc.SwapServiceServicer):
@@ -72,21 +72,24 @@ class SwapServicer(pb_grpc.SwapServiceServicer):
         happened to this swap (signature, submission, intent or vote ordered, decision),
         so the final state goes out at once; otherwise only every `watch_poll_s`, not on
         every block: under load blocks come back to back and many Watch streams are open.
+        The stream's thread sleeps until then, woken early only by its own swap or by the
+        stream ending.
         """
+        sid = request.swap_id
+        context.add_callback(lambda: self.api.wake(sid))
         last: pb.SwapStatus | None = None
-        version = self.api.version()
         while context.is_active():
-            mark = self.api.touches(request.swap_id)
-            st = call(context, lambda: self.api.get(request.swap_id))
+            mark = self.api.touches(sid)
+            st = call(context, lambda: self.api.get(sid))
             if st != last:
                 yield pb.WatchSwapResponse(status=st)
                 last = st
             if st.state in FINAL:
                 return
             refresh_at = time.monotonic() + self.watch_poll_s
-            while context.is_active():
-                version = self.api.wait_change(version, max(0.0, refresh_at - time.monotonic()))
-                if self.api.touches(request.swap_id) != mark or time.monotonic() >= refresh_at:
+            while context.is_active() and time.monotonic() < refresh_at:
+                left = refresh_at - time.monotonic()
+                if self.api.wait_touch(sid, mark, max(0.0, left)) != mark:
                     break
 
 

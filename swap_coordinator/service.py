@@ -88,30 +88,62 @@ class EventLog:
         self._f.close()
 
 
-class Changes:
-    """A version counter gRPC threads can wait on; bumped by the trio side on every change."""
+class Touches:
+    """Per swap, a counter bumped whenever something about it happened; Watch threads wait
+    on their own swap's.
+
+    One condition for every swap woke every open Watch stream (a thread each) on every
+    block; under load, with a stream per swap in flight, those wake-ups cost more than
+    the swaps. Bumped on the trio side, waited on from gRPC threads.
+    """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.version = 0
+        self._lock = threading.Lock()
+        self._counts: dict[bytes, int] = {}
+        self._waiting: dict[bytes, tuple[threading.Condition, int]] = {}
         self.closed = False
 
-    def bump(self) -> None:
-        with self._cond:
-            self.version += 1
-            self._cond.notify_all()
+    def count(self, swap_id: bytes) -> int:
+        return self._counts.get(swap_id, 0)
+
+    def touch(self, swap_id: bytes) -> None:
+        with self._lock:
+            self._counts[swap_id] = self._counts.get(swap_id, 0) + 1
+            self._notify(swap_id)
+
+    def wake(self, swap_id: bytes) -> None:
+        """Wake the swap's waiters without a change (their stream ended)."""
+        with self._lock:
+            self._notify(swap_id)
+
+    def _notify(self, swap_id: bytes) -> None:
+        found = self._waiting.get(swap_id)
+        if found is not None:
+            found[0].notify_all()
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self.closed = True
-            self._cond.notify_all()
+            for cond, _ in self._waiting.values():
+                cond.notify_all()
 
-    def wait(self, version: int, timeout: float) -> int:
-        with self._cond:
-            self._cond.wait_for(lambda: self.closed or self.version != version, timeout)
+    def wait(self, swap_id: bytes, mark: int, timeout: float) -> int:
+        """The swap's count once it differs from `mark`, woken, or after `timeout`."""
+        with self._lock:
+            cond, n = self._waiting.get(swap_id) or (threading.Condition(self._lock), 0)
+            self._waiting[swap_id] = (cond, n + 1)
+            try:
+                if not self.closed and self._counts.get(swap_id, 0) == mark:
+                    cond.wait(timeout)
+            finally:
+                cond, n = self._waiting[swap_id]
+                if n == 1:
+                    del self._waiting[swap_id]
+                else:
+                    self._waiting[swap_id] = (cond, n - 1)
             if self.closed:
                 raise Unavailable("coordinator is shutting down")
-            return self.version
+            return self._counts.get(swap_id, 0)
 
 
 @dataclass
@@ -141,9 +173,7 @@ class Shell:
         self.link = link
         self.log = log
         self.token = token
-        self.changes = Changes()
-        self.touched: dict[bytes, int] = {}
-        """Per swap, a counter bumped whenever something about it happened (read by Watch)."""
+        self.touched = Touches()
         self._wake = trio.Event()
         self._db = trio.Lock()
         self._since_checkpoint = 0
@@ -182,17 +212,17 @@ class Shell:
         result: list[pb.SwapStatus] = self._hop(self._list, state, limit)
         return result
 
-    def version(self) -> int:
-        return self.changes.version
-
-    def wait_change(self, version: int, timeout: float) -> int:
-        return self.changes.wait(version, timeout)
-
     def touches(self, swap_id: bytes) -> int:
-        return self.touched.get(swap_id, 0)
+        return self.touched.count(swap_id)
+
+    def wait_touch(self, swap_id: bytes, mark: int, timeout: float) -> int:
+        return self.touched.wait(swap_id, mark, timeout)
+
+    def wake(self, swap_id: bytes) -> None:
+        self.touched.wake(swap_id)
 
     def _touch(self, swap_id: bytes) -> None:
-        self.touched[swap_id] = self.touched.get(swap_id, 0) + 1
+        self.touched.touch(swap_id)
 
     # -- the same, on the trio thread -----------------------------------------------------
 
@@ -221,7 +251,6 @@ class Shell:
         self.metrics.proposals.inc()
         self.metrics.signatures.inc(len(sigs))
         self._touch(sid)
-        self.changes.bump()
         return pb.ProposeResponse(
             swap_id=sid,
             deadline_ms=deadline,
@@ -242,7 +271,6 @@ class Shell:
         self.log("signed", swap_id=swap_id.hex(), payer=payer.hex(), complete=p.complete)
         self.metrics.signatures.inc()
         self._touch(swap_id)
-        self.changes.bump()
         return await self._get(swap_id)
 
     async def _log_time(self) -> int:
@@ -335,7 +363,6 @@ class Shell:
         moved = bool(blk.entries or events)
         if self._since_checkpoint >= CHECKPOINT_EVERY:
             await self.checkpoint()
-        self.changes.bump()
         if moved:
             self._wake.set()
 
@@ -381,7 +408,6 @@ class Shell:
                 index=ack.index,
                 duplicate=ack.duplicate,
             )
-        self.changes.bump()
 
 
 def _load(config: Config) -> tuple[Genesis, SigningKey]:
@@ -463,7 +489,7 @@ async def _run(
                 on_ready(edge.listen, metrics_addr)
             task_status.started(edge.port)
     finally:
-        shell.changes.close()
+        shell.touched.close()
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(edge.stop, SHUTDOWN_GRACE_S)
             await shell.checkpoint()

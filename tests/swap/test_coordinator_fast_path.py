@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from rollup_client import swap
+from rollup_client.errors import Unavailable
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator.core import Coordinator
 from swap_coordinator.edge import SwapServicer
-from swap_coordinator.service import Changes
+from swap_coordinator.service import Touches
 from swap_coordinator.store import Store
 
 from .helpers import ASSET, USERS, genesis, make_block
@@ -71,31 +75,44 @@ def test_save_proposals_is_one_group_and_updates_in_place(tmp_path: Path) -> Non
 
 
 class FakeContext:
+    def __init__(self) -> None:
+        self.active = True
+        self.callbacks: list[Callable[[], object]] = []
+
     def is_active(self) -> bool:
+        return self.active
+
+    def add_callback(self, callback: Callable[[], object]) -> bool:
+        self.callbacks.append(callback)
         return True
+
+    def end(self) -> None:
+        """The client went away: what grpc does when a stream is cancelled."""
+        self.active = False
+        for callback in self.callbacks:
+            callback()
 
 
 class StatusApi:
     """The edge's Api with statuses set by the test: what Watch sees of the shell."""
 
     def __init__(self) -> None:
-        self.changes = Changes()
+        self.touched = Touches()
         self.status = pb.SwapStatus(state=pb.SWAP_STATE_SUBMITTED, log_time_ms=1)
-        self.marks = 0
         self.gets = 0
 
     def get(self, swap_id: bytes) -> pb.SwapStatus:
         self.gets += 1
         return self.status
 
-    def version(self) -> int:
-        return self.changes.version
-
-    def wait_change(self, version: int, timeout: float) -> int:
-        return self.changes.wait(version, timeout)
-
     def touches(self, swap_id: bytes) -> int:
-        return self.marks
+        return self.touched.count(swap_id)
+
+    def wait_touch(self, swap_id: bytes, mark: int, timeout: float) -> int:
+        return self.touched.wait(swap_id, mark, timeout)
+
+    def wake(self, swap_id: bytes) -> None:
+        self.touched.wake(swap_id)
 
 
 def test_watch_sends_the_final_state_at_once_and_skips_blocks_that_do_not_touch_it() -> None:
@@ -106,11 +123,10 @@ def test_watch_sends_the_final_state_at_once_and_skips_blocks_that_do_not_touch_
     assert next(stream).status.state == pb.SWAP_STATE_SUBMITTED
 
     def later() -> None:
-        for _ in range(10):  # blocks that do not concern this swap: no re-read
-            api.changes.bump()
+        for n in range(10):  # other swaps' news: no re-read of this one
+            api.touched.touch(bytes([n]) * 32)
         api.status = pb.SwapStatus(state=pb.SWAP_STATE_COMMITTED, log_time_ms=12)
-        api.marks += 1
-        api.changes.bump()
+        api.touched.touch(b"s" * 32)
 
     t0 = time.monotonic()
     bumper = threading.Thread(target=later)
@@ -123,3 +139,34 @@ def test_watch_sends_the_final_state_at_once_and_skips_blocks_that_do_not_touch_
     assert time.monotonic() - t0 < 5.0  # well under the 30 s poll
     assert api.gets == 2
     assert list(stream) == []
+
+
+def test_a_watch_whose_client_left_ends_without_waiting_for_its_poll() -> None:
+    api = StatusApi()
+    servicer = SwapServicer(api, watch_poll_s=30.0)  # type: ignore[arg-type]
+    ctx = FakeContext()
+    stream = servicer.Watch(pb.WatchSwapRequest(swap_id=b"s" * 32), ctx)  # type: ignore[arg-type]
+    assert next(stream).status.state == pb.SWAP_STATE_SUBMITTED
+    t0 = time.monotonic()
+    leaver = threading.Thread(target=ctx.end)
+    leaver.start()
+    try:
+        assert list(stream) == []
+    finally:
+        leaver.join()
+    assert time.monotonic() - t0 < 5.0  # well under the 30 s poll
+    assert api.gets == 1
+
+
+def test_touches_wake_only_their_swap_and_closing_wakes_everyone() -> None:
+    touches = Touches()
+    assert touches.wait(b"a", 0, 0.0) == 0  # nothing happened: the timeout answers
+    touches.touch(b"a")
+    assert touches.wait(b"a", 0, 30.0) == 1  # already moved on: no wait at all
+    closer = threading.Thread(target=touches.close)
+    closer.start()
+    try:
+        with pytest.raises(Unavailable):
+            touches.wait(b"b", 0, 30.0)
+    finally:
+        closer.join()
