@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -18,6 +20,8 @@ from swap_coordinator import convert
 
 DEFAULT_TIMEOUT_S = 10.0
 NONCE_BYTES = 16
+FRESH_S = 1.0
+"""How long a log time read from an answer still serves as "now" for a new deadline."""
 
 
 class SwapClient:
@@ -38,6 +42,8 @@ class SwapClient:
             else grpc.secure_channel(target, credentials, options=channel_options())
         )
         self._stub = pb_grpc.SwapServiceStub(self._channel)
+        self._seen: tuple[int, float] = (0, -math.inf)
+        """The newest log time in an answer, and when (monotonic) it was seen."""
 
     def __enter__(self) -> SwapClient:
         return self
@@ -69,6 +75,7 @@ class SwapClient:
             nonce=nonce,
         )
         resp: pb.ProposeResponse = self._call(self._stub.Propose, req)
+        self._saw(resp.status)
         return resp
 
     def propose_signed(
@@ -83,13 +90,13 @@ class SwapClient:
         """Propose and sign in one call, for a client that holds payers' keys (`signers`).
 
         The intent is built and signed here, so its deadline is absolute: a `timeout_ms`
-        counts from the coordinator's log time (one LogTime call first). Signed by every
+        counts from the coordinator's log time (see `recent_log_time`). Signed by every
         payer, the intent is submitted at once, without a round trip per signature.
         """
         if (timeout_ms > 0) == (deadline_ms > 0):
             raise InvalidArgument("give exactly one of timeout_ms and deadline_ms")
         if timeout_ms:
-            deadline_ms = self.log_time() + timeout_ms
+            deadline_ms = self.recent_log_time() + timeout_ms
         intent = swap.Intent(tuple(legs), deadline_ms, nonce or os.urandom(NONCE_BYTES))
         data = intent.signing_bytes()
         req = pb.ProposeRequest(
@@ -99,20 +106,42 @@ class SwapClient:
             signatures=[pb.PayerSignature(payer=k.public, signature=k.sign(data)) for k in signers],
         )
         resp: pb.ProposeResponse = self._call(self._stub.Propose, req)
+        self._saw(resp.status)
         return resp
 
     def log_time(self) -> int:
         """The coordinator's log time (ms): what an absolute deadline is set from."""
         resp: pb.LogTimeResponse = self._call(self._stub.LogTime, pb.LogTimeRequest())
+        self._saw_time(resp.log_time_ms)
         return resp.log_time_ms
+
+    def recent_log_time(self) -> int:
+        """The newest log time an answer carried in the last FRESH_S, else `log_time()`.
+
+        Log time only grows, so a timeout counted from it comes out at most that much
+        shorter, never longer: the coordinator counts its own timeouts the same way.
+        """
+        seen, at = self._seen
+        if time.monotonic() - at < FRESH_S:
+            return seen
+        return self.log_time()
+
+    def _saw(self, status: pb.SwapStatus) -> None:
+        self._saw_time(status.log_time_ms)
+
+    def _saw_time(self, log_time_ms: int) -> None:
+        if log_time_ms >= self._seen[0]:
+            self._seen = (log_time_ms, time.monotonic())
 
     def sign(self, swap_id: bytes, payer: bytes, signature: bytes) -> pb.SwapStatus:
         req = pb.SignRequest(swap_id=swap_id, payer=payer, signature=signature)
         resp: pb.SignResponse = self._call(self._stub.Sign, req)
+        self._saw(resp.status)
         return resp.status
 
     def get(self, swap_id: bytes) -> pb.SwapStatus:
         resp: pb.GetSwapResponse = self._call(self._stub.Get, pb.GetSwapRequest(swap_id=swap_id))
+        self._saw(resp.status)
         return resp.status
 
     def list(self, state: int = pb.SWAP_STATE_UNSPECIFIED, limit: int = 0) -> list[pb.SwapStatus]:
@@ -125,6 +154,7 @@ class SwapClient:
         stream = self._stub.Watch(pb.WatchSwapRequest(swap_id=swap_id), timeout=timeout)
         try:
             for msg in stream:
+                self._saw(msg.status)
                 yield msg.status
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:

@@ -107,10 +107,9 @@ class SwapDriver:
             swap.Leg(p.y, p.b.public, p.a.public, ASSETS[p.y], 1),
         ]
         # Both parties' keys are here, so each swap is proposed and signed in one call.
-        deadline = self.client.log_time() + SWAP_TIMEOUT_MS
         ids = [
             self.client.propose_signed(
-                legs, (p.a, p.b), deadline_ms=deadline, nonce=payload[:32]
+                legs, (p.a, p.b), timeout_ms=SWAP_TIMEOUT_MS, nonce=payload[:32]
             ).swap_id
             for payload in payloads
         ]

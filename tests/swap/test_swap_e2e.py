@@ -221,6 +221,23 @@ def test_proposed_and_signed_in_one_call_by_a_client_holding_both_keys(net: Net)
     }
 
 
+def test_a_timeout_counts_from_the_log_time_last_seen_while_fresh(
+    net: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    legs = [swap.Leg("alpha", ALICE.public, BOB.public, "gold", 1)]
+    with SwapClient(net.coordinator) as c:
+        first = c.propose_signed(legs, (ALICE,), timeout_ms=20_000)
+        seen = c.get(first.swap_id).log_time_ms
+        monkeypatch.setattr("swap_coordinator.client.FRESH_S", 3600.0)
+        again = c.propose_signed(legs, (ALICE,), timeout_ms=20_000)
+        assert again.deadline_ms == seen + 20_000  # no LogTime call: the last answer's time
+        monkeypatch.setattr("swap_coordinator.client.FRESH_S", 0.0)
+        latest = c.propose_signed(legs, (ALICE,), timeout_ms=20_000)
+        assert latest.deadline_ms >= seen + 20_000
+        for resp in (first, again, latest):  # settled before the next test reads balances
+            assert decided(c, resp.swap_id).state == pb.SWAP_STATE_COMMITTED
+
+
 def test_a_leg_short_of_funds_votes_no_and_everyone_is_refunded(net: Net) -> None:
     before = balances(net)
     r = cli(
