@@ -1,8 +1,9 @@
 """What each RPC does, as plain methods called from gRPC handler threads.
 
 Submits are validated here (one signature check per batch), queued on the intake and
-answered when their block is durable: no trio hop on the way. Reads of sealed blocks go
-straight to SQLite with this thread's own connection, bounded by the durable head.
+answered when their block is durable, often cut and written by the handler's own thread
+(see `Committer.drive`): no trio hop on the way. Reads of sealed blocks go straight to
+SQLite with this thread's own connection, bounded by the durable head.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from rollup_client.wire import sequencer_pb2 as pb
 from sequencer.config import Config
 from sequencer.core import Acks
 from sequencer.headwatch import HeadWatch
-from sequencer.intake import Intake
+from sequencer.intake import Intake, Ticket
 from sequencer.metrics import Metrics
 from sequencer.store import DAMAGE, Reader, StoredHeader, verify_stored
 from sequencer.validate import Validator
@@ -109,6 +110,7 @@ class Handlers:
         config: Config,
         genesis: Genesis,
         intake: Intake,
+        drive: Callable[[Ticket], None],
         reader: Reader,
         watch: HeadWatch,
         metrics: Metrics,
@@ -117,6 +119,7 @@ class Handlers:
         self.genesis = genesis
         self.validator = Validator(genesis, config.limits)
         self.intake = intake
+        self.drive = drive
         self.reader = reader
         self.watch = watch
         self.metrics = metrics
@@ -136,6 +139,7 @@ class Handlers:
         _, batch = self.validator.batch(client_key, entries, bundle, signature)
         ticket = self.intake.submit(client_key, batch)
         self.metrics.batch_size.observe(len(batch.ids))
+        self.drive(ticket)
         if not ticket.done.wait(DEFAULT_WAIT_S if timeout is None else timeout):
             raise DeadlineExceeded(
                 "the batch was not sealed before the call's deadline; it may still be "

@@ -1,15 +1,14 @@
 """The one queue between gRPC handler threads and the commit loop.
 
-Handlers append validated batches and block on their ticket; the commit loop takes
-everything queued at once, seals it into a block and releases every ticket of that block
-in one pass after the fsync. No handler hops into trio: the loop is woken (once) only
-when it sleeps on an empty queue.
+Handlers append validated batches and block on their ticket; the committer's cut stage
+takes everything queued at once, seals it into a block and its write stage releases every
+ticket of that block in one pass after the fsync. No handler hops into trio.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from rollup_client.errors import ResourceExhausted, Unavailable
 from sequencer.core import Batch, Outcome
@@ -36,9 +35,9 @@ class Intake:
         self._queue: list[Ticket] = []
         self._inflight: dict[bytes, int] = {}
         self._entries = 0
+        self._queued_entries = 0
         self._max_inflight = max_inflight_per_client
         self._max_entries = max_queue_entries
-        self._wake: Callable[[], None] | None = None
         self._closed = False
 
     def submit(self, client: bytes, batch: Batch) -> Ticket:
@@ -59,16 +58,19 @@ class Intake:
             self._queue.append(ticket)
             self._inflight[client] = inflight + 1
             self._entries += n
-            wake, self._wake = self._wake, None
-        if wake is not None:
-            wake()
+            self._queued_entries += n
         return ticket
 
-    def take(self, wake: Callable[[], None] | None = None) -> list[Ticket]:
-        """Everything queued; when nothing is, arm `wake` to be called on the next submit."""
+    def queued(self) -> tuple[int, int]:
+        """How many batches, and entries in them, are queued and not yet taken."""
+        with self._lock:
+            return len(self._queue), self._queued_entries
+
+    def take(self) -> list[Ticket]:
+        """Everything queued."""
         with self._lock:
             queued, self._queue = self._queue, []
-            self._wake = wake if not queued and not self._closed else None
+            self._queued_entries = 0
             return queued
 
     def finish(self, tickets: Sequence[Ticket], outcomes: Sequence[Outcome]) -> None:
@@ -92,4 +94,3 @@ class Intake:
         """Refuse new submissions; queued ones are still taken and finished."""
         with self._lock:
             self._closed = True
-            self._wake = None

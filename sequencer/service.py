@@ -9,12 +9,10 @@ acknowledged, then the server and the store close).
 from __future__ import annotations
 
 import itertools
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import trio
 
@@ -52,15 +50,20 @@ class _Sealed:
 
 
 class Committer:
-    """Group commit in two overlapping stages: cut block N+1 while block N is fsynced.
+    """Group commit in two stages, cut and write, run by whichever thread is waiting.
 
-    The cutter takes everything queued, looks up known ids, and has the core seal a block;
-    the writer commits it and releases every handler of the block at once. Each stage is
-    one thread for the life of the server, woken by the intake and handing blocks over
-    directly: no trio hop per block, which on a busy host cost more than the fsync. The
-    core and the writer connection are each only touched by one thread. Ids of a block
-    that is cut but not yet written are kept in `_unwritten` so the next cut still dedups
-    against them.
+    The cut stage takes everything queued, looks up known ids and has the core seal a
+    block; the write stage commits it and releases every handler of the block at once.
+    Each stage is a role that one thread holds at a time, taken under one mutex: the
+    handler thread that submits a batch drives the stages itself when they are free, so
+    at light load a batch is cut, written and answered in its own thread with no hop at
+    all (three thread hops per block cost more than the fsync). A handler whose own batch
+    is answered does not stay for the next block: it wakes the standby thread, which
+    also cuts the idle heartbeat blocks. A block is cut when the write stage is free, so
+    everything that arrived during the previous write lands in one block (one fsync), or
+    earlier when a full block is waiting, so its cut overlaps the write; one sealed block
+    at most waits for the write stage. Ids of a block that is cut but not yet written are
+    kept in `_unwritten` so the next cut still dedups against them.
     """
 
     def __init__(
@@ -81,38 +84,39 @@ class Committer:
         self.metrics = metrics
         self.log = log
         self.clock = clock
-        self._pending: list[Ticket] = []
+        self.threads = threads
         # Height -> {id: index} of each block cut but not yet written.
         self._unwritten: dict[int, dict[bytes, int]] = {}
-        self._handoff: _Sealed | None = None
-        # Blocks go to the writer one at a time; the cutter waits until each is taken.
-        self._to_writer: queue.Queue[_Sealed | None] = queue.Queue(maxsize=1)
-        self._writer_idle = True
+        # Guarded by _mu: who holds each stage, and what lies between the stages.
+        self._mu = threading.Lock()
+        self._cutting = False
+        self._writing = False
+        self._pending: list[Ticket] = []  # taken from the intake, left out of a full block
+        self._pending_entries = 0
+        self._sealed: _Sealed | None = None  # cut, waiting for the write stage
+        self._heartbeat_due = False
+        self._last_cut = time.monotonic()
+        self._failure: BaseException | None = None
         self._stopping = False
-        self._woken = threading.Event()
-        self.threads = threads
+        self._standby = threading.Event()
 
     def stop(self) -> None:
         """Stop taking new submissions; everything queued is still sealed and answered."""
         self._stopping = True
         self.intake.close()
-        self._woken.set()
+        self._standby.set()
 
     async def run(self, heartbeat_ms: int) -> None:
-        """Run both stages until `stop()` and everything queued is durable and indexed.
+        """Run the standby thread until `stop()` and everything queued is durable and indexed.
 
         Shielded: a cancel must not strand a block that is cut (the core has moved past
         it) but not yet written. Call `stop()` to end it.
         """
         with trio.CancelScope(shield=True):
             try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(
-                        partial(trio.to_thread.run_sync, self._write_all, limiter=self.threads)
-                    )
-                    await trio.to_thread.run_sync(
-                        self._cut_all, heartbeat_ms / 1000, limiter=self.threads
-                    )
+                await trio.to_thread.run_sync(
+                    self._stand_by, heartbeat_ms / 1000, limiter=self.threads
+                )
             except BaseException as exc:
                 self._fail_waiting(exc)
                 raise
@@ -122,81 +126,104 @@ class Committer:
         """The store failed: answer every batch not yet durable with why, never leave it."""
         self.intake.close()
         error = _first_tandem_error(exc)
-        waiting = self._pending + self.intake.take()
-        if self._handoff is not None:
-            waiting += self._handoff.tickets
+        with self._mu:
+            waiting = self._pending + self.intake.take()
+            self._pending = []
+            if self._sealed is not None:
+                waiting += self._sealed.tickets
         self.intake.finish(waiting, [error] * len(waiting))
 
-    def _cut_all(self, heartbeat: float) -> None:
-        """The cutter thread: group commit, plus an empty block at each idle heartbeat.
-
-        A block is cut when the writer is free to take it, so everything that arrived
-        during the previous write lands in one block (one fsync), or earlier when a full
-        block is already waiting, so its cut overlaps the write. Cutting whenever anything
-        was queued made blocks of one batch each, one fsync per batch.
-        """
-        last_cut = time.monotonic()
-        try:
-            while True:
-                self._woken.clear()
-                self._pending += self.intake.take(self._woken.set)
-                now = time.monotonic()
-                if self._pending and (self._writer_idle or self._full(self._pending)):
-                    self._cut_and_hand_over()
-                    last_cut = time.monotonic()
-                elif not self._pending and self._stopping:
-                    return
-                elif not self._pending and self._writer_idle and now >= last_cut + heartbeat:
-                    self._cut_and_hand_over()
-                    last_cut = time.monotonic()
-                elif self._pending:
-                    self._woken.wait()
-                else:
-                    self._woken.wait(max(0.0, last_cut + heartbeat - now))
-        finally:
-            self._to_writer.put(None)
-
-    def _full(self, tickets: Sequence[Ticket]) -> bool:
-        """True when `tickets` fill the next block: waiting cannot make it bigger."""
-        return self.core.take([t.batch for t in tickets]) < len(tickets)
-
-    def _cut_and_hand_over(self) -> None:
-        sealed = self._cut(self._pending)
-        self._pending = self._pending[len(sealed.tickets) :]
-        self._handoff = sealed
-        self._writer_idle = False
-        self._to_writer.put(sealed)
-        self._to_writer.join()
-        self._handoff = None
-
-    def _write_all(self) -> None:
-        """The writer thread: each handed-over block durably, until the cutter ends.
-
-        After a failed write it keeps taking blocks (failing their batches with the same
-        error) so the cutter is never left waiting, then raises the failure.
-        """
-        failure: BaseException | None = None
+    def _stand_by(self, heartbeat: float) -> None:
+        """The standby thread: the stages nobody waiting took, and the idle heartbeat."""
         while True:
-            sealed = self._to_writer.get()
-            self._to_writer.task_done()
-            if sealed is None:
-                break
-            if failure is not None:
-                error = _first_tandem_error(failure)
-                self.intake.finish(sealed.tickets, [error] * len(sealed.tickets))
-            else:
-                try:
-                    self._write(sealed)
-                except BaseException as exc:
-                    failure = exc
-                    self.stop()
-            self._writer_idle = True
-            self._woken.set()
-        if failure is not None:
-            raise failure
+            self._standby.clear()
+            self.drive()
+            with self._mu:
+                busy = self._cutting or self._writing or self._sealed is not None
+                if self._stopping and not busy and not self._has_work():
+                    break
+                wait = self._last_cut + heartbeat - time.monotonic()
+                if wait <= 0 and not busy:
+                    self._heartbeat_due = True
+                    continue
+            # A heartbeat that falls due while another thread holds a stage is looked at
+            # again shortly: that thread does not wake the standby when it is done.
+            self._standby.wait(max(wait, 0.001))
+        if self._failure is not None:
+            raise self._failure
 
-    def _cut(self, tickets: Sequence[Ticket]) -> _Sealed:
-        """Seal the next block from the leading tickets (worker thread)."""
+    def drive(self, own: Ticket | None = None) -> None:
+        """Run every stage that is free and has work, until none is or `own` is answered.
+
+        A handler calls it with its ticket right after submitting; once that ticket is
+        answered it leaves any remaining work to the standby thread instead of delaying
+        its own reply by another block. Whoever changes the state (a submit, a cut, the
+        end of a write) looks for the next stage under the same mutex, so no work is left
+        with nobody to do it.
+        """
+        while True:
+            with self._mu:
+                if own is not None and own.finished:
+                    if self._has_work():
+                        self._standby.set()
+                    break
+                stage = self._next_stage()
+            if stage is None:
+                break
+            try:
+                stage()
+            finally:
+                with self._mu:
+                    if stage == self._cut:
+                        self._cutting = False
+                    else:
+                        self._writing = False
+        if self._stopping:
+            self._standby.set()
+
+    def _has_work(self) -> bool:
+        """True while a block waits for the write stage or a ticket for a cut (under _mu)."""
+        return self._sealed is not None or bool(self._pending) or self.intake.queued()[0] > 0
+
+    def _next_stage(self) -> Callable[[], None] | None:
+        """The stage this thread takes now (marked as held), or None (under _mu)."""
+        if not self._writing and self._sealed is not None:
+            self._writing = True
+            return self._write
+        if self._cutting or self._sealed is not None:
+            return None
+        batches, entries = self.intake.queued()
+        if batches or self._pending:
+            full = self._pending_entries + entries > self.core.max_block_entries
+            if self._writing and not full:
+                return None
+        elif not (self._heartbeat_due and not self._writing):
+            return None
+        self._cutting = True
+        return self._cut
+
+    def _cut(self) -> None:
+        """The cut stage: seal the next block from the leading tickets, or an empty one."""
+        with self._mu:
+            tickets = self._pending + self.intake.take()
+            self._heartbeat_due = False
+        sealed = None
+        if self._failure is not None:
+            self._failed(self._failure, tickets)
+        else:
+            try:
+                sealed = self._seal(tickets)
+            except BaseException as exc:
+                self._failed(exc, tickets)
+        rest = tickets[len(sealed.tickets) :] if sealed is not None else []
+        with self._mu:
+            self._pending = rest
+            self._pending_entries = sum(len(t.batch.ids) for t in rest)
+            self._sealed = sealed
+            self._last_cut = time.monotonic()
+
+    def _seal(self, tickets: Sequence[Ticket]) -> _Sealed:
+        """Seal the next block from the leading tickets."""
         batches = [t.batch for t in tickets[: self.core.take([t.batch for t in tickets])]]
         ids = set(itertools.chain.from_iterable(b.ids for b in batches))
         # Look in `_unwritten` before the store: the writer puts a block's ids into the
@@ -205,22 +232,29 @@ class Committer:
         for height, at in list(self._unwritten.items()):
             for eid in at.keys() & ids:
                 known[eid] = (height, at[eid])
-        known.update(self.store.positions(ids.difference(known)))
+        if ids:
+            known.update(self.store.positions(ids.difference(known)))
         cut = self.core.cut(batches, self.clock(), known)
         blk = cut.block
         self._unwritten[blk.header.height] = dict(zip(blk.ids, range(len(blk.ids)), strict=True))
         return _Sealed(cut, list(tickets[: cut.taken]))
 
-    def _write(self, sealed: _Sealed) -> None:
-        """Commit one block durably, then answer its handlers (worker thread)."""
+    def _write(self) -> None:
+        """The write stage: commit the sealed block durably, then answer its handlers."""
+        with self._mu:
+            sealed, self._sealed = self._sealed, None
+        assert sealed is not None
         cut, tickets = sealed.cut, sealed.tickets
+        if self._failure is not None:
+            self._failed(self._failure, tickets)
+            return
         t0 = time.perf_counter()
         try:
             self.store.write(cut.block)
         except BaseException as exc:
             self.log("store_failed", height=cut.block.header.height, error=str(exc))
-            self.intake.finish(tickets, [_first_tandem_error(exc)] * len(tickets))
-            raise
+            self._failed(exc, tickets)
+            return
         self.metrics.fsync.observe(time.perf_counter() - t0)
         del self._unwritten[cut.block.header.height]
         self.intake.finish(tickets, cut.outcomes)
@@ -231,6 +265,13 @@ class Committer:
         self.metrics.entries.inc(n)
         self.metrics.blocks.inc()
         self.metrics.block_size.observe(n)
+
+    def _failed(self, exc: BaseException, tickets: Sequence[Ticket]) -> None:
+        """Answer `tickets` with why the store failed; stop, so the server exits with it."""
+        if self._failure is None:
+            self._failure = exc
+        self.intake.finish(tickets, [_first_tandem_error(exc)] * len(tickets))
+        self.stop()
 
 
 def _first_tandem_error(exc: BaseException) -> TandemError:
@@ -297,7 +338,7 @@ async def serve(
         watch = HeadWatch(head)
         metrics.height.set(head.height)
         committer = Committer(core, store, intake, watch, metrics, log, threads)
-        handlers = Handlers(config, genesis, intake, reader, watch, metrics)
+        handlers = Handlers(config, genesis, intake, committer.drive, reader, watch, metrics)
         await _run(config, handlers, committer, log, on_ready, task_status)
     finally:
         reader.close()

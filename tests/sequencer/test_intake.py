@@ -1,4 +1,4 @@
-"""The submission queue: limits, the single wake-up, draining on shutdown."""
+"""The submission queue: limits, what is queued, draining on shutdown."""
 
 from __future__ import annotations
 
@@ -36,16 +36,14 @@ def test_a_full_queue_is_resource_exhausted() -> None:
     intake.submit(b"B", batch(1))
 
 
-def test_wake_fires_once_and_only_when_armed_on_an_empty_queue() -> None:
+def test_queued_counts_batches_and_entries_until_taken() -> None:
     intake = Intake(10, 100)
-    woken: list[int] = []
-    assert intake.take(lambda: woken.append(1)) == []
-    intake.submit(b"A", batch(1))
-    intake.submit(b"A", batch(1))
-    assert woken == [1]
-    assert len(intake.take(lambda: woken.append(2))) == 2
-    intake.submit(b"A", batch(1))
-    assert woken == [1]
+    assert intake.queued() == (0, 0)
+    intake.submit(b"A", batch(2))
+    intake.submit(b"B", batch(3))
+    assert intake.queued() == (2, 5)
+    assert len(intake.take()) == 2
+    assert intake.queued() == (0, 0)
 
 
 def test_closed_intake_refuses_but_still_hands_out_what_was_queued() -> None:
