@@ -277,8 +277,9 @@ class TokenLedger:
     def _vote(self, sid: bytes, yes: bool) -> list[tuple[str, bytes]]:
         if self._signer is None:
             return []
-        v = swap.sign_vote(self._signer, sid, self.rollup_id, yes)
-        return [(SWAP_NAMESPACE, swap.encode_vote(v))]
+        data = swap.encode_vote(swap.sign_vote(self._signer, sid, self.rollup_id, yes))
+        self._tracker.vouch(data)  # signed here with this rollup's genesis key
+        return [(SWAP_NAMESPACE, data)]
 
     def take_outbox(self) -> list[tuple[str, bytes]]:
         out, self._outbox = self._outbox, []

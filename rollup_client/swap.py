@@ -33,6 +33,7 @@ the encoding canonical, so a resubmitted intent or vote has the same entry id (d
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 import struct
@@ -55,6 +56,7 @@ BLOCK_START = -1
 INTENT_TAG = b"tandem.v1.swap-intent\x00"
 VOTE_TAG = b"tandem.v1.swap-vote\x00"
 _SNAPSHOT_VERSION = 1
+_VOUCHED = 100_000
 
 
 class Outcome(enum.Enum):
@@ -86,15 +88,23 @@ class Leg:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Intent:
-    """The terms of a swap; its id is the hash of its canonical encoding."""
+    """The terms of a swap; its id is the hash of its canonical encoding.
+
+    Immutable, so the encoding, id, payers and rollups are computed once, on first use:
+    every process reads them many times per swap (checks, votes, views, settlement).
+    """
 
     legs: tuple[Leg, ...]
     deadline_ms: int
     nonce: bytes
 
     def _fields(self) -> bytes:
+        return self._encoded
+
+    @functools.cached_property
+    def _encoded(self) -> bytes:
         try:
             return (
                 struct.pack(">B", len(self.legs))
@@ -107,18 +117,30 @@ class Intent:
 
     def signing_bytes(self) -> bytes:
         """What every payer signs: a domain tag and the whole intent."""
-        return INTENT_TAG + self._fields()
+        return self._signing
 
-    @property
+    @functools.cached_property
+    def _signing(self) -> bytes:
+        return INTENT_TAG + self._encoded
+
+    @functools.cached_property
     def swap_id(self) -> bytes:
-        return hashlib.sha256(self.signing_bytes()).digest()
+        return hashlib.sha256(self._signing).digest()
 
     def payers(self) -> tuple[bytes, ...]:
         """Distinct payers, sorted: exactly the keys that must sign."""
+        return self._payers
+
+    @functools.cached_property
+    def _payers(self) -> tuple[bytes, ...]:
         return tuple(sorted({leg.payer for leg in self.legs}))
 
     def rollups(self) -> tuple[str, ...]:
         """Distinct rollups with a leg, sorted: exactly the rollups that must vote."""
+        return self._rollups
+
+    @functools.cached_property
+    def _rollups(self) -> tuple[str, ...]:
         return tuple(sorted({leg.rollup for leg in self.legs}))
 
     def legs_on(self, rollup: str) -> tuple[Leg, ...]:
@@ -208,8 +230,11 @@ def check_signature(intent: Intent, payer: bytes, signature: bytes) -> None:
         raise Unauthenticated(f"signature of {payer.hex()} does not verify over the intent")
 
 
-def check_signed_intent(signed: SignedIntent, genesis: Genesis) -> None:
-    """Full check of a signed intent: terms, and every payer's signature, nothing extra."""
+def check_signed_intent(signed: SignedIntent, genesis: Genesis, signatures: bool = True) -> None:
+    """Full check of a signed intent: terms, and every payer's signature, nothing extra.
+
+    `signatures=False` skips verifying them (for bytes verified before), not the rest.
+    """
     check_intent(signed.intent, genesis)
     missing = signed.missing()
     if missing:
@@ -217,8 +242,9 @@ def check_signed_intent(signed: SignedIntent, genesis: Genesis) -> None:
     extra = set(signed.signatures) - set(signed.intent.payers())
     if extra:
         raise InvalidArgument(f"signatures from non-payers {sorted(p.hex() for p in extra)}")
-    for payer, sig in signed.signatures.items():
-        check_signature(signed.intent, payer, sig)
+    if signatures:
+        for payer, sig in signed.signatures.items():
+            check_signature(signed.intent, payer, sig)
 
 
 def check_vote(vote: Vote, genesis: Genesis) -> None:
@@ -381,6 +407,18 @@ class SwapTracker:
         self._swaps: dict[bytes, SwapRecord] = {}
         self._pending: dict[bytes, SwapRecord] = {}
         self._void: dict[bytes, Decision] = {}
+        self._vouched: dict[bytes, None] = {}
+
+    def vouch(self, data: bytes) -> None:
+        """Entry bytes whose signatures this process verified or made itself.
+
+        Applied later, they skip the Ed25519 checks (same bytes, same result; only the
+        signatures are skipped, every other rule runs). Not part of the snapshot: it
+        changes no outcome, only what it costs. Bounded: the oldest are forgotten.
+        """
+        self._vouched[data] = None
+        if len(self._vouched) > _VOUCHED:
+            del self._vouched[next(iter(self._vouched))]
 
     def get(self, swap_id: bytes) -> SwapRecord | None:
         """The record of an ordered (non-void) swap."""
@@ -419,16 +457,17 @@ class SwapTracker:
             item = decode_swap_entry(entry.data)
         except InvalidArgument:
             return []
+        verified = self._vouched.pop(entry.data, False) is None
         if isinstance(item, Vote):
-            return self._vote(item, entry)
-        return self._intent(item, entry)
+            return self._vote(item, entry, verified)
+        return self._intent(item, entry, verified)
 
-    def _intent(self, signed: SignedIntent, entry: LogEntry) -> list[SwapEvent]:
+    def _intent(self, signed: SignedIntent, entry: LogEntry, verified: bool) -> list[SwapEvent]:
         sid = signed.swap_id
         if sid in self._swaps or sid in self._void:
             return []
         try:
-            check_signed_intent(signed, self.genesis)
+            check_signed_intent(signed, self.genesis, signatures=not verified)
         except (InvalidArgument, Unauthenticated):
             return []
         if self.time_ms >= signed.intent.deadline_ms:
@@ -440,12 +479,13 @@ class SwapTracker:
         self._swaps[sid] = self._pending[sid] = rec
         return [IntentOrdered(signed.intent, entry.height, entry.index)]
 
-    def _vote(self, vote: Vote, entry: LogEntry) -> list[SwapEvent]:
+    def _vote(self, vote: Vote, entry: LogEntry, verified: bool) -> list[SwapEvent]:
         rec = self._pending.get(vote.swap_id)
         if rec is None or vote.rollup in rec.votes or vote.rollup not in rec.intent.rollups():
             return []
         try:
-            check_vote(vote, self.genesis)
+            if not verified:
+                check_vote(vote, self.genesis)
         except (InvalidArgument, Unauthenticated):
             return []
         rec.votes[vote.rollup] = VoteSeen(vote.yes, entry.height, entry.index)

@@ -180,7 +180,9 @@ class Coordinator:
         for sid in list(self._ready):
             p = self.proposals[sid]
             if p.submitted_at is None and self._state(sid, p) is State.SUBMITTED:
-                out.append((sid, swap.encode_intent(p.signed)))
+                data = swap.encode_intent(p.signed)
+                self.tracker.vouch(data)  # every signature was checked on its way in
+                out.append((sid, data))
             else:  # acknowledged, ordered or expired: never submittable again
                 del self._ready[sid]
         return out

@@ -250,3 +250,35 @@ def test_mutated_entries_never_break_the_tracker(cut: int, junk: bytes) -> None:
     t.begin_block(0, 10)
     events = t.apply(make_block(0, 10, [mutated]).entries[0])
     assert events in ([], [IntentOrdered(it, 0, 0)])
+
+
+def test_vouched_bytes_skip_only_the_signature_checks() -> None:
+    it = two_leg()
+    sid = it.swap_id
+    entries = [
+        signed(it),
+        vote(sid, "delta", False),  # no leg on delta: ignored, vouched or not
+        vote(sid, "alpha", True),
+        vote(sid, "beta", True),
+    ]
+    blocks = log((10, entries[:2]), (20, entries[2:]))
+    plain, vouching = swap.SwapTracker(G), swap.SwapTracker(G)
+    for data in entries:
+        vouching.vouch(data)
+    for t in (plain, vouching):
+        for b in blocks:
+            t.begin_block(b.height, b.time_ms)
+            for e in b.entries:
+                t.apply(e)
+    assert vouching.decision(sid) == plain.decision(sid)
+    assert vouching.decision(sid).outcome is Outcome.COMMIT
+    assert vouching.to_bytes() == plain.to_bytes()
+    # The skip is real: the tracker takes the voucher's word for the signature.
+    forged = vote(sid, "alpha", False, signer=key("mallory"))
+    trusting = swap.SwapTracker(G)
+    trusting.vouch(forged)
+    for b in log((10, [signed(it), forged])):
+        trusting.begin_block(b.height, b.time_ms)
+        for e in b.entries:
+            trusting.apply(e)
+    assert trusting.decision(sid).outcome is Outcome.ABORT
