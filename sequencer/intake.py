@@ -1,4 +1,4 @@
-"""The one queue between gRPC handler threads and the commit loop.
+"""The one queue between gRPC handler threads and the commit stages.
 
 Handlers append validated batches and block on their ticket; the committer's cut stage
 takes everything queued at once, seals it into a block and its write stage releases every

@@ -143,12 +143,12 @@ class Committer:
                 if self._stopping and not busy and not self._has_work():
                     break
                 wait = self._last_cut + heartbeat - time.monotonic()
-                if wait <= 0 and not busy:
+                if wait <= 0:
+                    # Whoever holds a stage cuts it after its own, or wakes the standby.
                     self._heartbeat_due = True
-                    continue
-            # A heartbeat that falls due while another thread holds a stage is looked at
-            # again shortly: that thread does not wake the standby when it is done.
-            self._standby.wait(max(wait, 0.001))
+                    if not busy:
+                        continue
+            self._standby.wait(wait if wait > 0 else heartbeat)
         if self._failure is not None:
             raise self._failure
 
@@ -182,8 +182,14 @@ class Committer:
             self._standby.set()
 
     def _has_work(self) -> bool:
-        """True while a block waits for the write stage or a ticket for a cut (under _mu)."""
-        return self._sealed is not None or bool(self._pending) or self.intake.queued()[0] > 0
+        """True while a block waits for the write stage, a ticket or a heartbeat for a cut
+        (under _mu)."""
+        return (
+            self._sealed is not None
+            or bool(self._pending)
+            or self._heartbeat_due
+            or self.intake.queued()[0] > 0
+        )
 
     def _next_stage(self) -> Callable[[], None] | None:
         """The stage this thread takes now (marked as held), or None (under _mu)."""
