@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 
 from rollup_client import swap
-from rollup_client.errors import InvalidArgument
+from rollup_client.errors import InvalidArgument, TandemError
 from rollup_client.keys import SigningKey
 from rollup_client.rollup_api import channel_options, rpc_error
 from rollup_client.wire import swap_pb2 as pb
@@ -93,21 +93,53 @@ class SwapClient:
         counts from the coordinator's log time (see `recent_log_time`). Signed by every
         payer, the intent is submitted at once, without a round trip per signature.
         """
-        if (timeout_ms > 0) == (deadline_ms > 0):
-            raise InvalidArgument("give exactly one of timeout_ms and deadline_ms")
-        if timeout_ms:
-            deadline_ms = self.recent_log_time() + timeout_ms
-        intent = swap.Intent(tuple(legs), deadline_ms, nonce or os.urandom(NONCE_BYTES))
-        data = intent.signing_bytes()
-        req = pb.ProposeRequest(
-            legs=[convert.leg_to_pb(leg) for leg in legs],
-            deadline_ms=deadline_ms,
-            nonce=intent.nonce,
-            signatures=[pb.PayerSignature(payer=k.public, signature=k.sign(data)) for k in signers],
-        )
+        deadline_ms = self._deadline(timeout_ms, deadline_ms)
+        req = _signed_request(legs, signers, deadline_ms, nonce)
         resp: pb.ProposeResponse = self._call(self._stub.Propose, req)
         self._saw(resp.status)
         return resp
+
+    def propose_signed_many(
+        self,
+        swaps: Sequence[tuple[Sequence[swap.Leg], bytes]],
+        signers: Sequence[SigningKey],
+        *,
+        timeout_ms: int = 0,
+        deadline_ms: int = 0,
+    ) -> list[pb.ProposeResponse]:
+        """`propose_signed` for many (legs, nonce) swaps at once, all in flight together.
+
+        The coordinator saves proposals that arrive together in one group write and
+        submits complete intents together in one batch, so many swaps cost about what
+        one does; one call after the other would wait for each write in turn. Answers
+        come in the order asked; if any failed, the first failure is raised once every
+        call has ended.
+        """
+        deadline_ms = self._deadline(timeout_ms, deadline_ms)
+        futures = [
+            self._stub.Propose.future(
+                _signed_request(legs, signers, deadline_ms, nonce), timeout=self.timeout
+            )
+            for legs, nonce in swaps
+        ]
+        out: list[pb.ProposeResponse] = []
+        failed: TandemError | None = None
+        for fut in futures:
+            try:
+                resp: pb.ProposeResponse = fut.result()
+            except grpc.RpcError as exc:
+                failed = failed or rpc_error(exc, f"coordinator {self.target}")
+                continue
+            self._saw(resp.status)
+            out.append(resp)
+        if failed is not None:
+            raise failed
+        return out
+
+    def _deadline(self, timeout_ms: int, deadline_ms: int) -> int:
+        if (timeout_ms > 0) == (deadline_ms > 0):
+            raise InvalidArgument("give exactly one of timeout_ms and deadline_ms")
+        return deadline_ms or self.recent_log_time() + timeout_ms
 
     def log_time(self) -> int:
         """The coordinator's log time (ms): what an absolute deadline is set from."""
@@ -161,3 +193,17 @@ class SwapClient:
                 raise rpc_error(exc, f"coordinator {self.target}") from None
         finally:
             stream.cancel()
+
+
+def _signed_request(
+    legs: Sequence[swap.Leg], signers: Sequence[SigningKey], deadline_ms: int, nonce: bytes
+) -> pb.ProposeRequest:
+    """A Propose request carrying `signers`' signatures over the intent it makes."""
+    intent = swap.Intent(tuple(legs), deadline_ms, nonce or os.urandom(NONCE_BYTES))
+    data = intent.signing_bytes()
+    return pb.ProposeRequest(
+        legs=[convert.leg_to_pb(leg) for leg in legs],
+        deadline_ms=deadline_ms,
+        nonce=intent.nonce,
+        signatures=[pb.PayerSignature(payer=k.public, signature=k.sign(data)) for k in signers],
+    )

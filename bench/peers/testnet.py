@@ -106,22 +106,22 @@ class SwapDriver:
             swap.Leg(p.x, p.a.public, p.b.public, ASSETS[p.x], 1),
             swap.Leg(p.y, p.b.public, p.a.public, ASSETS[p.y], 1),
         ]
-        # Both parties' keys are here, so each swap is proposed and signed in one call.
-        ids = [
-            self.client.propose_signed(
-                legs, (p.a, p.b), timeout_ms=SWAP_TIMEOUT_MS, nonce=payload[:32]
-            ).swap_id
-            for payload in payloads
-        ]
+        # Both parties' keys are here: each swap is proposed and signed in one call, and
+        # the batch's calls are in flight together.
+        proposed = self.client.propose_signed_many(
+            [(legs, payload[:32]) for payload in payloads],
+            (p.a, p.b),
+            timeout_ms=SWAP_TIMEOUT_MS,
+        )
+        ids = [r.swap_id for r in proposed]
         for sid in ids:
             state = self._final(sid)
             if state != pb.SWAP_STATE_COMMITTED:
                 raise RuntimeError(f"swap {sid.hex()[:16]} ended {pb.SwapState.Name(state)}")
 
     def _final(self, swap_id: bytes) -> pb.SwapState.ValueType:
-        """Watch until final (a Watch starts with the current status, so no Get first)."""
         end = time.monotonic() + SWAP_TIMEOUT_MS / 1000 + CALL_TIMEOUT_S
-        state: pb.SwapState.ValueType = pb.SWAP_STATE_UNSPECIFIED
+        state = self.client.get(swap_id).state
         while state not in FINAL and time.monotonic() < end:
             for status in self.client.watch(swap_id, end - time.monotonic()):
                 state = status.state

@@ -222,6 +222,23 @@ def test_proposed_and_signed_in_one_call_by_a_client_holding_both_keys(net: Net)
     }
 
 
+def test_many_proposed_at_once_answer_in_order_and_a_bad_one_fails_alone(net: Net) -> None:
+    before = balances(net)
+    good = [swap.Leg("alpha", ALICE.public, BOB.public, "gold", 2)]
+    bad = [swap.Leg("nowhere", ALICE.public, BOB.public, "gold", 2)]
+    with SwapClient(net.coordinator) as c:
+        done = c.propose_signed_many([(good, b"one"), (good, b"two")], (ALICE,), timeout_ms=20_000)
+        assert [r.status.nonce for r in done] == [b"one", b"two"]
+        deadline = done[0].deadline_ms
+        with pytest.raises(InvalidArgument, match="genesis"):
+            c.propose_signed_many([(bad, b"x"), (good, b"three")], (ALICE,), deadline_ms=deadline)
+        ids = [r.swap_id for r in done] + [swap.Intent(tuple(good), deadline, b"three").swap_id]
+        ends = [decided(c, sid) for sid in ids]  # the good one of the failed call went ahead
+    assert [st.state for st in ends] == [pb.SWAP_STATE_COMMITTED] * 3
+    after = balances(net, max(st.decision_position.height for st in ends))
+    assert changed(before, after) == {"alpha": {"alice": -6, "bob": 6}, "beta": {}}
+
+
 def test_a_timeout_counts_from_the_log_time_last_seen_while_fresh(
     net: Net, monkeypatch: pytest.MonkeyPatch
 ) -> None:
