@@ -108,13 +108,11 @@ class Node:
         self._draining = False
         self._forwarded = trio.Event()
         self._acked: list[tuple[int, bytes]] = []
-        self._acked_wake = trio.Event()
         self._unwritten: list[Applied] = []
         self._snapshot: tuple[int, bytes] | None = None
         self._write_wake = trio.Event()
         self.written_height = machine.height
         self._written = trio.Event()
-        self._store_lock = trio.Lock()
         self._token = trio.lowlevel.current_trio_token()
         self.queue = SubmitQueue(self._wake_from_thread, max_items=config.max_queued)
         # Unbounded: the entries are in the store already; this only paces their sending.
@@ -214,25 +212,8 @@ class Node:
                     # `swap`): retrying cannot help; say so loudly and move on.
                     _event("outbox_refused", error=str(exc), entries=len(batch))
                 break
+            # Dropped from the store by the next block write (see `write`).
             self._acked += [(h, i) for h, i, _, _ in batch]
-            self._acked_wake.set()
-
-    async def drop_acked(self) -> None:
-        """Forget acknowledged outbox entries, all that piled up in one transaction.
-
-        Off the sending path: the next batch goes out without waiting for this fsync. An
-        entry is dropped only once the block that wrote it is written (it may be sent
-        before, see `follow`), so it is never written back after being dropped. An entry
-        acknowledged but not dropped yet when the node stops is only resent after the
-        restart, and the sequencer dedups it.
-        """
-        while True:
-            await self._acked_wake.wait()
-            self._acked_wake = trio.Event()
-            acked, self._acked = self._acked, []
-            await self._wait_written(max(h for h, _ in acked))
-            async with self._store_lock:
-                await trio.to_thread.run_sync(self.store.drop_outbox, [i for _, i in acked])
 
     async def _wait_written(self, height: int) -> None:
         while self.written_height < height:
@@ -311,10 +292,16 @@ class Node:
                 continue
             snap, self._snapshot = self._snapshot, None
             last = group[-1].record
-            # The fsync runs in a worker thread; the machine is not touched there, and
-            # the lock keeps the store single-writer.
-            async with self._store_lock:
-                await trio.to_thread.run_sync(self.store.write, [a.record for a in group], snap)
+            # Acknowledged outbox entries are forgotten in the same transaction, not one
+            # of their own (a thread hop and an fsync per vote): those whose block is
+            # written or in this group, so none is written back after being dropped. One
+            # acknowledged but not dropped when the node stops is resent after the
+            # restart, and the sequencer dedups it.
+            drop = [i for h, i in self._acked if h <= last.height]
+            self._acked = [(h, i) for h, i in self._acked if h > last.height]
+            # The fsync runs in a worker thread; the machine is not touched there.
+            records = [a.record for a in group]
+            await trio.to_thread.run_sync(self.store.write, records, snap, drop)
             self.head_seen = max(self.head_seen, last.height)
             head = Head(last.height, last.time_ms, last.state_root, self.head_seen)
             self.view.publish(head, [i for a in group for i in a.executed])
@@ -430,7 +417,6 @@ async def serve(
                     if config.submit:
                         nursery.start_soon(node.forward_submissions)
                         nursery.start_soon(node.send_outbox)
-                        nursery.start_soon(node.drop_acked)
                         await node.resubmit_owed()
                     t0 = time.monotonic()
                     nursery.start_soon(node.write)

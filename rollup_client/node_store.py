@@ -158,8 +158,14 @@ class NodeStore:
         except sqlite3.OperationalError as exc:
             raise ResourceExhausted(f"cannot write the rollup store {self.path}: {exc}") from exc
 
-    def write(self, blocks: Iterable[BlockRecord], snapshot: tuple[int, bytes] | None) -> None:
-        """Persist a group of applied blocks (and maybe a snapshot) in one transaction."""
+    def write(
+        self,
+        blocks: Iterable[BlockRecord],
+        snapshot: tuple[int, bytes] | None,
+        drop: Sequence[bytes] = (),
+    ) -> None:
+        """Persist a group of applied blocks (and maybe a snapshot) in one transaction,
+        forgetting the outbox entries `drop` the sequencer acknowledged."""
         with self._transaction() as db:
             last: BlockRecord | None = None
             for b in blocks:
@@ -176,6 +182,7 @@ class NodeStore:
                 )
                 db.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?, ?)", b.outbox)
                 last = b
+            db.executemany("DELETE FROM outbox WHERE entry_id = ?", [(i,) for i in drop])
             if last is not None:
                 db.execute(
                     "INSERT OR REPLACE INTO progress VALUES (0, ?, ?, ?)",
@@ -195,11 +202,6 @@ class NodeStore:
             (bytes(i), n, bytes(d))
             for i, n, d in self._db.execute("SELECT entry_id, namespace, data FROM outbox")
         ]
-
-    def drop_outbox(self, ids: Sequence[bytes]) -> None:
-        """Forget entries the sequencer acknowledged (one transaction)."""
-        with self._transaction() as db:
-            db.executemany("DELETE FROM outbox WHERE entry_id = ?", [(i,) for i in ids])
 
 
 class StoreReader:

@@ -45,7 +45,10 @@ def test_store_round_trip_snapshots_and_outbox(tmp_path: Path) -> None:
         assert first_abort is not None and first_abort.height == 0
         assert first_abort.swap_id == b"\xee" * 32
         assert store.outbox() == [(b"\x01" * 32, "swap", b"vote")]
-        store.drop_outbox([b"\x01" * 32])
+        store.write([_record(5)], None, drop=[b"\x01" * 32])  # acknowledged: forgotten
+        assert store.outbox() == []
+        vote, acked = (b"\x05" * 32, "swap", b"v5"), [b"\x05" * 32]
+        store.write([_record(6, [vote])], None, drop=acked)  # written and acked at once
         assert store.outbox() == []
     finally:
         reader.close()
@@ -54,7 +57,7 @@ def test_store_round_trip_snapshots_and_outbox(tmp_path: Path) -> None:
     try:
         assert reopened.snapshots()[0] == (4, b"s4")
         p = reopened.progress()
-        assert p is not None and p.height == 4
+        assert p is not None and p.height == 6
     finally:
         reopened.close()
 
