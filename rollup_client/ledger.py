@@ -81,7 +81,7 @@ class TokenLedger:
             raise InvalidArgument(f"signer is not the genesis key of rollup {rollup_id!r}")
         self.rollup_id = rollup_id
         self._signer = signer
-        self._tracker = swap.SwapTracker(genesis)
+        self._tracker = swap.SwapTracker(genesis, rollup_id)
         self._escrows: dict[bytes, Escrow] = {}
         self._escrow_tree = SlotTree()
         self._refused: set[bytes] = set()
@@ -160,7 +160,7 @@ class TokenLedger:
 
     @property
     def tracker(self) -> swap.SwapTracker:
-        """The swap rules as this ledger has applied them (read-only use)."""
+        """The swap rules as this ledger applied them, to its own swaps (read-only)."""
         return self._tracker
 
     def accounts(self) -> int:
@@ -438,7 +438,9 @@ class TokenLedger:
             leaves.append(e.leaf())
         self._escrow_tree.extend(leaves)
         self._refused = {r.take(32) for _ in range(r.uint(">I"))}
-        self._tracker = swap.SwapTracker.from_bytes(r.take(r.uint(">Q")), self._tracker.genesis)
+        self._tracker = swap.SwapTracker.from_bytes(
+            r.take(r.uint(">Q")), self._tracker.genesis, self.rollup_id
+        )
         self._outbox = []
         if r.pos != len(r.data):
             raise ValueError(f"{len(r.data) - r.pos} bytes left over")

@@ -398,10 +398,16 @@ class SwapRecord:
 
 
 class SwapTracker:
-    """The swap rules, applied incrementally to the log; snapshot with to_bytes()."""
+    """The swap rules, applied incrementally to the log; snapshot with to_bytes().
 
-    def __init__(self, genesis: Genesis) -> None:
+    With `rollup`, only swaps with a leg on that rollup are tracked and the rest of the
+    `swap` namespace is skipped unchecked: a rollup's state depends on no other swap, and
+    checking every swap's signatures on every rollup cost each one the whole network's.
+    """
+
+    def __init__(self, genesis: Genesis, rollup: str | None = None) -> None:
         self.genesis = genesis
+        self.rollup = rollup
         self.height = -1
         self.time_ms = genesis.time_ms
         self._swaps: dict[bytes, SwapRecord] = {}
@@ -463,6 +469,8 @@ class SwapTracker:
         return self._intent(item, entry, verified)
 
     def _intent(self, signed: SignedIntent, entry: LogEntry, verified: bool) -> list[SwapEvent]:
+        if self.rollup is not None and all(leg.rollup != self.rollup for leg in signed.intent.legs):
+            return []
         sid = signed.swap_id
         if sid in self._swaps or sid in self._void:
             return []
@@ -526,9 +534,9 @@ class SwapTracker:
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes, genesis: Genesis) -> SwapTracker:
+    def from_bytes(cls, data: bytes, genesis: Genesis, rollup: str | None = None) -> SwapTracker:
         """Rebuild a tracker from to_bytes(); raises InvalidArgument if corrupt."""
-        t = cls(genesis)
+        t = cls(genesis, rollup)
         try:
             doc = json.loads(data)
             if doc["v"] != _SNAPSHOT_VERSION:

@@ -282,3 +282,19 @@ def test_vouched_bytes_skip_only_the_signature_checks() -> None:
         for e in b.entries:
             trusting.apply(e)
     assert trusting.decision(sid).outcome is Outcome.ABORT
+
+
+def test_a_tracker_for_one_rollup_keeps_only_swaps_with_a_leg_there() -> None:
+    it = two_leg()
+    sid = it.swap_id
+    blocks = log((10, [signed(it), vote(sid, "alpha", True)]), (20, [vote(sid, "beta", True)]))
+    alpha, gamma = swap.SwapTracker(G, "alpha"), swap.SwapTracker(G, "gamma")
+    for t in (alpha, gamma):
+        for b in blocks:
+            t.begin_block(b.height, b.time_ms)
+            for e in b.entries:
+                t.apply(e)
+    assert alpha.decision(sid) == swap.decide(blocks, sid, G)
+    assert gamma.get(sid) is None and gamma.decision(sid).outcome is Outcome.PENDING
+    again = swap.SwapTracker.from_bytes(gamma.to_bytes(), G, "gamma")
+    assert again.rollup == "gamma" and again.to_bytes() == gamma.to_bytes()
