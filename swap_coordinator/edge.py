@@ -29,7 +29,9 @@ class Api(Protocol):
     def list_swaps(self, state: int, limit: int) -> list[pb.SwapStatus]: ...
     def log_time(self) -> int: ...
     def touches(self, swap_id: bytes) -> int: ...
-    def wait_touch(self, swap_id: bytes, mark: int, timeout: float) -> int: ...
+    def wait_touch(
+        self, swap_id: bytes, mark: int, timeout: float
+    ) -> tuple[int, pb.SwapStatus | None]: ...
     def wake(self, swap_id: bytes) -> None: ...
 
 
@@ -73,24 +75,33 @@ class SwapServicer(pb_grpc.SwapServiceServicer):
         so the final state goes out at once; otherwise only every `watch_poll_s`, not on
         every block: under load blocks come back to back and many Watch streams are open.
         The stream's thread sleeps until then, woken early only by its own swap or by the
-        stream ending.
+        stream ending; a touch that hands over the status spares the hop.
         """
         sid = request.swap_id
         context.add_callback(lambda: self.api.wake(sid))
         last: pb.SwapStatus | None = None
+        mark = self.api.touches(sid)
+        st = call(context, lambda: self.api.get(sid))
         while context.is_active():
-            mark = self.api.touches(sid)
-            st = call(context, lambda: self.api.get(sid))
             if st != last:
                 yield pb.WatchSwapResponse(status=st)
                 last = st
             if st.state in FINAL:
                 return
+            fresh: pb.SwapStatus | None = None
             refresh_at = time.monotonic() + self.watch_poll_s
             while context.is_active() and time.monotonic() < refresh_at:
-                left = refresh_at - time.monotonic()
-                if self.api.wait_touch(sid, mark, max(0.0, left)) != mark:
+                left = max(0.0, refresh_at - time.monotonic())
+                seen, fresh = self.api.wait_touch(sid, mark, left)
+                if seen != mark:
+                    mark = seen
                     break
+                fresh = None
+            if fresh is not None:
+                st = fresh
+            elif context.is_active():
+                mark = self.api.touches(sid)
+                st = call(context, lambda: self.api.get(sid))
 
 
 class Edge(GrpcServer):

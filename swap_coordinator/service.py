@@ -25,7 +25,13 @@ import trio
 from rollup_client import swap
 from rollup_client.block import VerifiedBlock
 from rollup_client.client_trio import TrioSequencerClient
-from rollup_client.errors import FailedPrecondition, InvalidArgument, TandemError, Unavailable
+from rollup_client.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    TandemError,
+    Unavailable,
+)
 from rollup_client.genesis import SWAP_NAMESPACE, Genesis
 from rollup_client.keys import SigningKey
 from rollup_client.node_tls import TlsFiles
@@ -100,15 +106,26 @@ class Touches:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[bytes, int] = {}
+        self._status: dict[bytes, pb.SwapStatus] = {}
         self._waiting: dict[bytes, tuple[threading.Condition, int]] = {}
         self.closed = False
 
     def count(self, swap_id: bytes) -> int:
         return self._counts.get(swap_id, 0)
 
-    def touch(self, swap_id: bytes) -> None:
+    def watched(self, swap_id: bytes) -> bool:
+        """Someone waits on this swap (so its status is worth handing over with a touch)."""
+        with self._lock:
+            return swap_id in self._waiting
+
+    def touch(self, swap_id: bytes, status: pb.SwapStatus | None = None) -> None:
+        """Something happened to the swap; `status`: its status right after, if known."""
         with self._lock:
             self._counts[swap_id] = self._counts.get(swap_id, 0) + 1
+            if status is None:
+                self._status.pop(swap_id, None)
+            else:
+                self._status[swap_id] = status
             self._notify(swap_id)
 
     def wake(self, swap_id: bytes) -> None:
@@ -127,23 +144,26 @@ class Touches:
             for cond, _ in self._waiting.values():
                 cond.notify_all()
 
-    def wait(self, swap_id: bytes, mark: int, timeout: float) -> int:
-        """The swap's count once it differs from `mark`, woken, or after `timeout`."""
+    def wait(self, swap_id: bytes, mark: int, timeout: float) -> tuple[int, pb.SwapStatus | None]:
+        """The swap's count once it differs from `mark`, woken, or after `timeout`, with
+        the status handed over by the latest touch (None: ask for it)."""
         with self._lock:
             cond, n = self._waiting.get(swap_id) or (threading.Condition(self._lock), 0)
             self._waiting[swap_id] = (cond, n + 1)
             try:
                 if not self.closed and self._counts.get(swap_id, 0) == mark:
                     cond.wait(timeout)
+                found = self._counts.get(swap_id, 0), self._status.get(swap_id)
             finally:
                 cond, n = self._waiting[swap_id]
-                if n == 1:
+                if n == 1:  # nobody waits: no status to keep for them
                     del self._waiting[swap_id]
+                    self._status.pop(swap_id, None)
                 else:
                     self._waiting[swap_id] = (cond, n - 1)
             if self.closed:
                 raise Unavailable("coordinator is shutting down")
-            return self._counts.get(swap_id, 0)
+            return found
 
 
 @dataclass
@@ -215,14 +235,21 @@ class Shell:
     def touches(self, swap_id: bytes) -> int:
         return self.touched.count(swap_id)
 
-    def wait_touch(self, swap_id: bytes, mark: int, timeout: float) -> int:
+    def wait_touch(
+        self, swap_id: bytes, mark: int, timeout: float
+    ) -> tuple[int, pb.SwapStatus | None]:
         return self.touched.wait(swap_id, mark, timeout)
 
     def wake(self, swap_id: bytes) -> None:
         self.touched.wake(swap_id)
 
     def _touch(self, swap_id: bytes) -> None:
-        self.touched.touch(swap_id)
+        """Wake the swap's watchers; with its status, built here, so they need no hop."""
+        status = None
+        if self.touched.watched(swap_id):
+            with contextlib.suppress(NotFound):
+                status = convert.view_to_pb(self.core.view(swap_id))
+        self.touched.touch(swap_id, status)
 
     # -- the same, on the trio thread -----------------------------------------------------
 
@@ -338,13 +365,14 @@ class Shell:
 
     async def _follow_one(self, blk: VerifiedBlock) -> None:
         events = self.core.apply_block(blk)
+        touched: dict[bytes, None] = {}  # each swap's watchers woken once per block
         for entry in blk.entries:  # intents and votes: each changes its swap's status
             if entry.namespace == SWAP_NAMESPACE:
                 with contextlib.suppress(InvalidArgument):  # the rules ignore it too
-                    self._touch(swap.decode_swap_entry(entry.data).swap_id)
+                    touched[swap.decode_swap_entry(entry.data).swap_id] = None
         for ev in events:
             if isinstance(ev, swap.Decided):
-                self._touch(ev.swap_id)
+                touched[ev.swap_id] = None
                 self.metrics.decisions.labels(ev.outcome.value).inc()
                 self.log(
                     "decided",
@@ -355,6 +383,8 @@ class Shell:
                 )
             else:
                 self.log("ordered", swap_id=ev.intent.swap_id.hex(), height=ev.height)
+        for sid in touched:
+            self._touch(sid)
         self._followed_at = time.monotonic()
         self.metrics.height.set(blk.height)
         self.metrics.time_ms.set(blk.time_ms)

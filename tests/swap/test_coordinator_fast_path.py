@@ -108,7 +108,9 @@ class StatusApi:
     def touches(self, swap_id: bytes) -> int:
         return self.touched.count(swap_id)
 
-    def wait_touch(self, swap_id: bytes, mark: int, timeout: float) -> int:
+    def wait_touch(
+        self, swap_id: bytes, mark: int, timeout: float
+    ) -> tuple[int, pb.SwapStatus | None]:
         return self.touched.wait(swap_id, mark, timeout)
 
     def wake(self, swap_id: bytes) -> None:
@@ -141,6 +143,22 @@ def test_watch_sends_the_final_state_at_once_and_skips_blocks_that_do_not_touch_
     assert list(stream) == []
 
 
+def test_a_touch_handing_over_the_status_spares_the_watch_its_hop() -> None:
+    api = StatusApi()
+    servicer = SwapServicer(api, watch_poll_s=30.0)  # type: ignore[arg-type]
+    ctx = FakeContext()
+    stream = servicer.Watch(pb.WatchSwapRequest(swap_id=b"s" * 32), ctx)  # type: ignore[arg-type]
+    assert next(stream).status.state == pb.SWAP_STATE_SUBMITTED
+    final = pb.SwapStatus(state=pb.SWAP_STATE_COMMITTED, log_time_ms=12)
+    toucher = threading.Thread(target=api.touched.touch, args=(b"s" * 32, final))
+    toucher.start()
+    try:
+        assert next(stream).status == final
+    finally:
+        toucher.join()
+    assert api.gets == 1 and list(stream) == []
+
+
 def test_a_watch_whose_client_left_ends_without_waiting_for_its_poll() -> None:
     api = StatusApi()
     servicer = SwapServicer(api, watch_poll_s=30.0)  # type: ignore[arg-type]
@@ -160,9 +178,9 @@ def test_a_watch_whose_client_left_ends_without_waiting_for_its_poll() -> None:
 
 def test_touches_wake_only_their_swap_and_closing_wakes_everyone() -> None:
     touches = Touches()
-    assert touches.wait(b"a", 0, 0.0) == 0  # nothing happened: the timeout answers
+    assert touches.wait(b"a", 0, 0.0) == (0, None)  # nothing happened: the timeout answers
     touches.touch(b"a")
-    assert touches.wait(b"a", 0, 30.0) == 1  # already moved on: no wait at all
+    assert touches.wait(b"a", 0, 30.0) == (1, None)  # already moved on: no wait at all
     closer = threading.Thread(target=touches.close)
     closer.start()
     try:
