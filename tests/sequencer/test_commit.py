@@ -1,0 +1,77 @@
+"""The commit stages, driven by the submitting thread itself: no other thread in these tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from rollup_client import codec
+from rollup_client.errors import Unavailable
+from rollup_client.keys import SigningKey
+from sequencer.core import Acks, Batch, Item, Sequencer
+from sequencer.events import EventLog
+from sequencer.headwatch import HeadWatch
+from sequencer.intake import Intake, Ticket
+from sequencer.metrics import Metrics
+from sequencer.service import Committer
+from sequencer.store import Store
+
+KEY = SigningKey.from_seed(b"\x07" * 32)
+
+
+def batch(tag: str, n: int) -> Batch:
+    data = [f"{tag}-{i}".encode() for i in range(n)]
+    return Batch.of(Item("a", d, codec.entry_id("a", d)) for d in data)
+
+
+@pytest.fixture
+def committer(tmp_path: Path) -> Iterator[Committer]:
+    """A committer over a fresh store holding the genesis block, blocks of at most 2 entries."""
+    store = Store(tmp_path / "blocks.sqlite")
+    core = Sequencer(KEY, None, max_block_entries=2)
+    first = core.cut([], 1_000, {}).block
+    store.write(first)
+    intake = Intake(max_inflight_per_client=16, max_queue_entries=100)
+    yield Committer(
+        core, store, intake, HeadWatch(first.head), Metrics(), EventLog(None),
+        trio.CapacityLimiter(1), clock=lambda: 2_000,
+    )  # fmt: skip
+    store.close()
+
+
+def acks(ticket: Ticket) -> list[tuple[int, int]]:
+    assert isinstance(ticket.outcome, Acks)
+    return [(a.height, a.index) for a in ticket.outcome]
+
+
+def test_a_lone_batch_is_cut_written_and_answered_by_its_own_thread(committer: Committer) -> None:
+    ticket = committer.intake.submit(b"A", batch("x", 2))
+    committer.drive(ticket)
+    assert ticket.finished and ticket.done.is_set()
+    assert acks(ticket) == [(1, 0), (1, 1)]
+    assert committer.watch.head.height == 1
+    assert committer.store.positions({codec.entry_id("a", b"x-1")}) == {
+        codec.entry_id("a", b"x-1"): (1, 1)
+    }
+
+
+def test_a_handler_leaves_the_next_block_to_whoever_drives_next(committer: Committer) -> None:
+    first = committer.intake.submit(b"A", batch("x", 2))
+    second = committer.intake.submit(b"B", batch("y", 2))
+    committer.drive(first)
+    assert acks(first) == [(1, 0), (1, 1)]
+    assert not second.finished
+    committer.drive()  # what the standby thread does when woken
+    assert acks(second) == [(2, 0), (2, 1)]
+
+
+def test_a_failing_store_answers_the_batches_with_why_and_stops(committer: Committer) -> None:
+    committer.store.close()
+    ticket = committer.intake.submit(b"A", batch("x", 1))
+    committer.drive(ticket)
+    assert isinstance(ticket.outcome, Unavailable)
+    with pytest.raises(Unavailable):
+        committer.intake.submit(b"A", batch("y", 1))
