@@ -120,8 +120,9 @@ class SwapDriver:
                 raise RuntimeError(f"swap {sid.hex()[:16]} ended {pb.SwapState.Name(state)}")
 
     def _final(self, swap_id: bytes) -> pb.SwapState.ValueType:
+        """Watch until final (a Watch starts with the current status: no Get first)."""
         end = time.monotonic() + SWAP_TIMEOUT_MS / 1000 + CALL_TIMEOUT_S
-        state = self.client.get(swap_id).state
+        state: pb.SwapState.ValueType = pb.SWAP_STATE_UNSPECIFIED
         while state not in FINAL and time.monotonic() < end:
             for status in self.client.watch(swap_id, end - time.monotonic()):
                 state = status.state
