@@ -99,8 +99,8 @@ class Touches:
     on their own swap's.
 
     One condition for every swap woke every open Watch stream (a thread each) on every
-    block; under load, with a stream per swap in flight, those wake-ups cost more than
-    the swaps. Bumped on the trio side, waited on from gRPC threads.
+    block, a thread switch per stream per block under load. Bumped on the trio side,
+    waited on from gRPC threads.
     """
 
     def __init__(self) -> None:
