@@ -94,6 +94,7 @@ def test_all_quick_writes_results(tmp_path: Path, token: str) -> None:
     rec = docs["recovery"]
     assert rec["entries_stored"] >= rec["params"]["entries"]
     assert rec["sequencer_restart_s"] > 0 and rec["rss_mb_after_restart"] > 0
+    assert rec["sequencer_crash_restart_s"] > 0
     assert rec["rollup"]["restart_from_snapshot_s"] > 0 and rec["rollup"]["full_replay_s"] > 0
 
     state = docs["state"]
