@@ -65,7 +65,8 @@ class SequencerServicer:
 
     def Subscribe(
         self, request: pb.SubscribeRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.SubscribeResponse]:
+    ) -> Iterator[bytes]:
+        """Serialized SubscribeResponses, built once per block for all subscribers."""
         try:
             yield from self.h.subscribe(request.namespaces, request.from_height, context.is_active)
         except TandemError as exc:

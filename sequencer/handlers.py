@@ -8,8 +8,11 @@ SQLite with this thread's own connection, bounded by the durable head.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 
 from rollup_client import block, codec
 from rollup_client.errors import (
@@ -35,6 +38,11 @@ from sequencer.validate import Validator
 DEFAULT_WAIT_S = 60.0
 # Subscribers re-check that their client is still there this often while idle.
 SUBSCRIBE_POLL_S = 1.0
+# Blocks this close to the head are served to subscribers from memory (see `RecentBlocks`).
+RECENT_BLOCKS = 8
+# At most this many (block, namespace set) answers are kept: bounds memory whatever the
+# number of distinct namespace sets subscribed.
+RECENT_SLOTS = 64
 
 
 def _varint(n: int) -> bytes:
@@ -102,6 +110,54 @@ def encode_acks(acks: Acks) -> bytes:
     )
 
 
+class _Slot:
+    """One (block, namespace set) answer, built by the first reader while later ones wait."""
+
+    __slots__ = ("data", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.data: bytes | None = None
+
+
+class RecentBlocks:
+    """Serialized SubscribeResponses of the newest blocks, shared by all subscribers.
+
+    Every live subscriber wants the same new block at the same moment; reading it from
+    SQLite, building its namespace proofs and serializing it once per subscriber was most
+    of the sequencer's time between publishing a block and sending it. Sealed blocks never
+    change, so an answer built once may be sent to every subscriber with the same
+    namespace set. The first reader of a (height, namespaces) builds it under that slot's
+    lock (others wait for it rather than build it again); the oldest slots are dropped
+    beyond `slots`, and blocks more than `depth` below the head (a subscriber catching
+    up) bypass the cache so they do not push out the live ones.
+    """
+
+    def __init__(self, depth: int = RECENT_BLOCKS, slots: int = RECENT_SLOTS) -> None:
+        self.depth = depth
+        self.slots = slots
+        self._lock = threading.Lock()
+        self._slots: OrderedDict[tuple[int, tuple[str, ...]], _Slot] = OrderedDict()
+
+    def get(
+        self, height: int, names: Sequence[str], head: int, build: Callable[[], bytes]
+    ) -> bytes:
+        """The answer for block `height` and `names`, built by `build` at most once if recent."""
+        if height + self.depth <= head:
+            return build()
+        key = (height, tuple(sorted(set(names))))
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                slot = self._slots[key] = _Slot()
+                while len(self._slots) > self.slots:
+                    self._slots.popitem(last=False)
+        with slot.lock:
+            if slot.data is None:
+                slot.data = build()
+            return slot.data
+
+
 class Handlers:
     """The sequencer's RPCs, independent of grpc types other than the messages."""
 
@@ -126,6 +182,7 @@ class Handlers:
         # The head at startup was verified by Store.recover; later blocks are our own.
         self.trusted_from = watch.head.height
         self._verified: set[int] = set()
+        self.recent = RecentBlocks()
 
     def submit_batch(
         self,
@@ -222,16 +279,23 @@ class Handlers:
 
     def subscribe(
         self, namespaces: Sequence[str], from_height: int, active: Callable[[], bool]
-    ) -> Iterator[pb.SubscribeResponse]:
-        """Every block from `from_height` on, then live ones, while `active()` holds."""
+    ) -> Iterator[bytes]:
+        """Every block from `from_height` on, then live ones, while `active()` holds.
+
+        Yields serialized SubscribeResponses: the newest blocks' come from `recent`.
+        """
         names = self._namespaces(namespaces)
         height = from_height
         while active():
-            if height > self.watch.head.height:
+            head = self.watch.head.height
+            if height > head:
                 self.watch.wait_for(height, SUBSCRIBE_POLL_S)
                 continue
-            yield pb.SubscribeResponse(block=self.filtered(height, names))
+            yield self.recent.get(height, names, head, partial(self._response, height, names))
             height += 1
+
+    def _response(self, height: int, names: Sequence[str]) -> bytes:
+        return pb.SubscribeResponse(block=self.filtered(height, names)).SerializeToString()
 
     def status(self) -> pb.StatusResponse:
         head = self.watch.head
