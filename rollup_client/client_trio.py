@@ -2,12 +2,16 @@
 
 Requests, checks and error mapping come from `ClientCore` and `Follower`; only the
 transport differs. A unary call is a grpcio future completed into trio (no thread per
-call); a stream is read one message per `trio.to_thread` hop. Every call has a deadline,
-and a trio cancellation cancels the grpc call, so nothing keeps running behind it.
+call); a stream is read by one thread of its own that hands each message into trio as it
+arrives. Every call has a deadline, and a trio cancellation cancels the grpc call, so
+nothing keeps running behind it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import threading
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
@@ -35,6 +39,9 @@ from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 
 __all__ = ["Ack", "Limits", "Status", "TrioSequencerClient", "TrioSubscription"]
+
+# Messages a stream's reader thread may fetch ahead of the consumer.
+READ_AHEAD = 8
 
 
 class TrioSequencerClient:
@@ -184,7 +191,7 @@ class TrioSubscription:
         self._client = client
         self._args = (list(namespaces), from_height, reconnect_for)
         self._follower: Follower | None = None
-        self._call: Any = None
+        self._reader: _StreamReader | None = None
 
     async def __aenter__(self) -> TrioSubscription:
         return self
@@ -199,9 +206,9 @@ class TrioSubscription:
 
     def close(self) -> None:
         """End the current stream (a later `__anext__` would open a new one)."""
-        if self._call is not None:
-            self._call.cancel()
-            self._call = None
+        if self._reader is not None:
+            self._reader.stop()
+            self._reader = None
 
     def __aiter__(self) -> TrioSubscription:
         return self
@@ -222,19 +229,19 @@ class TrioSubscription:
     async def __anext__(self) -> VerifiedBlock:
         follower = await self._start()
         while not self._client.closed:
-            if self._call is None:
-                self._call = self._client._stub.Subscribe(follower.request())
+            if self._reader is None:
+                self._reader = _StreamReader(self._client._stub.Subscribe(follower.request()))
             msg: pb.SubscribeResponse | None = None
             error: grpc.RpcError | None = None
             try:
                 with trio.move_on_after(self._client.timeout):
-                    msg = await trio.to_thread.run_sync(_next, self._call, abandon_on_cancel=True)
+                    msg = await self._reader.next()
                 if msg is not None:
                     return follower.accept(msg.block, trio.current_time())
             except grpc.RpcError as exc:
                 error = exc
             except BaseException:
-                self.close()  # also ends the abandoned thread blocked on the stream
+                self.close()  # also ends the reader thread
                 raise
             self.close()
             if not self._client.closed:
@@ -242,10 +249,61 @@ class TrioSubscription:
         raise StopAsyncIteration
 
 
-def _next(call: Any) -> pb.SubscribeResponse | None:
-    """The stream's next message, or None when it ended."""
-    try:
-        msg: pb.SubscribeResponse = next(call)
-    except StopIteration:
-        return None
-    return msg
+# What a reader thread hands over: a message, None when the stream ended, or its error.
+_Item = pb.SubscribeResponse | Exception | None
+
+
+class _StreamReader:
+    """One stream call, read in a thread of its own into a trio channel, READ_AHEAD at most.
+
+    A `trio.to_thread` hop per message cost a thread dispatch and a cancel scope in trio
+    per block; here each message costs trio one `run_sync_soon` callback, and the next
+    one is already being awaited while trio handles this one. Messages read ahead of an
+    abandoned stream are dropped: the follower resumes after the last block it accepted.
+    """
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._token = trio.lowlevel.current_trio_token()
+        self._send, self._receive = trio.open_memory_channel[_Item](math.inf)
+        self._space = threading.Semaphore(READ_AHEAD)
+        self._stopped = False
+        threading.Thread(target=self._run, name="subscribe-reader", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            for msg in self._call:
+                self._space.acquire()
+                if self._stopped or not self._hand(msg):
+                    return
+            self._hand(None)
+        except Exception as exc:  # grpc.RpcError mostly: the consumer decides what it means
+            self._hand(exc)
+
+    def _hand(self, item: _Item) -> bool:
+        """Queue `item` for trio; False (and the call cancelled) once trio has finished."""
+        try:
+            self._token.run_sync_soon(self._put, item)
+        except trio.RunFinishedError:
+            self._call.cancel()
+            return False
+        return True
+
+    def _put(self, item: _Item) -> None:
+        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+            self._send.send_nowait(item)
+
+    async def next(self) -> pb.SubscribeResponse | None:
+        """The stream's next message, or None when it ended; raises the stream's error."""
+        item = await self._receive.receive()
+        self._space.release()
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def stop(self) -> None:
+        """Cancel the call, drop what was read ahead and let the thread finish."""
+        self._stopped = True
+        self._call.cancel()
+        self._receive.close()
+        self._space.release()

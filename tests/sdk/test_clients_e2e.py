@@ -148,3 +148,21 @@ def test_an_unreachable_sequencer_is_unavailable_within_the_timeout() -> None:
             client.submit("alpha", b"x")
         with pytest.raises(Unavailable):
             client.status()
+
+
+async def test_trio_subscription_resumes_after_a_cancelled_next_without_gap_or_repeat(
+    shared_sequencer: Sequencer,
+) -> None:
+    # Blocks the reader thread fetched ahead of a cancelled `__anext__` are dropped; the
+    # next call resubscribes after the last block handed out.
+    async with (
+        shared_sequencer.trio_client() as client,
+        client.subscribe(["t-resume"], from_height=0) as blocks,
+    ):
+        heights = [(await blocks.__anext__()).height]
+        for _ in range(3):
+            with trio.move_on_after(0):
+                await blocks.__anext__()
+            heights.append((await blocks.__anext__()).height)
+            heights.append((await blocks.__anext__()).height)
+    assert heights == list(range(7))
