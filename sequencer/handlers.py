@@ -9,10 +9,8 @@ SQLite with this thread's own connection, bounded by the durable head.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
 
 from rollup_client import block, codec
 from rollup_client.errors import (
@@ -40,9 +38,9 @@ DEFAULT_WAIT_S = 60.0
 SUBSCRIBE_POLL_S = 1.0
 # Blocks this close to the head are served to subscribers from memory (see `RecentBlocks`).
 RECENT_BLOCKS = 8
-# At most this many (block, namespace set) answers are kept: bounds memory whatever the
-# number of distinct namespace sets subscribed.
-RECENT_SLOTS = 64
+# At most this many namespaces' proofs are kept per recent block: bounds memory whatever
+# namespaces are subscribed.
+RECENT_PARTS = 256
 
 
 def _varint(n: int) -> bytes:
@@ -110,52 +108,49 @@ def encode_acks(acks: Acks) -> bytes:
     )
 
 
-class _Slot:
-    """One (block, namespace set) answer, built by the first reader while later ones wait."""
+class RecentBlock:
+    """One recent block's wire parts: header field, and each namespace's proof field."""
 
-    __slots__ = ("data", "lock")
+    __slots__ = ("header", "lock", "parts", "stored")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.data: bytes | None = None
+        self.stored: StoredHeader | None = None
+        self.header = b""
+        self.parts: dict[str, bytes] = {}
 
 
 class RecentBlocks:
-    """Serialized SubscribeResponses of the newest blocks, shared by all subscribers.
+    """The newest blocks' SubscribeResponse parts, built once and shared by all subscribers.
 
     Every live subscriber wants the same new block at the same moment; reading it from
-    SQLite, building its namespace proofs and serializing it once per subscriber was most
-    of the sequencer's time between publishing a block and sending it. Sealed blocks never
-    change, so an answer built once may be sent to every subscriber with the same
-    namespace set. The first reader of a (height, namespaces) builds it under that slot's
-    lock (others wait for it rather than build it again); the oldest slots are dropped
-    beyond `slots`, and blocks more than `depth` below the head (a subscriber catching
-    up) bypass the cache so they do not push out the live ones.
+    SQLite, building its namespace proofs and serializing them once per subscriber was
+    most of the sequencer's time between publishing a block and sending it, and the
+    subscribers' namespace sets overlap (every rollup node follows the swap namespace).
+    Protobuf joins length-delimited fields as bytes, so a FilteredBlock is its header
+    field followed by one field per namespace proof: each is built once per block, by the
+    first reader that needs it under the block's lock, and joined per subscriber. Only the
+    `depth` newest blocks are kept (a subscriber catching up builds its own), with at most
+    `parts` namespaces each.
     """
 
-    def __init__(self, depth: int = RECENT_BLOCKS, slots: int = RECENT_SLOTS) -> None:
+    def __init__(self, depth: int = RECENT_BLOCKS, parts: int = RECENT_PARTS) -> None:
         self.depth = depth
-        self.slots = slots
+        self.parts = parts
         self._lock = threading.Lock()
-        self._slots: OrderedDict[tuple[int, tuple[str, ...]], _Slot] = OrderedDict()
+        self._blocks: dict[int, RecentBlock] = {}
 
-    def get(
-        self, height: int, names: Sequence[str], head: int, build: Callable[[], bytes]
-    ) -> bytes:
-        """The answer for block `height` and `names`, built by `build` at most once if recent."""
+    def get(self, height: int, head: int) -> RecentBlock | None:
+        """The shared parts of block `height`, or None when it is too old to keep."""
         if height + self.depth <= head:
-            return build()
-        key = (height, tuple(sorted(set(names))))
+            return None
         with self._lock:
-            slot = self._slots.get(key)
-            if slot is None:
-                slot = self._slots[key] = _Slot()
-                while len(self._slots) > self.slots:
-                    self._slots.popitem(last=False)
-        with slot.lock:
-            if slot.data is None:
-                slot.data = build()
-            return slot.data
+            found = self._blocks.get(height)
+            if found is None:
+                found = self._blocks[height] = RecentBlock()
+                while len(self._blocks) > self.depth:
+                    del self._blocks[min(self._blocks)]
+            return found
 
 
 class Handlers:
@@ -291,11 +286,35 @@ class Handlers:
             if height > head:
                 self.watch.wait_for(height, SUBSCRIBE_POLL_S)
                 continue
-            yield self.recent.get(height, names, head, partial(self._response, height, names))
+            yield self._subscribe_response(height, names, head)
             height += 1
 
-    def _response(self, height: int, names: Sequence[str]) -> bytes:
-        return pb.SubscribeResponse(block=self.filtered(height, names)).SerializeToString()
+    def _subscribe_response(self, height: int, names: Sequence[str], head: int) -> bytes:
+        """SubscribeResponse{block} for `names`, joined from `recent`'s parts when it is new."""
+        recent = self.recent.get(height, head)
+        if recent is None:
+            return pb.SubscribeResponse(block=self.filtered(height, names)).SerializeToString()
+        with recent.lock, self._damage(f"block {height}"):
+            sh = recent.stored
+            if sh is None:
+                sh = self._checked(height)
+                no_proofs = block.filtered_block(sh.header, sh.signature, sh.table, {}, [])
+                recent.stored, recent.header = sh, no_proofs.SerializeToString()
+            fields = [recent.header]
+            for ns in sorted(set(names)):
+                part = recent.parts.get(ns)
+                if part is None:
+                    part = _field(2, self._proof(sh, ns).SerializeToString())
+                    if len(recent.parts) < self.recent.parts:
+                        recent.parts[ns] = part
+                fields.append(part)
+        return _field(1, b"".join(fields))
+
+    def _proof(self, sh: StoredHeader, ns: str) -> pb.NamespaceProof:
+        """Namespace `ns` of block `sh`: its entries and leaf, or the proof of its absence."""
+        present = ns in _names(sh)
+        entries = self.reader.entries(sh.header.height, [ns]).get(ns, []) if present else []
+        return block.namespace_proof(sh.table, ns, entries)
 
     def status(self) -> pb.StatusResponse:
         head = self.watch.head
@@ -307,6 +326,11 @@ class Handlers:
             sequencer_key=self.genesis.sequencer_key,
             limits=self.config.limits.to_pb(),
         )
+
+
+def _field(number: int, body: bytes) -> bytes:
+    """A length-delimited protobuf field (numbers below 16: a one-byte tag)."""
+    return bytes((number << 3 | 2,)) + _varint(len(body)) + body
 
 
 def _names(sh: StoredHeader) -> set[str]:

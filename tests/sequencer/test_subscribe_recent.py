@@ -11,61 +11,35 @@ import trio
 
 from rollup_client import block
 from rollup_client.wire import sequencer_pb2 as pb
-from sequencer.handlers import RecentBlocks
+from sequencer.handlers import RecentBlock, RecentBlocks
 from tests.sequencer.helpers import signed_batch
 from tests.sequencer.test_service import TIMEOUT, Running, call, start
 
 
-class Builds:
-    """A build function that counts its calls per key."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.calls: dict[tuple[int, str], int] = {}
-
-    def make(self, height: int, tag: str) -> bytes:
-        with self.lock:
-            self.calls[height, tag] = self.calls.get((height, tag), 0) + 1
-        return f"{height}:{tag}".encode()
-
-
-def test_concurrent_readers_of_a_recent_block_build_it_once() -> None:
-    recent = RecentBlocks(depth=4, slots=16)
-    builds = Builds()
-    got: list[bytes] = []
+def test_readers_of_a_recent_block_share_one_set_of_parts() -> None:
+    recent = RecentBlocks(depth=4, parts=16)
+    got: list[RecentBlock | None] = []
     start_all = threading.Barrier(8)
 
-    def reader(names: list[str]) -> None:
+    def reader() -> None:
         start_all.wait()
-        got.append(recent.get(10, names, 10, lambda: builds.make(10, "ab")))
+        got.append(recent.get(10, 10))
 
-    threads = [
-        threading.Thread(target=reader, args=(["a", "b"] if i % 2 else ["b", "a", "b"],))
-        for i in range(8)
-    ]
+    threads = [threading.Thread(target=reader) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert got == [b"10:ab"] * 8
-    assert builds.calls == {(10, "ab"): 1}
+    assert got[0] is not None
+    assert all(g is got[0] for g in got)
 
 
-def test_other_sets_old_blocks_and_evicted_slots_are_built_again() -> None:
-    recent = RecentBlocks(depth=4, slots=2)
-    builds = Builds()
-    recent.get(10, ["a"], 10, lambda: builds.make(10, "a"))
-    recent.get(10, ["b"], 10, lambda: builds.make(10, "b"))
-    recent.get(10, ["a"], 10, lambda: builds.make(10, "a"))
-    assert builds.calls == {(10, "a"): 1, (10, "b"): 1}
-    # A third slot pushes out the oldest, (10, a).
-    recent.get(11, ["a"], 11, lambda: builds.make(11, "a"))
-    recent.get(10, ["a"], 11, lambda: builds.make(10, "a"))
-    assert builds.calls[10, "a"] == 2
-    # Block 6 is `depth` below the head: a catching-up reader, never cached.
-    for _ in range(2):
-        recent.get(6, ["a"], 10, lambda: builds.make(6, "a"))
-    assert builds.calls[6, "a"] == 2
+def test_only_the_newest_blocks_are_kept() -> None:
+    recent = RecentBlocks(depth=4, parts=16)
+    kept = {h: recent.get(h, h) for h in range(10, 16)}
+    # Block 12 is `depth` below the head: a catching-up reader builds its own.
+    assert recent.get(11, 15) is recent.get(12, 16) is None
+    assert [h for h in range(10, 16) if recent.get(h, 15) is kept[h]] == [12, 13, 14, 15]
 
 
 @pytest.fixture
