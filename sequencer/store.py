@@ -49,19 +49,17 @@ CREATE UNIQUE INDEX IF NOT EXISTS entries_by_block ON entries (height, namespace
 IDS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS ids (id BLOB PRIMARY KEY, loc BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TEMP TABLE IF NOT EXISTS staged (id BLOB PRIMARY KEY, loc BLOB NOT NULL) WITHOUT ROWID;
 """
 # One statement inserts a whole packed batch of (id, loc) records, so SQLite, not a
 # Python loop, walks the rows.
 _ID_RECORD = codec.HASH_BYTES + 16
-_STAGE_IDS = f"""
+_INSERT_IDS = f"""
 WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i + 1 < ?2)
-INSERT OR REPLACE INTO temp.staged
+INSERT OR REPLACE INTO ids
 SELECT substr(?1, i * {_ID_RECORD} + 1, {codec.HASH_BYTES}),
        substr(?1, i * {_ID_RECORD} + {codec.HASH_BYTES + 1}, 16)
 FROM r ORDER BY 1
 """
-_MOVE_IDS = "INSERT OR REPLACE INTO ids SELECT id, loc FROM temp.staged WHERE id >= ? AND id < ?"
 _LOOKUP_IDS = f"""
 WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i + 1 < ?2)
 SELECT ids.id, ids.loc FROM r
@@ -80,13 +78,6 @@ DAMAGE = (sqlite3.DatabaseError, ValueError, struct.error)
 # from the block store at startup.
 MIN_FLUSH_IDS = 100_000
 IDS_PER_PAGE = 64
-# A flush moves its sorted ids into the table one key range of about this many ids per
-# transaction: each range dirties only its own leaf pages, so the split adds no page
-# writes, while each fsync stays small. A 100k tail in one transaction wrote and synced
-# every dirtied page (several MB) at once, and the block writes' fsyncs queued behind it:
-# 85-110 ms per write while it ran, the half-load tail; in steps, ~20-60 ms at worst.
-FLUSH_STEP_IDS = 4096
-_KEY_END = b"\xff" * (codec.HASH_BYTES + 1)  # above every id
 _LOC = struct.Struct(">QQ")  # height, index
 _REC = struct.Struct(">II")  # index, data length
 
@@ -163,7 +154,6 @@ def _writer(path: Path, schema: str) -> sqlite3.Connection:
     db = _connect(path)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA temp_store=MEMORY")
     db.executescript(schema)
     return db
 
@@ -223,9 +213,9 @@ class IdIndex:
     """Entry id -> (height, index): a durable table plus an in-memory tail.
 
     Blocks enter the tail right after their commit; `flush` moves the whole tail into the
-    table in sorted key-range steps and records the highest indexed height with the last
-    step, so after a crash the tail is rebuilt from the block store above that watermark.
-    Safe to use from any thread; `flush` runs concurrently with `add` and `lookup`.
+    table in one sorted transaction and records the highest indexed height, so after a
+    crash the tail is rebuilt from the block store above that watermark. Safe to use from
+    any thread; `flush` runs concurrently with `add` and `lookup`.
 
     Random keys spread every flush over the whole B-tree, so a flush dirties about
     min(rows, pages) pages: `due` waits until the tail is about as large as the table's
@@ -314,40 +304,21 @@ class IdIndex:
         return len(tail)
 
     def _write_rows(self, packed: bytes, rows: int, top: int) -> None:
-        """`rows` packed (id, loc) records, then the new watermark with the last of them.
-
-        The records are sorted into an in-memory table first, then moved by key range,
-        one transaction each. A crash between steps leaves rows above the watermark,
-        which recovery writes again from the block store (the same values).
-        """
-        try:
-            _transaction(self._db, self.path, [(_STAGE_IDS, (packed, rows))] if rows else [])
-            bounds = _key_bounds(rows)
-            for lo, hi in itertools.pairwise(bounds[:-1]):
-                _transaction(self._db, self.path, [(_MOVE_IDS, (lo, hi))])
-            _transaction(
-                self._db,
-                self.path,
-                [
-                    (_MOVE_IDS, (bounds[-2], bounds[-1])),
-                    ("INSERT OR REPLACE INTO meta VALUES ('indexed_height', ?)", (top,)),
-                    ("INSERT OR REPLACE INTO meta VALUES ('rows', ?)", (self._rows + rows,)),
-                ],
-            )
-        finally:
-            self._db.execute("DELETE FROM temp.staged")
+        """`rows` packed (id, loc) records and the new watermark, in one transaction."""
+        _transaction(
+            self._db,
+            self.path,
+            [
+                (_INSERT_IDS, (packed, rows)) if rows else ("SELECT 1", ()),
+                ("INSERT OR REPLACE INTO meta VALUES ('indexed_height', ?)", (top,)),
+                ("INSERT OR REPLACE INTO meta VALUES ('rows', ?)", (self._rows + rows,)),
+            ],
+        )
         self._rows += rows
 
     def close(self) -> None:
         self._readers.close()
         self._db.close()
-
-
-def _key_bounds(rows: int) -> list[bytes]:
-    """Edges of key ranges holding about FLUSH_STEP_IDS of `rows` uniform ids each."""
-    steps = min(1 << 16, max(1, -(-rows // FLUSH_STEP_IDS)))
-    inner = [(i * (1 << 16) // steps).to_bytes(2, "big") for i in range(1, steps)]
-    return [b"", *inner, _KEY_END]
 
 
 class Store:

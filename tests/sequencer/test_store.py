@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from rollup_client import block, codec
-from rollup_client.errors import FailedPrecondition, Unavailable
+from rollup_client.errors import FailedPrecondition
 from rollup_client.keys import SigningKey
-from sequencer import store as store_module
 from sequencer.core import Batch, Block, Item, Sequencer
 from sequencer.store import Store, StoredEntry, decode_table, encode_table
 
@@ -91,43 +90,6 @@ def test_id_index_serves_from_memory_then_disk_and_catches_up_after_a_crash(
     assert store.index.watermark() == 3
     got = store.reader().entry(late.id)
     assert got is not None and got[0] == StoredEntry(3, 0, "a", b"late")
-    store.close()
-
-
-def test_a_flush_in_key_range_steps_indexes_every_id_and_survives_a_failed_step(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(store_module, "FLUSH_STEP_IDS", 2)
-    db = tmp_path / "blocks.sqlite"
-    written = fill(db, 12, flush=False)
-    ids = {it.id: (blk.header.height, i) for blk in written for i, it in enumerate(blk.items)}
-    store = Store(db)
-    store.recover(KEY.public)  # rebuilds the tail and flushes it in steps
-    assert store.index.watermark() == 11 and store.index.pending() == 0
-    assert store.positions(ids) == ids
-    core = Sequencer(KEY, written[-1].head, 100)
-    late = tuple(item("a", f"late-{i}".encode()) for i in range(9))
-    store.write(core.cut([Batch.of(late)], 0, {}).block)
-    steps = 0
-    real = store_module._transaction
-
-    def third_step_fails(*args: object) -> None:
-        nonlocal steps
-        steps += 1
-        if steps == 3:
-            raise store_module.storage_failed(db, sqlite3.OperationalError("disk I/O error"))
-        real(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(store_module, "_transaction", third_step_fails)
-    with pytest.raises(Unavailable, match="disk I/O error"):
-        store.index.flush()
-    # Some ranges are in the table, but the watermark is not: the tail still serves them all.
-    assert store.index.watermark() == 11 and store.index.pending() == len(late)
-    assert store.positions(it.id for it in late) == {it.id: (12, i) for i, it in enumerate(late)}
-    monkeypatch.setattr(store_module, "_transaction", real)
-    assert store.index.flush() == len(late)
-    assert store.index.watermark() == 12 and store.index.pending() == 0
-    assert store.positions(it.id for it in late) == {it.id: (12, i) for i, it in enumerate(late)}
     store.close()
 
 
