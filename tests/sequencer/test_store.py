@@ -146,3 +146,16 @@ def test_namespace_table_blob_round_trips() -> None:
     table = tuple(block.namespace_table([("zeta", b"\x01" * 32), ("a", b"\x02" * 32)]))
     assert decode_table(encode_table(table)) == table
     assert decode_table(b"") == ()
+
+
+def test_a_block_that_does_not_decode_while_rebuilding_ids_refuses_recovery(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "blocks.sqlite"
+    fill(db, 3, flush=False)  # blocks 1 and 2 must be re-read for their ids
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE entries SET records = x'0000' WHERE height = 1")
+    store = Store(db)
+    with pytest.raises(FailedPrecondition, match=r"block 1 .* does not decode"):
+        store.recover(KEY.public)
+    store.close()
