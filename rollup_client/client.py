@@ -34,6 +34,7 @@ from rollup_client.client_core import (
     Limits,
     Status,
     open_channel,
+    raw_method,
     retry_delay,
     rpc_error,
 )
@@ -69,6 +70,7 @@ class SequencerClient:
         self._core = ClientCore(key, chain_id, sequencer_key)
         self._channel = open_channel(target, credentials, MAX_MESSAGE_BYTES)
         self._stub = pb_grpc.SequencerServiceStub(self._channel)
+        self._submit_batch = raw_method(self._channel, "SubmitBatch")
         self.closed = False
 
     def __enter__(self) -> SequencerClient:
@@ -127,7 +129,7 @@ class SequencerClient:
         """Log many entries in one signed call; `bundle`: all in one block, consecutively."""
         self._trust()
         req, ids = self._core.batch_request(entries, bundle)
-        return self._core.batch_acks(self._submit(self._stub.SubmitBatch, req), ids, bundle)
+        return self._core.batch_acks(self._submit(self._submit_batch, req), ids, bundle)
 
     def get_block(self, height: int, namespaces: Sequence[str] | None = None) -> VerifiedBlock:
         """Block `height`, verified, with the entries of `namespaces` (None: all)."""

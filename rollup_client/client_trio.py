@@ -29,6 +29,7 @@ from rollup_client.client_core import (
     Limits,
     Status,
     open_channel,
+    raw_method,
     retry_delay,
     rpc_error,
 )
@@ -65,6 +66,7 @@ class TrioSequencerClient:
         self._core = ClientCore(key, chain_id, sequencer_key)
         self._channel = open_channel(target, credentials, MAX_MESSAGE_BYTES)
         self._stub = pb_grpc.SequencerServiceStub(self._channel)
+        self._submit_batch = raw_method(self._channel, "SubmitBatch")
         self.closed = False
 
     async def __aenter__(self) -> TrioSequencerClient:
@@ -139,7 +141,7 @@ class TrioSequencerClient:
         """Log many entries in one signed call; `bundle`: all in one block, consecutively."""
         await self._trust()
         req, ids = self._core.batch_request(entries, bundle)
-        resp = await self._submit(self._stub.SubmitBatch, req)
+        resp = await self._submit(self._submit_batch, req)
         return self._core.batch_acks(resp, ids, bundle)
 
     async def get_block(

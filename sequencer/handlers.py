@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from rollup_client import block, codec
+from rollup_client import block, codec, submit_wire
 from rollup_client.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -43,66 +43,18 @@ RECENT_BLOCKS = 8
 RECENT_PARTS = 256
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-# For each length of the encoded height field: the leading bytes of the EntryAck of block
-# index i, `acks` tag and length, `position` tag and length, Position.index; extended on
-# demand, replaced and never mutated, so a reader in another thread sees a whole list.
-_RUN_HEADS: dict[int, list[bytes]] = {}
-
-
-def _run_heads(height_len: int, top: int) -> list[bytes]:
-    table = _RUN_HEADS.get(height_len, [])
-    if top > len(table):
-        table = [_run_head(i, height_len) for i in range(max(top, 2 * len(table)))]
-        _RUN_HEADS[height_len] = table
-    return table
-
-
-def _run_head(i: int, height_len: int) -> bytes:
-    index = b"\x10" + _varint(i)
-    position = len(index) + height_len
-    return bytes((0x0A, 4 + codec.HASH_BYTES + position, 0x12, position)) + index
-
-
-def _ack_bytes(eid: bytes, position: bytes, duplicate: bool) -> bytes:
-    """One SubmitBatchResponse.acks field: EntryAck{entry_id, position, duplicate}."""
-    body = b"\x0a\x20" + eid + b"\x12" + bytes((len(position),)) + position
-    if duplicate:
-        body += b"\x18\x01"
-    return b"\x0a" + bytes((len(body),)) + body
-
-
 def encode_acks(acks: Acks) -> bytes:
-    """The batch's SubmitBatchResponse, serialized by hand.
+    """The batch's SubmitBatchResponse, joined from wire bytes (see `submit_wire`).
 
     Building an EntryAck and a Position object per entry, or even parsing hand-made
-    bytes into them, was a large share of the handler's time. In a run of fresh
-    positions each EntryAck is (position first: protobuf parsers take fields in any
-    order) a prefix that depends only on the index, the block's height field, and the
-    id, so the response is joined from three columns with no Python step per entry.
-    With exactly one ack these are also the bytes of a SubmitResponse (`ack` is field 1
-    too).
+    bytes into them, was a large share of the handler's time. With exactly one ack these
+    are also the bytes of a SubmitResponse (`ack` is field 1 too).
     """
-    n = len(acks.ids)
     if acks.positions is None:
-        height = b"\x08" + _varint(acks.height)
-        heads = _run_heads(len(height), acks.first + n)
-        parts: list[bytes] = [b""] * (3 * n)
-        parts[::3] = heads[acks.first : acks.first + n]
-        parts[1::3] = [height + b"\x0a\x20"] * n
-        parts[2::3] = acks.ids
-        return b"".join(parts)
+        return submit_wire.ack_run(acks.ids, acks.height, acks.first)
     return b"".join(
         [
-            _ack_bytes(eid, b"\x08" + _varint(h) + b"\x10" + _varint(i), dup)
+            submit_wire.ack(eid, h, i, dup)
             for eid, (h, i, dup) in zip(acks.ids, acks.positions, strict=True)
         ]
     )
@@ -304,11 +256,11 @@ class Handlers:
             for ns in sorted(set(names)):
                 part = recent.parts.get(ns)
                 if part is None:
-                    part = _field(2, self._proof(sh, ns).SerializeToString())
+                    part = submit_wire.field(2, self._proof(sh, ns).SerializeToString())
                     if len(recent.parts) < self.recent.parts:
                         recent.parts[ns] = part
                 fields.append(part)
-        return _field(1, b"".join(fields))
+        return submit_wire.field(1, b"".join(fields))
 
     def _proof(self, sh: StoredHeader, ns: str) -> pb.NamespaceProof:
         """Namespace `ns` of block `sh`: its entries and leaf, or the proof of its absence."""
@@ -326,11 +278,6 @@ class Handlers:
             sequencer_key=self.genesis.sequencer_key,
             limits=self.config.limits.to_pb(),
         )
-
-
-def _field(number: int, body: bytes) -> bytes:
-    """A length-delimited protobuf field (numbers below 16: a one-byte tag)."""
-    return bytes((number << 3 | 2,)) + _varint(len(body)) + body
 
 
 def _names(sh: StoredHeader) -> set[str]:

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollup_client import codec, keys
-from rollup_client.client_core import MAX_DELAY_S, ClientCore, backoff, retry_delay
+from rollup_client import codec, keys, submit_wire
+from rollup_client.client_core import MAX_DELAY_S, Ack, ClientCore, backoff, retry_delay
 from rollup_client.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -157,17 +157,19 @@ def test_requests_need_a_key_and_anchors_and_valid_namespaces() -> None:
 
 def test_batch_request_is_signed_over_the_batch_digest() -> None:
     core = ClientCore(CLIENT, "c", KEY)
-    req, ids = core.batch_request([("a", b"1"), ("b", b"2")], True)
+    raw, ids = core.batch_request([("a", b"1"), ("b", b"2")], True)
+    req = pb.SubmitBatchRequest.FromString(raw)
     assert ids == [codec.entry_id("a", b"1"), codec.entry_id("b", b"2")]
+    assert [(e.namespace, e.data) for e in req.entries] == [("a", b"1"), ("b", b"2")]
     assert req.bundle and req.client_key == CLIENT.public
     digest = codec.batch_digest("c", ids, True)
     assert keys.verify(CLIENT.public, req.signature, digest)
 
 
-def _acks(*rows: tuple[bytes, int, int]) -> pb.SubmitBatchResponse:
+def _acks(*rows: tuple[bytes, int, int]) -> bytes:
     return pb.SubmitBatchResponse(
         acks=[pb.EntryAck(entry_id=e, position=pb.Position(height=h, index=i)) for e, h, i in rows]
-    )
+    ).SerializeToString()
 
 
 def test_acks_must_match_what_was_sent() -> None:
@@ -182,6 +184,24 @@ def test_acks_must_match_what_was_sent() -> None:
     with pytest.raises(VerificationError, match="non-consecutive"):
         core.batch_acks(_acks((ids[0], 4, 2), (ids[1], 5, 0)), ids, True)
     assert len(core.batch_acks(_acks((ids[0], 4, 2), (ids[1], 5, 0)), ids, False)) == 2
+    with pytest.raises(VerificationError, match="does not decode"):
+        core.batch_acks(b"\x0a\xff", ids, False)
+
+
+def test_the_sequencers_answer_for_a_fresh_run_is_recognised_whole() -> None:
+    core = ClientCore(CLIENT, "c", KEY)
+    _, ids = core.batch_request([("a", b"%d" % i) for i in range(300)], False)
+    fast = core.batch_acks(submit_wire.ack_run(ids, 1 << 40, 200), ids, False)
+    slow = core.batch_acks(_acks(*[(e, 1 << 40, 200 + k) for k, e in enumerate(ids)]), ids, False)
+    assert fast == slow == [Ack(e, 1 << 40, 200 + k, False) for k, e in enumerate(ids)]
+    lying = submit_wire.ack_run([*ids[:-1], bytes(32)], 1 << 40, 200)
+    with pytest.raises(VerificationError, match="other entries"):
+        core.batch_acks(lying, ids, False)
+    dup = submit_wire.ack(ids[0], 3, 1, True) + submit_wire.ack_run(ids[1:], 9, 0)
+    assert core.batch_acks(dup, ids, False)[:2] == [
+        Ack(ids[0], 3, 1, True),
+        Ack(ids[1], 9, 0, False),
+    ]
 
 
 def test_block_and_entry_answers_must_be_the_ones_asked_for() -> None:
