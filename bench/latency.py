@@ -2,9 +2,10 @@
 
 Light load: one client, one entry at a time (Submit), for T seconds; the grpc echo is
 measured the same way in the same run. Half load: M workers paced at half the rate the
-same workers reach flat out, with batches of B; latency counts from each batch's
-scheduled send time. During the half load a subscriber follows the namespace and
-records each block's delivery lag (arrival minus the block's log time).
+same workers reach flat out, with batches of B, taking turns so the batches arrive
+evenly; latency counts from each batch's scheduled send time. During the half load a
+subscriber follows the namespace and records each block's delivery lag (arrival minus
+the block's log time).
 """
 
 from __future__ import annotations

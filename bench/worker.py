@@ -88,7 +88,9 @@ def drive(
     latencies: list[float] = []
     start = clock()
     end = start + spec["duration_s"]
-    due = start
+    # Paced workers take turns, worker i at i/M of the interval: together an even stream,
+    # not a burst of M batches at once that every interval would start with.
+    due = start + interval * spec.get("worker", 0) / spec.get("workers", 1)
     while errors < MAX_ERRORS and (cap is None or entries < cap):
         now = clock()
         if interval:

@@ -65,6 +65,18 @@ def test_paced_latency_counts_from_the_schedule() -> None:
     assert all(abs(x - 10.0) < 1e-6 for x in lat[4:])
 
 
+def test_paced_workers_take_turns() -> None:
+    t = FakeTime()
+
+    def send(batch: list[bytes]) -> None:
+        t.now += 0.001
+
+    paced = spec(warmup_s=0.0, rate_entries_per_s=100.0, worker=1, workers=4)
+    out = drive(paced, send, Payloads(1, 64, b"x" * 8), t.clock, t.sleep)
+    assert abs(t.sleeps[0] - 0.025) < 1e-9  # a quarter of the 0.1 s interval
+    assert out["batches"] == 20
+
+
 def test_max_entries_ends_early() -> None:
     t = FakeTime()
 
