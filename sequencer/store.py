@@ -6,26 +6,29 @@ one row per (block, namespace), the unit every reader asks for, packed as
 (u32 index, u32 length, data) records: Python's sqlite3 drops and retakes the GIL for
 every row, and with gRPC threads busy that per-row handover, not the disk, was the cost.
 
-The id index (entry id -> position, for dedup and GetEntry) lives in its own file and is
-filled in large sorted batches by `IdIndex.flush`, off the acknowledgement path; ids of
-blocks sealed since the last flush are held in memory and rebuilt from the block store
-after a crash. The writer connection belongs to one thread at a time; every reading
+The id index (entry id -> position, for dedup and GetEntry, sequencer/idindex.py) lives in
+its own file and is written in sorted runs by `IdIndex.flush`, off the acknowledgement
+path; ids of blocks sealed since the last flush are held in memory and rebuilt from the
+block store after a crash. The writer connection belongs to one thread at a time; every reading
 thread gets its own connection, since sealed blocks are immutable.
 """
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 import struct
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rollup_client import block, codec, keys
 from rollup_client.errors import FailedPrecondition, Unavailable
 from sequencer.core import Ack, Block, Head, Item, Position
+
+if TYPE_CHECKING:
+    from sequencer.idindex import IdIndex
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS headers (
@@ -46,39 +49,9 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entries_by_block ON entries (height, namespace);
 """
-IDS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ids (id BLOB PRIMARY KEY, loc BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-"""
-# One statement inserts a whole packed batch of (id, loc) records, so SQLite, not a
-# Python loop, walks the rows.
-_ID_RECORD = codec.HASH_BYTES + 16
-_INSERT_IDS = f"""
-WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i + 1 < ?2)
-INSERT OR REPLACE INTO ids
-SELECT substr(?1, i * {_ID_RECORD} + 1, {codec.HASH_BYTES}),
-       substr(?1, i * {_ID_RECORD} + {codec.HASH_BYTES + 1}, 16)
-FROM r ORDER BY 1
-"""
-_LOOKUP_IDS = f"""
-WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i + 1 < ?2)
-SELECT ids.id, ids.loc FROM r
-JOIN ids ON ids.id = substr(?1, i * {codec.HASH_BYTES} + 1, {codec.HASH_BYTES})
-"""
-# Up to this many ids are looked up with a plain IN list: for the one id of a light-load
-# block it costs half of what building the recursive list does; beyond, the list wins.
-_FEW_IDS = 16
-_LOOKUP_FEW_IDS = "SELECT id, loc FROM ids WHERE id IN "
 MMAP_BYTES = 1 << 30
 # What reading damaged bytes of the store can raise.
 DAMAGE = (sqlite3.DatabaseError, ValueError, struct.error)
-# A flush dirties about every leaf page whatever its size, so larger ones cost less per id:
-# at 300k rows, 20k ids took ~9 us of CPU each (a tenth of the sequencer's CPU under
-# load), 100k ids ~4 us. The floor's tail holds ~15 MB and, after a kill -9, is rebuilt
-# from the block store at startup.
-MIN_FLUSH_IDS = 100_000
-IDS_PER_PAGE = 64
-_LOC = struct.Struct(">QQ")  # height, index
 _REC = struct.Struct(">II")  # index, data length
 
 
@@ -209,118 +182,6 @@ class _PerThread:
             self._all.clear()
 
 
-class IdIndex:
-    """Entry id -> (height, index): a durable table plus an in-memory tail.
-
-    Blocks enter the tail right after their commit; `flush` moves the whole tail into the
-    table in one sorted transaction and records the highest indexed height, so after a
-    crash the tail is rebuilt from the block store above that watermark. Safe to use from
-    any thread; `flush` runs concurrently with `add` and `lookup`.
-
-    Random keys spread every flush over the whole B-tree, so a flush dirties about
-    min(rows, pages) pages: `due` waits until the tail is about as large as the table's
-    page count, which keeps the write cost per id bounded as the log grows (the tail
-    costs memory of roughly 2 bytes per indexed id).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db = _writer(path, IDS_SCHEMA)
-        self._readers = _PerThread(path)
-        self._lock = threading.Lock()
-        self._flushing = threading.Lock()
-        # Id -> packed (height, index): the form the table stores, so a flush is one join.
-        self._tail: dict[bytes, bytes] = {}
-        # The part of the tail a running flush is writing; still served until committed.
-        self._flushing_tail: dict[bytes, bytes] = {}
-        self._top = self.watermark()
-        self._rows = self._meta("rows", 0)
-
-    def _meta(self, key: str, default: int) -> int:
-        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return default if row is None else int(row[0])
-
-    def watermark(self) -> int:
-        """Every entry of blocks up to this height is in the table (-1: none)."""
-        return self._meta("indexed_height", -1)
-
-    def due(self) -> bool:
-        """True when the tail is large enough for a flush to be worth its page writes."""
-        return len(self._tail) >= max(MIN_FLUSH_IDS, self._rows // IDS_PER_PAGE)
-
-    def add(self, height: int, ids: Sequence[bytes]) -> None:
-        """Index block `height`, whose i-th entry has id ids[i] (blocks in height order)."""
-        at = map(_LOC.pack, itertools.repeat(height), range(len(ids)))
-        with self._lock:
-            self._tail.update(zip(ids, at, strict=True))
-            self._top = height
-
-    def pending(self) -> int:
-        return len(self._tail) + len(self._flushing_tail)
-
-    def lookup(self, ids: Iterable[bytes]) -> dict[bytes, tuple[int, int]]:
-        """(height, index) of those `ids` that are in the log."""
-        wanted = set(ids)
-        with self._lock:
-            found = {}
-            for tail in (self._tail, self._flushing_tail):
-                found.update({eid: _LOC.unpack(tail[eid]) for eid in tail.keys() & wanted})
-        missing = list(wanted.difference(found)) if found else list(wanted)
-        if not missing:
-            return found
-        db = self._readers.get()
-        if len(missing) > _FEW_IDS:
-            rows = db.execute(_LOOKUP_IDS, (b"".join(missing), len(missing)))
-        else:
-            rows = db.execute(f"{_LOOKUP_FEW_IDS}({','.join('?' * len(missing))})", missing)
-        for eid, loc in rows:
-            found[eid] = _LOC.unpack(loc)
-        return found
-
-    def flush(self) -> int:
-        """Write the tail to the table durably, then drop it from memory; returns its size."""
-        with self._flushing:
-            return self._flush()
-
-    def _flush(self) -> int:
-        """Swap the tail out whole, so neither side pays a step per id under the lock."""
-        with self._lock:
-            tail, self._tail = self._tail, {}
-            self._flushing_tail = tail
-            top = self._top
-        if not tail and top <= self.watermark():
-            return 0
-        # Unsorted: SQLite sorts the rows for the B-tree (ORDER BY), without the GIL.
-        packed = b"".join(itertools.chain.from_iterable(tail.items()))
-        try:
-            self._write_rows(packed, len(tail), top)
-        except BaseException:
-            with self._lock:
-                tail.update(self._tail)
-                self._tail, self._flushing_tail = tail, {}
-            raise
-        with self._lock:
-            self._flushing_tail = {}
-        return len(tail)
-
-    def _write_rows(self, packed: bytes, rows: int, top: int) -> None:
-        """`rows` packed (id, loc) records and the new watermark, in one transaction."""
-        _transaction(
-            self._db,
-            self.path,
-            [
-                (_INSERT_IDS, (packed, rows)) if rows else ("SELECT 1", ()),
-                ("INSERT OR REPLACE INTO meta VALUES ('indexed_height', ?)", (top,)),
-                ("INSERT OR REPLACE INTO meta VALUES ('rows', ?)", (self._rows + rows,)),
-            ],
-        )
-        self._rows += rows
-
-    def close(self) -> None:
-        self._readers.close()
-        self._db.close()
-
-
 class Store:
     """The writer side: one thread at a time writes blocks; `reader()` serves any thread."""
 
@@ -331,6 +192,8 @@ class Store:
         # Checkpoints run from `checkpoint`, off the acknowledgement path.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._checkpointer = _connect(self.path)
+        from sequencer.idindex import IdIndex  # it builds on this module's SQLite helpers
+
         self.index = IdIndex(self.path.with_suffix(".ids.sqlite"))
 
     def checkpoint(self) -> None:
@@ -395,8 +258,7 @@ class Store:
         """The verified head (None for an empty store), with the id index caught up.
 
         Ids of blocks above the index's watermark are rebuilt into its in-memory tail and
-        left for the next flush: flushing them here (up to MIN_FLUSH_IDS after a crash)
-        doubled the time to come back.
+        left for the next flush: flushing them here doubled the time to come back.
 
         Raises FailedPrecondition when the chain on disk is damaged: a gap in heights, a
         head whose hash, signature or entries do not check out, or a broken link to its

@@ -10,6 +10,7 @@ import pytest
 from rollup_client import block, codec
 from rollup_client.errors import FailedPrecondition
 from rollup_client.keys import SigningKey
+from sequencer import idindex
 from sequencer.core import Batch, Block, Item, Sequencer
 from sequencer.store import Store, StoredEntry, decode_table, encode_table
 
@@ -158,4 +159,41 @@ def test_a_block_that_does_not_decode_while_rebuilding_ids_refuses_recovery(
     store = Store(db)
     with pytest.raises(FailedPrecondition, match=r"block 1 .* does not decode"):
         store.recover(KEY.public)
+    store.close()
+
+
+def test_a_sequencer_killed_mid_merge_restarts_with_every_id_indexed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idindex, "MIN_FLUSH_IDS", 4)
+    monkeypatch.setattr(idindex, "MERGE_FANOUT", 2)
+    monkeypatch.setattr(idindex, "MERGE_STEP_IDS", 3)
+    db = tmp_path / "blocks.sqlite"
+    store = Store(db)
+    core = Sequencer(KEY, store.recover(KEY.public), 100)
+    logged: dict[bytes, tuple[int, int]] = {}
+
+    def write(blocks: int, upkeep: bool = True) -> None:
+        for _ in range(blocks):
+            items = tuple(item("a", f"{len(logged)}-{i}".encode()) for i in range(3))
+            blk = core.cut([Batch.of(items)], 0, {}).block
+            store.write(blk)
+            logged.update({it.id: (blk.header.height, i) for i, it in enumerate(items)})
+            if upkeep and store.index.due():
+                store.index.flush()
+
+    write(4)
+    while store.index._merge is None:
+        write(1)
+    mark = store.index.watermark()
+    write(1, upkeep=False)  # above the watermark: rebuilt from the blocks after the kill
+    store.close()  # killed with a merge half done: its target is not live
+    store = Store(db)
+    assert store.recover(KEY.public) is not None
+    assert store.index.watermark() == mark and store.index.pending() > 0
+    assert {e: (a.height, a.index) for e, a in store.known(logged).items()} == logged
+    while store.index.due():
+        store.index.flush()
+    assert store.index.pending() == 0 and len(store.index.runs()) < 4
+    assert {e: (a.height, a.index) for e, a in store.known(logged).items()} == logged
     store.close()
