@@ -159,7 +159,10 @@ class IdIndex:
         self._gen = 0  # bumped when a merge retires runs
         self._users: Counter[int] = Counter()  # lookups in flight per generation
         self._retired: list[tuple[int, list[str]]] = []  # (gen retired in, runs) to drop
-        self._merge: _Merge | None = None
+        self._merges: dict[int, _Merge] = {}  # size class of its sources -> merge
+        # Set by `due`: the next `flush` takes a step of upkeep. A flush on the way down
+        # writes the tail only (building the filter for 1M ids takes over a second).
+        self._upkeep_asked = False
         self._open()
         self._top = self._mark
 
@@ -195,16 +198,16 @@ class IdIndex:
             return dict(self._runs)
 
     def due(self) -> bool:
-        """True when `flush` has work worth a step: a large tail, a merge, a filter."""
+        """True when `flush` has work worth a step: a large tail, or upkeep (a merge step,
+        the filter, dropping merged runs), which the next `flush` then does."""
         with self._lock:
-            return (
-                len(self._tail) >= MIN_FLUSH_IDS
-                or self._merge is not None
-                or self._filter is None
+            self._upkeep_asked = (
+                self._filter is None
                 or self._filter.count > self._filter.capacity
                 or bool(self._retired)
-                or self._plan() is not None
+                or self._next_merge() is not None
             )
+            return self._upkeep_asked or len(self._tail) >= MIN_FLUSH_IDS
 
     def add(self, height: int, ids: Sequence[bytes]) -> None:
         """Index block `height`, whose i-th entry has id ids[i] (blocks in height order)."""
@@ -258,11 +261,13 @@ class IdIndex:
         return {eid: _LOC.unpack(loc) for eid, loc in rows}
 
     def flush(self) -> int:
-        """Write the tail as a run durably, then take one step of upkeep (a merge step,
-        the filter, dropping merged runs); returns the number of ids written."""
+        """Write the tail as a run durably, then take the step of upkeep `due` asked for,
+        if any; returns the number of ids written."""
         with self._flushing:
             n = self._flush()
-            self._upkeep()
+            if self._upkeep_asked:
+                self._upkeep_asked = False
+                self._upkeep()
             return n
 
     def _flush(self) -> int:
@@ -314,37 +319,40 @@ class IdIndex:
         self._drop_retired()
         if self._filter is None or self._filter.count > self._filter.capacity:
             self._build_filter()
-        elif self._merge is not None or self._plan() is not None:
-            self._merge_step()
+        else:
+            step = self._next_merge()
+            if step is not None:
+                self._merge_step(*step)
 
-    def _plan(self) -> list[str] | None:
-        """The oldest MERGE_FANOUT runs of the smallest size class that has as many.
+    def _next_merge(self) -> tuple[int, _Merge | list[str]] | None:
+        """The merge of the smallest size class that has one running, or MERGE_FANOUT
+        runs not in a merge: small runs keep merging while a large merge runs for long.
 
         Called under the lock, or from the flushing thread (the only one changing runs)."""
-        by_class: dict[int, list[str]] = {}
+        merging = set(itertools.chain.from_iterable(m.sources for m in self._merges.values()))
+        free: dict[int, list[str]] = {}
         for name, rows in self._runs.items():
-            by_class.setdefault(size_class(rows), []).append(name)
-        for c in sorted(by_class):
-            if len(by_class[c]) >= MERGE_FANOUT:
-                return by_class[c][:MERGE_FANOUT]
-        return None
+            if name not in merging:
+                free.setdefault(size_class(rows), []).append(name)
+        ready = [c for c, names in free.items() if len(names) >= MERGE_FANOUT]
+        c = min([*self._merges, *ready], default=None)
+        if c is None:
+            return None
+        return (c, self._merges[c]) if c in self._merges else (c, free[c][:MERGE_FANOUT])
 
-    def _merge_step(self) -> None:
-        """Copy the next key range of the merge's sources into its target; with the last,
-        make the target live in their place."""
-        m = self._merge
-        if m is None:
-            sources = self._plan()
-            assert sources is not None
-            rows = sum(self._runs[s] for s in sources)
-            m = self._merge = _Merge(sources, f"run_{self._next}", rows, _key_bounds(rows))
-            self._next += 1
-            stmts: list[Statement] = [
-                (_SET_META, ("next_run", self._next)),
-                (_RUN_TABLE.format(m.target), ()),
-            ]
+    def _merge_step(self, c: int, merge: _Merge | list[str]) -> None:
+        """Copy the next key range of a merge's sources (`merge`, or these runs to start
+        one) into its target; with the last, make the target live in their place."""
+        stmts: list[Statement] = []
+        if isinstance(merge, _Merge):
+            m = merge
         else:
-            stmts = []
+            rows = sum(self._runs[s] for s in merge)
+            m = _Merge(merge, f"run_{self._next}", rows, _key_bounds(rows))
+            self._next += 1
+            stmts += [(_SET_META, ("next_run", self._next)), (_RUN_TABLE.format(m.target), ())]
+        with self._lock:  # `due` reads the merges
+            self._merges[c] = m
         lo, hi = m.bounds[m.step], m.bounds[m.step + 1]
         arms = " UNION ALL ".join(
             f"SELECT id, loc FROM {s} WHERE id >= ?1 AND id < ?2" for s in m.sources
@@ -360,12 +368,13 @@ class IdIndex:
         try:
             self._commit(stmts)
         except BaseException:
-            self._merge = None  # its target, if created, is dropped at the next open
+            with self._lock:  # its target, if created, is dropped at the next open
+                del self._merges[c]
             raise
         m.step += 1
         if last:
-            self._merge = None
             with self._lock:
+                del self._merges[c]
                 for s in m.sources:
                     del self._runs[s]
                 self._runs[m.target] = m.rows

@@ -34,6 +34,12 @@ def small(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(idindex, "_FILTER_MIN_BITS", 64)
 
 
+def step(idx: IdIndex) -> None:
+    """One pass of the sequencer's maintenance loop."""
+    idx.due()
+    idx.flush()
+
+
 class Crash(Exception):
     """A simulated kill -9 around one transaction."""
 
@@ -107,7 +113,7 @@ class IndexMachine(RuleBasedStateMachine):
         self.idx._commit = commit  # type: ignore[method-assign]
         try:
             for _ in range(at + 1):
-                self.idx.flush()
+                step(self.idx)
         except Crash:
             pass
         self.idx.close()
@@ -161,12 +167,15 @@ def test_a_merge_is_visible_only_once_complete_and_a_crash_mid_merge_loses_nothi
     path = tmp_path / "x.ids.sqlite"
     idx = IdIndex(path)
     model = fill(idx, 2, 10)
-    idx.flush()  # one run of 20, and the filter
+    step(idx)  # one run of 20, and the filter
     model |= fill(idx, 2, 10, start=2)
-    idx.flush()  # a second run: two of a class, so the merge's first key range
+    idx.flush()  # a second run: two of one class, but a flush alone does no upkeep
+    assert not idx._merges
+    step(idx)  # the merge's first key range
     assert len(idx.runs()) == 2 and idx.due()
-    assert idx._merge is not None and idx._merge.step == 1
-    target = idx._merge.target
+    (merge,) = idx._merges.values()
+    assert merge.step == 1
+    target = merge.target
     assert target in run_tables(idx) and target not in idx.runs()
     assert idx.lookup(model) == model
     idx.close()  # killed mid-merge
@@ -240,9 +249,11 @@ def test_runs_merged_away_are_dropped_only_after_the_lookups_reading_them(
 ) -> None:
     idx = IdIndex(tmp_path / "x.ids.sqlite")
     model = fill(idx, 2, 10)
-    idx.flush()
+    step(idx)
     model |= fill(idx, 2, 10, start=2)
-    idx.flush()  # two runs, and the first step of their merge
+    step(idx)  # two runs
+    step(idx)  # the first step of their merge
+    assert idx._merges
     sources = set(idx.runs())
     entered, release = threading.Event(), threading.Event()
     probe = idx._probe
@@ -257,13 +268,13 @@ def test_runs_merged_away_are_dropped_only_after_the_lookups_reading_them(
     reader = threading.Thread(target=lambda: got.update(idx.lookup(model)))
     reader.start()
     assert entered.wait(10)
-    while idx._merge is not None:
-        idx.flush()
-    idx.flush()
+    while idx._merges:
+        step(idx)
+    step(idx)
     assert sources <= run_tables(idx) and sources.isdisjoint(idx.runs())
     release.set()
     reader.join()
     assert got == model
-    idx.flush()
+    step(idx)
     assert run_tables(idx) == set(idx.runs())
     idx.close()

@@ -183,7 +183,7 @@ def test_a_sequencer_killed_mid_merge_restarts_with_every_id_indexed(
                 store.index.flush()
 
     write(4)
-    while store.index._merge is None:
+    while not store.index._merges:
         write(1)
     mark = store.index.watermark()
     write(1, upkeep=False)  # above the watermark: rebuilt from the blocks after the kill
