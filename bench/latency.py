@@ -5,7 +5,8 @@ measured the same way in the same run. Half load: M workers paced at half the ra
 same workers reach flat out, with batches of B, taking turns so the batches arrive
 evenly; latency counts from each batch's scheduled send time. During the half load a
 subscriber follows the namespace and records each block's delivery lag (arrival minus
-the block's log time).
+the block's log time). First, the disk alone is timed (`bench.disk`): its fdatasync tail
+is a floor under any durable ack's.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.disk import WRITE_BYTES, fsync_latencies_ms
 from bench.loadgen import Load, LoadResult, run_load
 from bench.peers import tandem
 from bench.report import Chart, Report, machine, now_utc
@@ -32,10 +34,13 @@ class Params:
     workers: int = 4
     batch: int = 100
     entry_bytes: int = 200
+    # The disk probe: paced write+fdatasync pairs, about a half-load run's block rate.
+    disk_s: float = 5.0
+    disk_per_s: float = 100.0
 
     @classmethod
     def quick(cls) -> Params:
-        return cls(duration_s=1.0, warmup_s=0.2, saturation_s=0.5, workers=2)
+        return cls(duration_s=1.0, warmup_s=0.2, saturation_s=0.5, workers=2, disk_s=0.3)
 
 
 @dataclass
@@ -118,6 +123,7 @@ def _half_row(outcome: Sessions | Unavailable) -> dict[str, Any]:
 
 def run(params: Params, workdir: Path) -> Report:
     started, host = now_utc(), machine(workdir)
+    disk = latency_summary(fsync_latencies_ms(workdir, params.disk_s, params.disk_per_s))
     tandem = measure("tandem", workdir, light_and_half(params))
     echo = measure("grpc_echo", workdir, light_only("grpc_echo", params))
     light, echo_light, half = _light_row(tandem), _light_row(echo), _half_row(tandem)
@@ -133,6 +139,7 @@ def run(params: Params, workdir: Path) -> Report:
         "light": light,
         "grpc_echo_light": echo_light,
         "half_load": half,
+        "disk_fsync": disk,
         "ratios": ratios,
         "targets": TARGETS,
     }
@@ -145,6 +152,7 @@ def run(params: Params, workdir: Path) -> Report:
             "system": "tandem",
             **_cells(half.get("subscription_lag", {})),
         },
+        {"load": f"disk alone: {WRITE_BYTES:,} B write + fdatasync", "system": "", **_cells(disk)},
     ]
     charts = [
         Chart(
@@ -172,6 +180,8 @@ def run(params: Params, workdir: Path) -> Report:
         f"half load: {half.get('target_entries_per_s') or 0:,.0f} entries/s asked, "
         f"{half.get('entries_per_s') or 0:,.0f} achieved",
         f"targets: {', '.join(f'{k} <= {v}' for k, v in TARGETS.items())}",
+        "every durable ack waits for at least one fdatasync: the disk's own tail is a floor "
+        "under Tandem's p99",
     ]
     problems = [
         f"{what}: {row.get('reason') or row.get('first_error') or 'not measured'}"
