@@ -140,7 +140,8 @@ class IdIndex:
     """Entry id -> (height, index): sorted runs on disk plus an in-memory tail.
 
     Blocks enter the tail right after their commit; `flush` writes the tail as a new run
-    with the highest indexed height (the watermark), and advances a merge by one step.
+    with the highest indexed height (the watermark), then the step of upkeep (a merge's
+    next key range, the filter, dropping merged-away runs) that `due` asked for.
     Safe to use from any thread; `flush` runs concurrently with `add` and `lookup`.
     """
 
