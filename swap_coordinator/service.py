@@ -37,7 +37,7 @@ from rollup_client.keys import SigningKey
 from rollup_client.node_tls import TlsFiles
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator import convert
-from swap_coordinator.core import Coordinator, State, deadline_for
+from swap_coordinator.core import Coordinator, Proposal, State, deadline_for
 from swap_coordinator.edge import Edge
 from swap_coordinator.metrics import Metrics
 from swap_coordinator.store import Store
@@ -52,6 +52,9 @@ FRESH_S = 1.0
 """Longest since the last followed block that its log time still counts as current."""
 DEFAULT_MAX_BATCH = 100
 """Intents per submitted batch unless the sequencer reports a smaller limit."""
+ACK_WAIT_S = 0.5
+"""How long a request that completes an intent waits for the sequencer's ack before it
+writes the intent to the store instead (see `_durable`)."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,8 @@ class Shell:
         """The sequencer's head height at start: older blocks are a replay, not news."""
         self._unsaved = _SaveBatch()
         self._save_wake = trio.Event()
+        self._in_log: dict[bytes, trio.Event] = {}
+        """Complete intents whose request waits for them to be acknowledged or ordered."""
         self.max_batch = DEFAULT_MAX_BATCH
 
     # -- hops from gRPC threads (the `Api` protocol of the edge) --------------------------
@@ -263,9 +268,7 @@ class Shell:
         nonce = request.nonce or os.urandom(NONCE_BYTES)
         legs = [convert.leg_from_pb(leg) for leg in request.legs]
         p = self.core.propose(legs, deadline, nonce, sigs)
-        if p.complete:
-            self._wake.set()  # submitted while saved, as in `_sign`
-        await self._save(p.signed)
+        await self._durable(p)
         sid = p.signed.swap_id
         self.log(
             "proposed",
@@ -289,12 +292,7 @@ class Shell:
     async def _sign(self, swap_id: bytes, payer: bytes, signature: bytes) -> pb.SwapStatus:
         self.core.check_submittable(swap_id)
         p = self.core.sign(swap_id, payer, signature)
-        if p.complete:
-            # Submitted while the signature is being saved, not after: once in the log the
-            # intent no longer depends on this store, and before that a restart resubmits
-            # whatever the store holds, so the order of the two does not matter.
-            self._wake.set()
-        await self._save(p.signed)
+        await self._durable(p)
         self.log("signed", swap_id=swap_id.hex(), payer=payer.hex(), complete=p.complete)
         self.metrics.signatures.inc()
         self._touch(swap_id)
@@ -325,6 +323,46 @@ class Shell:
             want = State(convert.STATE_NAMES[state])
         n = min(limit or MAX_LIST, MAX_LIST)
         return [convert.view_to_pb(v) for v in self.core.list(want, n)]
+
+    async def _durable(self, p: Proposal) -> None:
+        """Return once the proposal survives a crash: in the store, or in the log.
+
+        A complete intent is submitted at once, and the sequencer's ack (or the intent
+        seen in the log) makes it as durable as a write here would: a restart follows the
+        log and finds it there. Only if that takes longer than ACK_WAIT_S (the sequencer
+        is slow or down) is it written to the store, which a restart resubmits from. The
+        write used to run beside every submission: a thread hop, an SQLite transaction
+        and an fsync per request (or group), competing with the sequencer's own fsync
+        on the same disk while the swap waits for it. Partial proposals are always
+        written: nothing else holds their signatures.
+        """
+        sid = p.signed.swap_id
+        if not p.complete:
+            await self._save(p.signed)
+            return
+        if self._in_the_log(sid, p):
+            return
+        waiter = self._in_log.get(sid)
+        if waiter is None:
+            waiter = self._in_log[sid] = trio.Event()
+            self._wake.set()
+        try:
+            with trio.move_on_after(ACK_WAIT_S):
+                await waiter.wait()
+        finally:
+            if self._in_log.get(sid) is waiter and not waiter.is_set():
+                del self._in_log[sid]
+        if not self._in_the_log(sid, p):
+            await self._save(p.signed)
+
+    def _in_the_log(self, swap_id: bytes, p: Proposal) -> bool:
+        return p.submitted_at is not None or self.core.tracker.get(swap_id) is not None
+
+    def _logged(self, swap_id: bytes) -> None:
+        """The intent was acknowledged or ordered: its waiting requests may answer."""
+        waiter = self._in_log.pop(swap_id, None)
+        if waiter is not None:
+            waiter.set()
 
     async def _save(self, signed: swap.SignedIntent) -> None:
         """Durable before the caller answers; joins the next group write (see `saver`)."""
@@ -382,6 +420,7 @@ class Shell:
                     index=ev.index,
                 )
             else:
+                self._logged(ev.intent.swap_id)
                 self.log("ordered", swap_id=ev.intent.swap_id.hex(), height=ev.height)
         for sid in touched:
             self._touch(sid)
@@ -429,6 +468,7 @@ class Shell:
             return
         for (sid, _), ack in zip(batch, acks, strict=True):
             self.core.submitted(sid, ack.height, ack.index)
+            self._logged(sid)
             self._touch(sid)
             self.metrics.submissions.inc()
             self.log(

@@ -1,8 +1,10 @@
 """The coordinator's SQLite store: proposals with their signatures, and a log checkpoint.
 
 Proposals are the only thing the log cannot give back (terms nobody has submitted yet,
-signatures still being collected). The checkpoint (the swap tracker's snapshot at a
-height) only saves replay time: losing it means replaying `swap` from height 0.
+signatures still being collected); a complete intent the sequencer acknowledged promptly
+is not written here at all, the log holds it (see `Shell._durable`). The checkpoint
+(the swap tracker's snapshot at a height) only saves replay time: losing it means
+replaying `swap` from height 0.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from rollup_client.wire import swap_pb2_grpc as pb_grpc
 from swap_coordinator import convert
 from swap_coordinator.client import SwapClient
 from swap_coordinator.service import Config, serve
+from swap_coordinator.store import Store
 
 from .network import (
     ASSETS,
@@ -346,6 +347,38 @@ def test_coordinator_killed_after_submitting_the_swap_still_settles(
         "alpha": {"alice": -5, "bob": 5},
         "beta": {"alice": 6, "bob": -6},
     }
+
+
+def test_a_complete_intent_answered_on_its_ack_is_kept_by_the_log_not_the_store(
+    net: Net, procs: list[Proc]
+) -> None:
+    own, target = start_coordinator(net, procs, "acked")
+    legs = [
+        swap.Leg("alpha", CAROL.public, BOB.public, "gold", 2),
+        swap.Leg("beta", BOB.public, CAROL.public, "silver", 3),
+    ]
+    with SwapClient(target) as c:
+        resp = c.propose_signed(legs, (CAROL, BOB), timeout_ms=20_000)
+    # Answered once the sequencer acknowledged it: in the log, so not written here.
+    assert resp.status.state in (pb.SWAP_STATE_SUBMITTED, pb.SWAP_STATE_ORDERED)
+    own.kill9()
+    store = Store(net.dir / "acked" / "coordinator.db")
+    try:
+        assert store.proposals() == []
+    finally:
+        store.close()
+    _, again = start_coordinator(net, procs, "acked")
+
+    def known(c: SwapClient) -> pb.SwapStatus | None:
+        try:  # NotFound until the restarted coordinator has followed the log that far
+            st = c.get(resp.swap_id)
+        except NotFound:
+            return None
+        return st if st.decided else None
+
+    with SwapClient(again) as c:
+        st = until("the swap learnt from the log alone", partial(known, c))
+    assert st.state == pb.SWAP_STATE_COMMITTED
 
 
 def test_two_coordinators_drive_the_same_swap_once(net: Net, procs: list[Proc]) -> None:
