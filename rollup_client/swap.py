@@ -414,6 +414,8 @@ class SwapTracker:
         self._pending: dict[bytes, SwapRecord] = {}
         self._void: dict[bytes, Decision] = {}
         self._vouched: dict[bytes, None] = {}
+        self._decided_json: dict[bytes, str] = {}
+        """Each decided record's part of `to_bytes`: it never changes once decided."""
 
     def vouch(self, data: bytes) -> None:
         """Entry bytes whose signatures this process verified or made itself.
@@ -515,23 +517,36 @@ class SwapTracker:
     # -- snapshots ------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """Deterministic snapshot: equal trackers give equal bytes."""
-        doc = {
-            "v": _SNAPSHOT_VERSION,
-            "height": self.height,
-            "time_ms": self.time_ms,
-            "swaps": [
-                {
-                    "intent": encode_intent(r.signed).hex(),
-                    "at": [r.height, r.index],
-                    "votes": [[k, v.yes, v.height, v.index] for k, v in sorted(r.votes.items())],
-                    "decision": _decision_json(r.decision),
-                }
-                for r in self._swaps.values()
-            ],
-            "void": [[sid.hex(), _decision_json(d)] for sid, d in self._void.items()],
-        }
-        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        """Deterministic snapshot: equal trackers give equal bytes.
+
+        The JSON document `{"height", "swaps", "time_ms", "v", "void"}` with sorted keys
+        and no spaces, written out by hand around each record's part so that a decided
+        record (final, never changed again) is encoded once, not in every snapshot: the
+        records are never dropped, and encoding them all again took a rollup node's
+        follow loop ~50 ms per 2,000 swaps on every snapshot.
+        """
+        swaps = ",".join(self._record_json(sid, r) for sid, r in self._swaps.items())
+        void = _dumps([[sid.hex(), _decision_json(d)] for sid, d in self._void.items()])
+        return (
+            f'{{"height":{self.height},"swaps":[{swaps}],"time_ms":{self.time_ms},'
+            f'"v":{_SNAPSHOT_VERSION},"void":{void}}}'
+        ).encode()
+
+    def _record_json(self, swap_id: bytes, r: SwapRecord) -> str:
+        done = self._decided_json.get(swap_id)
+        if done is not None:
+            return done
+        out = _dumps(
+            {
+                "intent": encode_intent(r.signed).hex(),
+                "at": [r.height, r.index],
+                "votes": [[k, v.yes, v.height, v.index] for k, v in sorted(r.votes.items())],
+                "decision": _decision_json(r.decision),
+            }
+        )
+        if r.decision.outcome is not Outcome.PENDING:
+            self._decided_json[swap_id] = out
+        return out
 
     @classmethod
     def from_bytes(cls, data: bytes, genesis: Genesis, rollup: str | None = None) -> SwapTracker:
@@ -556,6 +571,10 @@ class SwapTracker:
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument(f"corrupt swap snapshot: {exc!r}") from exc
         return t
+
+
+def _dumps(doc: object) -> str:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
 def _decision_json(d: Decision) -> list[object]:
