@@ -58,6 +58,9 @@ def batch_request(
 # index i, `acks` tag and length, `position` tag and length, Position.index; extended on
 # demand, replaced and never mutated, so a reader in another thread sees a whole list.
 _RUN_HEADS: dict[int, list[bytes]] = {}
+# Indices up to here are kept in that table; beyond (no block of ours is that large, but an
+# answer may claim any index) each is encoded when asked for, never a table that large.
+_RUN_HEADS_KEPT = 1 << 16
 
 
 def _run_heads(height_len: int, top: int) -> list[bytes]:
@@ -84,9 +87,12 @@ def ack_run(ids: Sequence[bytes], height: int, first: int) -> bytes:
     """
     n = len(ids)
     height_field = b"\x08" + varint(height)
-    heads = _run_heads(len(height_field), first + n)
+    if first + n <= _RUN_HEADS_KEPT:
+        heads = _run_heads(len(height_field), first + n)[first : first + n]
+    else:
+        heads = [_run_head(i, len(height_field)) for i in range(first, first + n)]
     parts: list[bytes] = [b""] * (3 * n)
-    parts[::3] = heads[first : first + n]
+    parts[::3] = heads
     parts[1::3] = [height_field + b"\x0a\x20"] * n
     parts[2::3] = ids
     return b"".join(parts)

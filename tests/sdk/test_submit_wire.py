@@ -34,7 +34,11 @@ def test_a_batch_request_parses_to_its_fields(
     assert (req.client_key, req.bundle, req.signature) == (key, bundle, signature)
 
 
-@given(st.lists(ids, min_size=1, max_size=40), heights, st.integers(0, 20_000))
+@given(
+    st.lists(ids, min_size=1, max_size=40),
+    heights,
+    st.one_of(st.integers(0, 20_000), st.integers(0, 2**32 - 41)),
+)
 def test_a_fresh_run_parses_to_consecutive_acks(run: list[bytes], height: int, first: int) -> None:
     resp = pb.SubmitBatchResponse.FromString(submit_wire.ack_run(run, height, first))
     got = [(a.entry_id, a.position.height, a.position.index, a.duplicate) for a in resp.acks]
