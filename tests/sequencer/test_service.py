@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -60,27 +61,29 @@ async def start(tmp_path: Path, nursery: trio.Nursery, heartbeat_ms: int) -> Run
     return Running(net, pb_grpc.SequencerServiceStub(channel), channel)
 
 
-@pytest.fixture
-async def quiet(tmp_path: Path) -> AsyncIterator[Running]:
-    """A sequencer whose heartbeat is too slow to move the height during a test."""
+@asynccontextmanager
+async def serving(tmp_path: Path, heartbeat_ms: int) -> AsyncIterator[Running]:
+    """A sequencer served in-process until the block ends."""
     async with trio.open_nursery() as nursery:
-        r = await start(tmp_path, nursery, heartbeat_ms=600_000)
+        r = await start(tmp_path, nursery, heartbeat_ms)
         try:
             yield r
         finally:
             r.channel.close()
             nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def quiet(tmp_path: Path) -> AsyncIterator[Running]:
+    """A sequencer whose heartbeat is too slow to move the height during a test."""
+    async with serving(tmp_path, heartbeat_ms=600_000) as r:
+        yield r
 
 
 @pytest.fixture
 async def ticking(tmp_path: Path) -> AsyncIterator[Running]:
-    async with trio.open_nursery() as nursery:
-        r = await start(tmp_path, nursery, heartbeat_ms=20)
-        try:
-            yield r
-        finally:
-            r.channel.close()
-            nursery.cancel_scope.cancel()
+    async with serving(tmp_path, heartbeat_ms=20) as r:
+        yield r
 
 
 async def test_submit_acks_positions_that_get_entry_proves(quiet: Running) -> None:

@@ -13,7 +13,7 @@ from rollup_client import block
 from rollup_client.wire import sequencer_pb2 as pb
 from sequencer.handlers import RecentBlock, RecentBlocks
 from tests.sequencer.helpers import signed_batch
-from tests.sequencer.test_service import TIMEOUT, Running, call, start
+from tests.sequencer.test_service import TIMEOUT, Running, call, serving
 
 
 def test_readers_of_a_recent_block_share_one_set_of_parts() -> None:
@@ -44,13 +44,8 @@ def test_only_the_newest_blocks_are_kept() -> None:
 
 @pytest.fixture
 async def ticking(tmp_path: Path) -> AsyncIterator[Running]:
-    async with trio.open_nursery() as nursery:
-        r = await start(tmp_path, nursery, heartbeat_ms=20)
-        try:
-            yield r
-        finally:
-            r.channel.close()
-            nursery.cancel_scope.cancel()
+    async with serving(tmp_path, heartbeat_ms=20) as r:
+        yield r
 
 
 async def test_live_subscribers_with_different_sets_get_what_get_block_serves(
