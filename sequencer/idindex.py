@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rollup_client import codec
-from sequencer.store import Statement, _PerThread, _transaction, _writer
+from sequencer.sqlite_files import PerThread, Statement, transaction, writer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (name TEXT PRIMARY KEY, rows INTEGER NOT NULL);
@@ -147,8 +147,8 @@ class IdIndex:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = _writer(path, SCHEMA)
-        self._readers = _PerThread(path)
+        self._db = writer(path, SCHEMA)
+        self._readers = PerThread(path)
         self._lock = threading.Lock()  # guards every field below that lookups read
         self._flushing = threading.Lock()
         # Id -> packed (height, index): the form a run stores, so a flush is one statement.
@@ -180,7 +180,7 @@ class IdIndex:
         orphans = [t for t in tables if _is_run(t) and t not in runs]
         stmts += [(f"DROP TABLE {t}", ()) for t in orphans]
         if stmts:
-            _transaction(db, self.path, stmts)
+            transaction(db, self.path, stmts)
         self._runs = runs
         self._mark = self._meta("indexed_height", -1)
         self._next = self._meta("next_run", 0)
@@ -312,7 +312,7 @@ class IdIndex:
     def _commit(self, stmts: Sequence[Statement]) -> None:
         """One transaction, then its pages copied into the file at once: each write to
         the disk stays about one transaction's size instead of piling up in the WAL."""
-        _transaction(self._db, self.path, stmts)
+        transaction(self._db, self.path, stmts)
         self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _upkeep(self) -> None:

@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import sqlite3
 import struct
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rollup_client import block, codec, keys
-from rollup_client.errors import FailedPrecondition, Unavailable
+from rollup_client.errors import FailedPrecondition
 from sequencer.core import Ack, Block, Head, Item, Position
-
-if TYPE_CHECKING:
-    from sequencer.idindex import IdIndex
+from sequencer.idindex import IdIndex
+from sequencer.sqlite_files import PerThread, connect, storage_failed, transaction, writer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS headers (
@@ -49,7 +46,6 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entries_by_block ON entries (height, namespace);
 """
-MMAP_BYTES = 1 << 30
 # What reading damaged bytes of the store can raise.
 DAMAGE = (sqlite3.DatabaseError, ValueError, struct.error)
 _REC = struct.Struct(">II")  # index, data length
@@ -115,85 +111,16 @@ class StoredEntry:
     data: bytes
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout=5000")
-    # Reads through the OS page cache (shared by every connection) instead of read() calls.
-    conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
-    return conn
-
-
-def _writer(path: Path, schema: str) -> sqlite3.Connection:
-    db = _connect(path)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.executescript(schema)
-    return db
-
-
-Statement = tuple[str, tuple[object, ...]]
-
-
-def _transaction(db: sqlite3.Connection, path: Path, statements: Sequence[Statement]) -> None:
-    """Run `statements` atomically; a storage failure becomes an error that says why."""
-    try:
-        db.execute("BEGIN")
-        try:
-            for sql, args in statements:
-                db.execute(sql, args)
-            db.execute("COMMIT")
-        except BaseException:
-            # SQLite may have rolled back already (e.g. on a full disk).
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-    except sqlite3.Error as exc:
-        raise storage_failed(path, exc) from exc
-
-
-def storage_failed(path: Path, exc: sqlite3.Error) -> Unavailable:
-    """The error for a store that cannot be written (full disk, I/O error): say so."""
-    return Unavailable(f"cannot write {path}: {exc}; nothing past the last ack was lost")
-
-
-class _PerThread:
-    """One read-only connection per thread to one database file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-
-    def get(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = _connect(self.path)
-            db.execute("PRAGMA query_only=1")
-            self._local.db = db
-            with self._lock:
-                self._all.append(db)
-        return db
-
-    def close(self) -> None:
-        with self._lock:
-            for db in self._all:
-                db.close()
-            self._all.clear()
-
-
 class Store:
     """The writer side: one thread at a time writes blocks; `reader()` serves any thread."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = _writer(self.path, SCHEMA)
+        self._db = writer(self.path, SCHEMA)
         # Checkpoints run from `checkpoint`, off the acknowledgement path.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpointer = _connect(self.path)
-        from sequencer.idindex import IdIndex  # it builds on this module's SQLite helpers
-
+        self._checkpointer = connect(self.path)
         self.index = IdIndex(self.path.with_suffix(".ids.sqlite"))
 
     def checkpoint(self) -> None:
@@ -235,7 +162,7 @@ class Store:
             blk.signature,
             encode_table(blk.table),
         )
-        _transaction(
+        transaction(
             self._db,
             self.path,
             [("INSERT INTO headers VALUES (?,?,?,?,?,?,?,?,?)", header)]
@@ -323,7 +250,7 @@ class Reader:
     def __init__(self, path: Path, index: IdIndex) -> None:
         self.path = Path(path)
         self.index = index
-        self._conns = _PerThread(self.path)
+        self._conns = PerThread(self.path)
 
     def close(self) -> None:
         self._conns.close()

@@ -16,7 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from sequencer import idindex
 from sequencer.idindex import IdIndex
-from sequencer.store import Statement
+from sequencer.sqlite_files import Statement
 
 _counter = itertools.count()
 
