@@ -31,7 +31,8 @@ def small(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(idindex, "MIN_FLUSH_IDS", 10)
     monkeypatch.setattr(idindex, "MERGE_FANOUT", 2)
     monkeypatch.setattr(idindex, "MERGE_STEP_IDS", 7)
-    monkeypatch.setattr(idindex, "_FILTER_MIN_BITS", 64)
+    monkeypatch.setattr(idindex, "_FILTER_MIN_IDS", 8)
+    monkeypatch.setattr(idindex, "_FILTER_SLICE", 3)
 
 
 def step(idx: IdIndex) -> None:
