@@ -33,8 +33,10 @@ SHUTDOWN_GRACE_S = 2.0
 # Worker threads of the shell (cutter, writer, maintenance), never shared with whatever
 # else runs in the same trio run: a caller's blocked threads must not starve the commit.
 SHELL_THREADS = 4
-# How often the store checkpoints its WAL and the id index checks whether it is due.
-MAINTENANCE_S = 0.5
+# How often the store checkpoints its WAL and the id index checks whether it is due:
+# often, so each pass writes little (~330 kB of checkpoint at 15k entries/s) and a block
+# commit never queues behind a large write on the same disk.
+MAINTENANCE_S = 0.1
 
 
 def wall_ms() -> int:

@@ -190,6 +190,23 @@ def test_a_merge_is_visible_only_once_complete_and_a_crash_mid_merge_loses_nothi
     idx.close()
 
 
+def test_an_upkeep_pass_leaves_a_small_tail_in_memory(small: None, tmp_path: Path) -> None:
+    """Upkeep (here the first filter) runs on every maintenance pass while it is due;
+    writing whatever tail there is each time would make runs of a few ids, which only
+    feed more merges."""
+    idx = IdIndex(tmp_path / "x.ids.sqlite")
+    model = fill(idx, 1, 3)
+    assert idx.due()
+    assert idx.flush() == 0
+    assert idx.pending() == 3 and not idx.runs() and idx.watermark() == -1
+    assert idx.lookup(model) == model
+    model |= fill(idx, 1, 8, start=1)
+    step(idx)
+    assert idx.pending() == 0 and list(idx.runs().values()) == [11]
+    assert idx.watermark() == 1 and idx.lookup(model) == model
+    idx.close()
+
+
 def test_a_legacy_single_table_index_is_adopted_as_a_run(tmp_path: Path) -> None:
     path = tmp_path / "x.ids.sqlite"
     idx = IdIndex(path)
