@@ -7,7 +7,7 @@ and drains, and how it binds (plaintext or mutual TLS) is decided once, here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from typing import Any, NoReturn, TypeVar
 
@@ -59,10 +59,18 @@ class _Unparseable:
         self.message = message
 
 
-def _lenient(message: type[Message]) -> Callable[[bytes], Message | _Unparseable]:
+# Reads a request's bytes without protobuf, or answers None to leave them to protobuf.
+Reader = Callable[[bytes], object | None]
+
+
+def _lenient(message: type[Message], reader: Reader | None = None) -> Callable[[bytes], object]:
     name = message.DESCRIPTOR.full_name
 
-    def parse(data: bytes) -> Message | _Unparseable:
+    def parse(data: bytes) -> object:
+        if reader is not None:
+            read = reader(data)
+            if read is not None:
+                return read
         try:
             return message.FromString(data)
         except DecodeError as exc:
@@ -79,41 +87,53 @@ def _serialize(response: Message | bytes) -> bytes:
     return response if isinstance(response, bytes) else response.SerializeToString()
 
 
-def _handler(method: MethodDescriptor, behaviour: Callable[..., Any]) -> grpc.RpcMethodHandler:
+def _handler(
+    method: MethodDescriptor, behaviour: Callable[..., Any], reader: Reader | None
+) -> grpc.RpcMethodHandler:
     request = GetMessageClass(method.input_type)
     if method.client_streaming:
         raise TypeError(f"{method.full_name}: client streaming is not supported")
     if method.server_streaming:
 
-        def stream(req: Message | _Unparseable, context: grpc.ServicerContext) -> Iterator[Any]:
+        def stream(req: object, context: grpc.ServicerContext) -> Iterator[Any]:
             if isinstance(req, _Unparseable):
                 abort(context, InvalidArgument(req.message))
             yield from behaviour(req, context)
 
         return grpc.unary_stream_rpc_method_handler(
             stream,
-            request_deserializer=_lenient(request),
+            request_deserializer=_lenient(request, reader),
             response_serializer=_serialize,
         )
 
-    def unary(req: Message | _Unparseable, context: grpc.ServicerContext) -> Any:
+    def unary(req: object, context: grpc.ServicerContext) -> Any:
         if isinstance(req, _Unparseable):
             abort(context, InvalidArgument(req.message))
         return behaviour(req, context)
 
     return grpc.unary_unary_rpc_method_handler(
         unary,
-        request_deserializer=_lenient(request),
+        request_deserializer=_lenient(request, reader),
         response_serializer=_serialize,
     )
 
 
-def lenient_handlers(service: ServiceDescriptor, servicer: object) -> grpc.GenericRpcHandler:
+def lenient_handlers(
+    service: ServiceDescriptor, servicer: object, readers: Mapping[str, Reader] | None = None
+) -> grpc.GenericRpcHandler:
     """`servicer`'s methods for `service`, like the generated registration, except that
-    request bytes that do not parse get INVALID_ARGUMENT (bad input) instead of INTERNAL."""
+    request bytes that do not parse get INVALID_ARGUMENT (bad input) instead of INTERNAL.
+
+    `readers` may name, per method, a reader of the request bytes that runs before
+    protobuf: whatever it returns is passed to the method instead of the message.
+    """
+    readers = readers or {}
     return grpc.method_handlers_generic_handler(
         service.full_name,
-        {m.name: _handler(m, getattr(servicer, m.name)) for m in service.methods},
+        {
+            m.name: _handler(m, getattr(servicer, m.name), readers.get(m.name))
+            for m in service.methods
+        },
     )
 
 
@@ -135,6 +155,7 @@ class GrpcServer:
         tls: TlsFiles | None = None,
         thread_name: str = "grpc",
         maximum_concurrent_rpcs: int | None = None,
+        readers: Mapping[str, Reader] | None = None,
     ) -> None:
         self.service_name = service.full_name
         self.server = grpc.server(
@@ -142,7 +163,7 @@ class GrpcServer:
             options=server_options(max_message_bytes),
             maximum_concurrent_rpcs=maximum_concurrent_rpcs,
         )
-        self.server.add_generic_rpc_handlers((lenient_handlers(service, servicer),))
+        self.server.add_generic_rpc_handlers((lenient_handlers(service, servicer, readers),))
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

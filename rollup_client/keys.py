@@ -67,13 +67,31 @@ class SigningKey:
 
 def verify(public: bytes, signature: bytes, message: bytes) -> bool:
     """True when `signature` by raw key `public` is valid for `message`."""
-    if len(public) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
+    key = load_public(public)
+    return key is not None and verify_with(key, signature, message)
+
+
+def verify_with(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    """`verify` with the key already loaded: a verifier that checks many signatures of one
+    key (the sequencer, per registered client) keeps the key object instead of rebuilding
+    it per signature."""
+    if len(signature) != SIGNATURE_BYTES:
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+        key.verify(signature, message)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def load_public(public: bytes) -> Ed25519PublicKey | None:
+    """The key object of raw public key `public`, or None when it is not a valid key."""
+    if len(public) != PUBLIC_KEY_BYTES:
+        return None
+    try:
+        return Ed25519PublicKey.from_public_bytes(public)
+    except ValueError:
+        return None
 
 
 def public_pem(public: bytes) -> bytes:

@@ -5,12 +5,15 @@ Building a protobuf object per entry (an `Entry` in every request, an `EntryAck`
 than hashing it. Both sides here join whole messages from a few shared byte strings with
 no Python step per entry. The sequencer answers a run of fresh entries with `ack_run`, and
 the SDK, which knows the ids it sent, recognises that answer by comparing it byte for byte
-with the same encoding; any other answer is parsed and checked field by field.
+with the same encoding; any other answer is parsed and checked field by field. The other
+way round, the sequencer reads a batch laid out as the SDK writes it (`read_batch`)
+straight from its bytes, and hands any other layout to protobuf.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from rollup_client.codec import HASH_BYTES
 
@@ -105,3 +108,80 @@ def ack(eid: bytes, height: int, index: int, duplicate: bool) -> bytes:
     if duplicate:
         body += b"\x18\x01"
     return field(1, body)
+
+
+class BatchFields(NamedTuple):
+    """The fields of a SubmitBatchRequest, entries as columns (what the sequencer checks)."""
+
+    client_key: bytes
+    namespaces: Sequence[str]
+    datas: Sequence[bytes]
+    bundle: bool
+    signature: bytes
+
+
+def _read_varint(raw: bytes, at: int) -> tuple[int, int]:
+    """The varint at `at` and where it ends; (-1, at) when it is longer than a protobuf
+    varint may be (10 bytes) or runs past the end."""
+    n = 0
+    for k, b in enumerate(raw[at : at + 10]):
+        n |= (b & 0x7F) << (7 * k)
+        if b < 0x80:
+            return n, at + k + 1
+    return -1, at
+
+
+def _short_field(raw: bytes, at: int, tag: int) -> tuple[bytes, int] | None:
+    """A field `tag` of under 128 bytes at `at` (its length is one byte), and where it ends."""
+    if raw[at : at + 1] != bytes((tag,)) or at + 1 >= len(raw) or raw[at + 1] >= 0x80:
+        return None
+    end = at + 2 + raw[at + 1]
+    return (raw[at + 2 : end], end) if end <= len(raw) else None
+
+
+def read_batch(raw: bytes) -> BatchFields | None:
+    """The fields of SubmitBatchRequest bytes laid out as `batch_request` writes them (its
+    entries of one namespace and one size), or None for any other layout, which the
+    caller then parses with protobuf.
+
+    Parsing a batch into protobuf objects and reading two fields back from each entry
+    took twice as long as this walk over the bytes (100 entries: 50 -> 24 us). Accepting
+    only that exact layout (short key and signature, fields in order and once each,
+    canonical varints, an ASCII namespace) keeps the answer identical to protobuf's
+    wherever there is one. A single entry (Submit) parses faster with protobuf.
+    """
+    key = _short_field(raw, 0, 0x0A)
+    if key is None or raw[key[1] : key[1] + 1] != b"\x12":
+        return None
+    client_key, at = key
+    # The first entry's namespace and data length give the bytes before every entry's
+    # data; entries are accepted only while each starts with exactly those bytes.
+    _, ns_at = _read_varint(raw, at + 1)
+    ns_field = _short_field(raw, ns_at, 0x0A)
+    if ns_field is None or not ns_field[0].isascii():
+        return None
+    ns, data_tag = ns_field
+    if raw[data_tag : data_tag + 1] != b"\x12":
+        return None
+    data_len, _ = _read_varint(raw, data_tag + 1)
+    head = _entry_head(ns, data_len) if data_len >= 0 else b""
+    if not head or not raw.startswith(head, at):
+        return None
+    stride = len(head) + data_len
+    # Entry k starts at at + k * stride as long as entries 0..k-1 were `stride` long, and
+    # the field after the last entry is not an entry: count the leading entry tags on
+    # those positions, then check every byte of every head in `len(head)` strided slices.
+    tags = raw[at::stride]
+    n = len(tags) - len(tags.lstrip(b"\x12"))
+    end = at + n * stride
+    if end > len(raw) or any(
+        raw[at + j : end : stride] != head[j : j + 1] * n for j in range(1, len(head))
+    ):
+        return None
+    first = at + len(head)
+    datas = [raw[p : p + data_len] for p in range(first, first + n * stride, stride)]
+    bundle = raw[end : end + 2] == b"\x18\x01"
+    sig = _short_field(raw, end + 2 * bundle, 0x22)
+    if sig is None or sig[1] != len(raw):
+        return None
+    return BatchFields(client_key, (ns.decode(),) * n, datas, bundle, sig[0])

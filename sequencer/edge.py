@@ -11,10 +11,14 @@ from collections.abc import Iterator
 
 import grpc
 
+from rollup_client import submit_wire
 from rollup_client.errors import TandemError
 from rollup_client.grpc_server import GrpcServer, abort, call
 from rollup_client.wire import sequencer_pb2 as pb
 from sequencer.handlers import Handlers
+
+# SubmitBatch requests laid out as the SDK writes them are read without protobuf.
+READERS = {"SubmitBatch": submit_wire.read_batch}
 
 
 class SequencerServicer:
@@ -27,7 +31,14 @@ class SequencerServicer:
     def __init__(self, handlers: Handlers) -> None:
         self.h = handlers
 
-    def SubmitBatch(self, request: pb.SubmitBatchRequest, context: grpc.ServicerContext) -> bytes:
+    def SubmitBatch(
+        self,
+        request: pb.SubmitBatchRequest | submit_wire.BatchFields,
+        context: grpc.ServicerContext,
+    ) -> bytes:
+        """The request comes read from its bytes (`READERS`) when the SDK wrote it."""
+        if isinstance(request, submit_wire.BatchFields):
+            return call(context, lambda: self.h.submit_fields(request, context.time_remaining()))
         return call(
             context,
             lambda: self.h.submit_batch(
@@ -89,4 +100,5 @@ class Edge(GrpcServer):
             max_message_bytes=config.limits.max_message_bytes,
             tls=config.tls,
             thread_name="seq-grpc",
+            readers=READERS,
         )

@@ -25,7 +25,7 @@ from rollup_client.errors import (
 from rollup_client.genesis import Genesis
 from rollup_client.wire import sequencer_pb2 as pb
 from sequencer.config import Config
-from sequencer.core import Acks
+from sequencer.core import Acks, Batch
 from sequencer.headwatch import HeadWatch
 from sequencer.intake import Intake, Ticket
 from sequencer.metrics import Metrics
@@ -141,6 +141,16 @@ class Handlers:
     ) -> bytes:
         """The serialized SubmitBatchResponse, once the block holding the batch is fsynced."""
         _, batch = self.validator.batch(client_key, entries, bundle, signature)
+        return self._submit(client_key, batch, timeout)
+
+    def submit_fields(self, req: submit_wire.BatchFields, timeout: float | None) -> bytes:
+        """`submit_batch` of a request read without protobuf (`submit_wire.read_batch`)."""
+        _, batch = self.validator.columns(
+            req.client_key, req.namespaces, req.datas, req.bundle, req.signature
+        )
+        return self._submit(req.client_key, batch, timeout)
+
+    def _submit(self, client_key: bytes, batch: Batch, timeout: float | None) -> bytes:
         ticket = self.intake.submit(client_key, batch)
         self.metrics.batch_size.observe(len(batch.ids))
         self.drive(ticket)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from google.protobuf.message import DecodeError
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -54,3 +55,75 @@ def test_one_ack_parses_to_its_fields(eid: bytes, height: int, index: int, dup: 
         index,
         dup,
     )
+
+
+def _pb_fields(raw: bytes) -> tuple[bytes, list[str], list[bytes], bool, bytes] | None:
+    try:
+        req = pb.SubmitBatchRequest.FromString(raw)
+    except DecodeError:
+        return None
+    names = [e.namespace for e in req.entries]
+    return req.client_key, names, [e.data for e in req.entries], req.bundle, req.signature
+
+
+def _read_fields(raw: bytes) -> tuple[bytes, list[str], list[bytes], bool, bytes] | None:
+    got = submit_wire.read_batch(raw)
+    if got is None:
+        return None
+    return got.client_key, list(got.namespaces), list(got.datas), got.bundle, got.signature
+
+
+@given(
+    namespaces,
+    st.one_of(st.integers(0, 300), st.integers(16_370, 16_400)),
+    st.lists(st.integers(0, 255), min_size=1, max_size=30),
+    st.booleans(),
+    st.binary(max_size=40),
+    st.binary(min_size=1, max_size=127),
+)
+def test_a_batch_of_one_namespace_and_size_is_read_as_protobuf_reads_it(
+    ns: str, size: int, fills: list[int], bundle: bool, key: bytes, signature: bytes
+) -> None:
+    entries = [(ns, bytes([f]) * size) for f in fills]
+    raw = submit_wire.batch_request(key, entries, bundle, signature)
+    assert (
+        _read_fields(raw)
+        == _pb_fields(raw)
+        == (key, [ns] * len(fills), [d for _, d in entries], bundle, signature)
+    )
+
+
+@given(
+    st.lists(st.tuples(namespaces, datas), min_size=0, max_size=8),
+    st.booleans(),
+    st.binary(max_size=200),
+    st.binary(max_size=200),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255), st.integers(0, 2)), max_size=4),
+)
+def test_any_bytes_are_read_as_protobuf_reads_them_or_left_to_it(
+    entries: list[tuple[str, bytes]],
+    bundle: bool,
+    key: bytes,
+    signature: bytes,
+    edits: list[tuple[int, int, int]],
+) -> None:
+    """Mixed entries, long keys, missing fields and edited bytes: `read_batch` answers
+    exactly what protobuf parses, or None (never a request protobuf would refuse)."""
+    raw = bytearray(submit_wire.batch_request(key, entries, bundle, signature))
+    for at, byte, op in edits:
+        at %= len(raw) + 1
+        if op == 0 and at < len(raw):
+            raw[at] = byte
+        elif op == 1:
+            del raw[at : at + 1 + byte % 3]
+        else:
+            raw.insert(at, byte)
+    got = _read_fields(bytes(raw))
+    assert got is None or got == _pb_fields(bytes(raw))
+
+
+def test_a_request_in_another_field_order_is_left_to_protobuf() -> None:
+    raw = submit_wire.batch_request(b"k" * 32, [("a", b"x")], False, b"s" * 64)
+    moved = raw[-66:] + raw[:-66]  # the signature field first: valid protobuf
+    assert _pb_fields(moved) == _pb_fields(raw)
+    assert submit_wire.read_batch(moved) is None
