@@ -6,7 +6,8 @@ same workers reach flat out, with batches of B, taking turns so the batches arri
 evenly; latency counts from each batch's scheduled send time. During the half load a
 subscriber follows the namespace and records each block's delivery lag (arrival minus
 the block's log time). First, the disk alone is timed (`bench.disk`): its fdatasync tail
-is a floor under any durable ack's.
+is a floor under any durable ack's; then the store's block commits with maintenance
+running beside them (`bench.commits`): what index and checkpoint I/O add to that floor.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.commits import commit_latencies_ms
 from bench.disk import WRITE_BYTES, fsync_latencies_ms
 from bench.loadgen import Load, LoadResult, run_load
 from bench.peers import tandem
@@ -37,10 +39,15 @@ class Params:
     # The disk probe: paced write+fdatasync pairs, about a half-load run's block rate.
     disk_s: float = 5.0
     disk_per_s: float = 100.0
+    # Block commits of the store with maintenance running: a half-load run's block rate.
+    commits_s: float = 10.0
+    commits_per_s: float = 150.0
 
     @classmethod
     def quick(cls) -> Params:
-        return cls(duration_s=1.0, warmup_s=0.2, saturation_s=0.5, workers=2, disk_s=0.3)
+        return cls(
+            duration_s=1.0, warmup_s=0.2, saturation_s=0.5, workers=2, disk_s=0.3, commits_s=0.3
+        )
 
 
 @dataclass
@@ -124,6 +131,11 @@ def _half_row(outcome: Sessions | Unavailable) -> dict[str, Any]:
 def run(params: Params, workdir: Path) -> Report:
     started, host = now_utc(), machine(workdir)
     disk = latency_summary(fsync_latencies_ms(workdir, params.disk_s, params.disk_per_s))
+    commits = latency_summary(
+        commit_latencies_ms(
+            workdir, params.commits_s, params.commits_per_s, params.batch, params.entry_bytes
+        )
+    )
     tandem = measure("tandem", workdir, light_and_half(params))
     echo = measure("grpc_echo", workdir, light_only("grpc_echo", params))
     light, echo_light, half = _light_row(tandem), _light_row(echo), _half_row(tandem)
@@ -140,6 +152,7 @@ def run(params: Params, workdir: Path) -> Report:
         "grpc_echo_light": echo_light,
         "half_load": half,
         "disk_fsync": disk,
+        "store_commit_with_maintenance": commits,
         "ratios": ratios,
         "targets": TARGETS,
     }
@@ -153,6 +166,12 @@ def run(params: Params, workdir: Path) -> Report:
             **_cells(half.get("subscription_lag", {})),
         },
         {"load": f"disk alone: {WRITE_BYTES:,} B write + fdatasync", "system": "", **_cells(disk)},
+        {
+            "load": f"block commits, {params.commits_per_s:.0f}/s of {params.batch}, "
+            "maintenance running",
+            "system": "tandem store",
+            **_cells(commits),
+        },
     ]
     charts = [
         Chart(

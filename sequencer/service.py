@@ -302,7 +302,7 @@ def _tandem_error_in(exc: BaseException) -> TandemError | None:
     return None
 
 
-async def _maintain(store: Store, threads: trio.CapacityLimiter) -> None:
+async def maintain(store: Store, threads: trio.CapacityLimiter) -> None:
     """Off the ack path: checkpoint the block WAL, move sealed ids into the id index.
 
     While the index has more upkeep due after a pass (merges behind a sustained load need
@@ -390,7 +390,7 @@ async def _run(
             on_ready(edge.listen, metrics_addr)
         task_status.started(edge.port)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_maintain, committer.store, committer.threads)
+            nursery.start_soon(maintain, committer.store, committer.threads)
             nursery.start_soon(committer.run, config.heartbeat_ms)
             try:
                 await trio.sleep_forever()

@@ -90,6 +90,8 @@ def test_all_quick_writes_results(tmp_path: Path, token: str) -> None:
     assert lat["half_load"]["p99_ms"] > 0
     assert lat["half_load"]["subscription_lag"]["samples"] > 0
     assert lat["disk_fsync"]["samples"] > 0 and lat["disk_fsync"]["p50_ms"] > 0
+    commits = lat["store_commit_with_maintenance"]
+    assert commits["samples"] > 0 and commits["p50_ms"] > 0
     assert set(lat["ratios"]) == {"light_p50_vs_grpc_echo", "light_p99_vs_grpc_echo"}
 
     rec = docs["recovery"]
