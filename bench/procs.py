@@ -70,6 +70,12 @@ def peak_rss_bytes(pid: int) -> int:
     raise ProcessLookupError(pid)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time process `pid` has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def end_group(proc: subprocess.Popen[bytes], grace_s: float) -> int | None:
     """SIGTERM the child's process group, wait up to `grace_s`, then SIGKILL what is left."""
     with contextlib.suppress(ProcessLookupError):

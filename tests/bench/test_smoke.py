@@ -108,5 +108,13 @@ def test_all_quick_writes_results(tmp_path: Path, token: str) -> None:
     assert swaps["swaps_per_s"] > 0 and swaps["p50_ms"] > 0
     assert swaps["htlc_light"]["latency"]["p50_ms"] > 0
     assert swaps["ratios"]["latency_vs_htlc"] > 0
+    assert set(swaps["loaded"]["cpu_ms_per_swap"]) == {
+        "sequencer",
+        "rollup-a",
+        "rollup-b",
+        "rollup-c",
+        "coordinator",
+    }
+    assert swaps["loaded"]["cpu_ms_per_swap"]["coordinator"] > 0
     mem = docs["memory"]["peak_rss_mb"]
     assert {"sequencer", "coordinator"} <= set(mem) and all(mb > 0 for mb in mem.values())
