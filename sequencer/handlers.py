@@ -19,6 +19,7 @@ from rollup_client.errors import (
     InvalidArgument,
     NotFound,
     OutOfRange,
+    ResourceExhausted,
     TandemError,
     VerificationError,
 )
@@ -130,6 +131,10 @@ class Handlers:
         self.trusted_from = watch.head.height
         self._verified: set[int] = set()
         self.recent = RecentBlocks()
+        # A Subscribe stream holds a grpc worker thread for as long as it lives: at most
+        # half the threads may stream, so submits always find one.
+        self.max_subscriptions = max(1, config.grpc_workers // 2)
+        self._streams = threading.BoundedSemaphore(self.max_subscriptions)
 
     def submit_batch(
         self,
@@ -242,14 +247,23 @@ class Handlers:
         Yields serialized SubscribeResponses: the newest blocks' come from `recent`.
         """
         names = self._namespaces(namespaces)
-        height = from_height
-        while active():
-            head = self.watch.head.height
-            if height > head:
-                self.watch.wait_for(height, SUBSCRIBE_POLL_S)
-                continue
-            yield self._subscribe_response(height, names, head)
-            height += 1
+        if not self._streams.acquire(blocking=False):
+            raise ResourceExhausted(
+                f"the sequencer serves at most {self.max_subscriptions} subscriptions at once "
+                f"(each holds one of its {self.config.grpc_workers} worker threads); close one "
+                "you no longer read, or retry later"
+            )
+        try:
+            height = from_height
+            while active():
+                head = self.watch.head.height
+                if height > head:
+                    self.watch.wait_for(height, SUBSCRIBE_POLL_S)
+                    continue
+                yield self._subscribe_response(height, names, head)
+                height += 1
+        finally:
+            self._streams.release()
 
     def _subscribe_response(self, height: int, names: Sequence[str], head: int) -> bytes:
         """SubscribeResponse{block} for `names`, joined from `recent`'s parts when it is new."""
