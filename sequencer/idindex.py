@@ -157,7 +157,7 @@ class IdIndex:
         self._users: Counter[int] = Counter()  # lookups in flight per generation
         self._retired: list[tuple[int, list[str]]] = []  # (gen retired in, runs) to drop
         self._merges: dict[int, _Merge] = {}  # size class of its sources -> merge
-        # Set by `due`: the next `flush` takes a step of upkeep. A flush on the way down
+        # Set by `due`: the next `flush` takes a step of upkeep. The flush on the way down
         # writes the tail only (building the filter for 1M ids takes ~0.3 s).
         self._upkeep_asked = False
         self._open()
@@ -257,12 +257,16 @@ class IdIndex:
             db.execute("COMMIT")
         return {eid: _LOC.unpack(loc) for eid, loc in rows}
 
-    def flush(self) -> int:
+    def flush(self, upkeep: bool = True) -> int:
         """Write the tail as a run durably, then take the step of upkeep `due` asked for,
         if any; returns the number of ids written. A pass for upkeep leaves a tail below
         MIN_FLUSH_IDS in memory: upkeep runs on every pass while a merge lasts, and a run
-        of whatever few ids arrived since the last pass would only feed more merges."""
+        of whatever few ids arrived since the last pass would only feed more merges.
+        Without `upkeep` (the flush on the way down) it writes the tail, whatever its
+        size, and nothing else."""
         with self._flushing:
+            if not upkeep:
+                return self._flush()
             small = self._upkeep_asked and len(self._tail) < MIN_FLUSH_IDS
             n = 0 if small else self._flush()
             if self._upkeep_asked:

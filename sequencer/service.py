@@ -8,6 +8,7 @@ acknowledged, then the server and the store close).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
@@ -125,7 +126,9 @@ class Committer:
             except BaseException as exc:
                 self._fail_waiting(exc)
                 raise
-            await trio.to_thread.run_sync(self.store.index.flush, limiter=self.threads)
+            await trio.to_thread.run_sync(
+                functools.partial(self.store.index.flush, upkeep=False), limiter=self.threads
+            )
 
     def _fail_waiting(self, exc: BaseException) -> None:
         """The store failed: answer every batch not yet durable with why, never leave it."""

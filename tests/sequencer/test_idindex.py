@@ -207,6 +207,22 @@ def test_an_upkeep_pass_leaves_a_small_tail_in_memory(small: None, tmp_path: Pat
     idx.close()
 
 
+def test_the_flush_on_the_way_down_writes_any_tail_and_no_upkeep(
+    small: None, tmp_path: Path
+) -> None:
+    path = tmp_path / "x.ids.sqlite"
+    idx = IdIndex(path)
+    model = fill(idx, 1, 3)
+    assert idx.due()  # the first filter would be built by a maintenance pass
+    assert idx.flush(upkeep=False) == 3
+    assert idx.pending() == 0 and list(idx.runs().values()) == [3]
+    assert idx._filter is None
+    idx.close()
+    idx = IdIndex(path)
+    assert idx.watermark() == 0 and idx.lookup(model) == model
+    idx.close()
+
+
 def test_a_legacy_single_table_index_is_adopted_as_a_run(tmp_path: Path) -> None:
     path = tmp_path / "x.ids.sqlite"
     idx = IdIndex(path)
