@@ -8,13 +8,13 @@ their own connections: WAL lets them read committed rows while the node writes.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from rollup_client.errors import ResourceExhausted
+from rollup_client.sqlite_threads import PerThread
 from rollup_client.statemachine import Receipt
 
 _SCHEMA = """
@@ -211,25 +211,13 @@ class StoreReader:
     """
 
     def __init__(self, path: Path) -> None:
-        self._path = path
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._conns = PerThread(lambda: _connect(path, readonly=True))
 
     def _db(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _connect(self._path, readonly=True)
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
+        return self._conns.get()
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
+        self._conns.close()
 
     def receipt(self, entry_id: bytes) -> Receipt | None:
         """The first receipt recorded for `entry_id` (a transaction id or a swap id)."""

@@ -39,7 +39,7 @@ from pathlib import Path
 import rbloom
 
 from rollup_client import codec
-from sequencer.sqlite_files import PerThread, Statement, transaction, writer
+from sequencer.sqlite_files import Statement, readers, transaction, writer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (name TEXT PRIMARY KEY, rows INTEGER NOT NULL);
@@ -144,7 +144,7 @@ class IdIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = writer(path, SCHEMA)
-        self._readers = PerThread(path)
+        self._readers = readers(path)
         self._lock = threading.Lock()  # guards every field below that lookups read
         self._flushing = threading.Lock()
         # Id -> packed (height, index): the form a run stores, so a flush is one statement.

@@ -6,11 +6,11 @@ say what happened. Shared by the block store and the id index.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from rollup_client.errors import Unavailable
+from rollup_client.sqlite_threads import PerThread
 
 MMAP_BYTES = 1 << 30
 
@@ -56,27 +56,12 @@ def storage_failed(path: Path, exc: sqlite3.Error) -> Unavailable:
     return Unavailable(f"cannot write {path}: {exc}; nothing past the last ack was lost")
 
 
-class PerThread:
-    """One read-only connection per thread to one database file."""
+def readers(path: Path) -> PerThread:
+    """Read-only connections to `path`, one per thread."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-
-    def get(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = connect(self.path)
-            db.execute("PRAGMA query_only=1")
-            self._local.db = db
-            with self._lock:
-                self._all.append(db)
+    def open_conn() -> sqlite3.Connection:
+        db = connect(path)
+        db.execute("PRAGMA query_only=1")
         return db
 
-    def close(self) -> None:
-        with self._lock:
-            for db in self._all:
-                db.close()
-            self._all.clear()
+    return PerThread(open_conn)

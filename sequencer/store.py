@@ -25,7 +25,7 @@ from rollup_client import block, codec, keys
 from rollup_client.errors import FailedPrecondition
 from sequencer.core import Ack, Block, Head, Item, Position
 from sequencer.idindex import IdIndex
-from sequencer.sqlite_files import PerThread, connect, storage_failed, transaction, writer
+from sequencer.sqlite_files import connect, readers, storage_failed, transaction, writer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS headers (
@@ -250,7 +250,7 @@ class Reader:
     def __init__(self, path: Path, index: IdIndex) -> None:
         self.path = Path(path)
         self.index = index
-        self._conns = PerThread(self.path)
+        self._conns = readers(self.path)
 
     def close(self) -> None:
         self._conns.close()
