@@ -117,7 +117,15 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = writer(self.path, SCHEMA)
+        try:
+            self._db = writer(self.path, SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            # A WAL that lost frames the file already holds (a lying fsync, a partial
+            # restore) does not even open: refuse with what to do, not a traceback.
+            raise FailedPrecondition(
+                f"{self.path} is damaged ({exc}); restore the data directory from a backup "
+                "or a replica"
+            ) from exc
         # Checkpoints run from `checkpoint`, off the acknowledgement path.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._checkpointer = connect(self.path)

@@ -127,7 +127,10 @@ def recover(
     data_dir: Path, sequencer_key: bytes, check: Callable[[Store, Head], None]
 ) -> Recovered:
     """Open the store as `tandem sequencer run` does; run `check` on what it recovered."""
-    store = Store(data_dir / "blocks.sqlite")
+    try:
+        store = Store(data_dir / "blocks.sqlite")
+    except FailedPrecondition as exc:
+        return Recovered(None, str(exc))
     try:
         try:
             head = store.recover(sequencer_key)
