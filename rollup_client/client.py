@@ -124,11 +124,15 @@ class SequencerClient:
         return self._core.submit_ack(self._submit(self._stub.Submit, req), eid)
 
     def submit_batch(
-        self, entries: Sequence[tuple[str, bytes]], *, bundle: bool = False
+        self, entries: Sequence[tuple[str, bytes]], *, bundle: bool = False, linger_ms: int = 0
     ) -> list[Ack]:
-        """Log many entries in one signed call; `bundle`: all in one block, consecutively."""
+        """Log many entries in one signed call; `bundle`: all in one block, consecutively.
+
+        `linger_ms`: let the sequencer hold the batch that long for company, so that it
+        shares a block with the next batch to arrive (see SubmitBatchRequest.linger_ms).
+        """
         self._trust()
-        req, ids = self._core.batch_request(entries, bundle)
+        req, ids = self._core.batch_request(entries, bundle, linger_ms)
         return self._core.batch_acks(self._submit(self._submit_batch, req), ids, bundle)
 
     def get_block(self, height: int, namespaces: Sequence[str] | None = None) -> VerifiedBlock:

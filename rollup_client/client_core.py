@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 from rollup_client import block, codec, submit_wire
 from rollup_client.errors import (
     FailedPrecondition,
+    InvalidArgument,
     TandemError,
     VerificationError,
     from_status,
@@ -70,6 +71,7 @@ class Limits:
     max_batch_bytes: int
     max_inflight_batches_per_client: int
     max_message_bytes: int
+    max_linger_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,7 @@ class ClientCore:
                 lim.max_batch_bytes,
                 lim.max_inflight_batches_per_client,
                 lim.max_message_bytes,
+                lim.max_linger_ms,
             ),
         )
 
@@ -197,10 +200,14 @@ class ClientCore:
         return self._acks([resp.ack], [eid], bundle=False)[0]
 
     def batch_request(
-        self, entries: Sequence[tuple[str, bytes]], bundle: bool
+        self, entries: Sequence[tuple[str, bytes]], bundle: bool, linger_ms: int = 0
     ) -> tuple[bytes, list[bytes]]:
         """A signed SubmitBatch request, serialized, and the entry ids it must be
         acknowledged with (send it through `raw_method`)."""
+        if not 0 <= linger_ms <= submit_wire.MAX_UINT32:
+            raise InvalidArgument(
+                f"linger_ms must be 0..{submit_wire.MAX_UINT32} milliseconds, got {linger_ms}"
+            )
         key, (chain_id, _) = self._signer(), self._anchors()
         namespaces = {ns for ns, _ in entries}
         for ns in namespaces:
@@ -210,7 +217,8 @@ class ClientCore:
         else:
             ids = [codec.entry_id(ns, data) for ns, data in entries]
         signature = key.sign(codec.batch_digest(chain_id, ids, bundle))
-        return submit_wire.batch_request(key.public, entries, bundle, signature), ids
+        request = submit_wire.batch_request(key.public, entries, bundle, signature, linger_ms)
+        return request, ids
 
     def batch_acks(self, raw: bytes, ids: Sequence[bytes], bundle: bool) -> list[Ack]:
         """The acks of a serialized SubmitBatchResponse for `ids`, checked.

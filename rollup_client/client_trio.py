@@ -136,11 +136,15 @@ class TrioSequencerClient:
         return self._core.submit_ack(await self._submit(self._stub.Submit, req), eid)
 
     async def submit_batch(
-        self, entries: Sequence[tuple[str, bytes]], *, bundle: bool = False
+        self, entries: Sequence[tuple[str, bytes]], *, bundle: bool = False, linger_ms: int = 0
     ) -> list[Ack]:
-        """Log many entries in one signed call; `bundle`: all in one block, consecutively."""
+        """Log many entries in one signed call; `bundle`: all in one block, consecutively.
+
+        `linger_ms`: let the sequencer hold the batch that long for company, so that it
+        shares a block with the next batch to arrive (see SubmitBatchRequest.linger_ms).
+        """
         await self._trust()
-        req, ids = self._core.batch_request(entries, bundle)
+        req, ids = self._core.batch_request(entries, bundle, linger_ms)
         resp = await self._submit(self._submit_batch, req)
         return self._core.batch_acks(resp, ids, bundle)
 

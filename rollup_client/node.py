@@ -29,7 +29,7 @@ from rollup_client.errors import (
     TandemError,
     Unavailable,
 )
-from rollup_client.genesis import SETTLEMENT_NAMESPACE, Genesis
+from rollup_client.genesis import SETTLEMENT_NAMESPACE, SWAP_NAMESPACE, Genesis
 from rollup_client.keys import SigningKey
 from rollup_client.ledger import TokenLedger
 from rollup_client.node_bridge import Head, NodeView, Submission, SubmitQueue
@@ -200,9 +200,11 @@ class Node:
                     carry = more
                     break
                 batch = batch + more
+            votes = any(n == SWAP_NAMESPACE for _, _, n, _ in batch)
+            linger = self.config.vote_linger_ms if votes else 0
             while True:
                 try:
-                    await self.link.submit_batch([(n, d) for _, _, n, d in batch])
+                    await self.link.submit_batch([(n, d) for _, _, n, d in batch], linger)
                 except _TRANSIENT as exc:
                     _event("outbox_retry", error=str(exc), entries=len(batch))
                     await trio.sleep(_RETRY_S)

@@ -100,6 +100,9 @@ def run(
     ] = "",
     snapshot_every: Annotated[int, typer.Option(help="Snapshot every K blocks")] = 100,
     attest_every: Annotated[int, typer.Option(help="Attest the state root every K blocks")] = 10,
+    vote_linger_ms: Annotated[
+        int, typer.Option(help="Ask the sequencer to hold vote batches this long for company")
+    ] = 6,
     replica: Annotated[
         bool, typer.Option(help="Read-only replica: follow the log, submit nothing")
     ] = False,
@@ -121,6 +124,7 @@ def run(
             snapshot_every=snapshot_every,
             attest_every=0 if replica else attest_every,
             submit=not replica,
+            vote_linger_ms=vote_linger_ms,
             tls=tls,
             sequencer_tls=tls,
         )

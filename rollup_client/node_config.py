@@ -27,6 +27,10 @@ class NodeConfig:
     attest_every: int = 10
     # False: a read-only replica that follows the log but forwards nothing.
     submit: bool = True
+    # A batch holding votes asks the sequencer to hold it this long for company
+    # (SubmitBatchRequest.linger_ms): the other rollups' votes on the same intents are
+    # on their way, and one block for all of them decides the swap one write sooner.
+    vote_linger_ms: int = 6
     # Handler threads; WaitReceipt holds one while it waits. Calls beyond 4x this many
     # in flight are refused with RESOURCE_EXHAUSTED rather than queued without bound.
     grpc_workers: int = 64
@@ -48,6 +52,8 @@ class NodeConfig:
         codec.check_namespace(self.rollup_id)
         if self.snapshot_every <= 0:
             raise InvalidArgument("snapshot_every must be positive")
+        if self.vote_linger_ms < 0:
+            raise InvalidArgument("vote_linger_ms must be 0 (off) or positive")
         if self.attest_every < 0:
             raise InvalidArgument("attest_every must be 0 (off) or positive")
         if min(self.catchup_group, self.grpc_workers, self.max_queued) <= 0:

@@ -32,10 +32,10 @@ class SequencerLink:
         return s
 
     async def submit_batch(
-        self, entries: Sequence[tuple[str, bytes]]
+        self, entries: Sequence[tuple[str, bytes]], linger_ms: int = 0
     ) -> list[tuple[int, int, bool]]:
         """Submit entries in one signed batch; (height, index, duplicate) once durable."""
-        acks = await self._client.submit_batch(entries)
+        acks = await self._client.submit_batch(entries, linger_ms=linger_ms)
         return [(a.height, a.index, a.duplicate) for a in acks]
 
     def subscribe(self, namespaces: Sequence[str], from_height: int) -> TrioSubscription:

@@ -17,6 +17,10 @@ from typing import NamedTuple
 
 from rollup_client.codec import HASH_BYTES
 
+MAX_UINT32 = (1 << 32) - 1
+# SubmitBatchRequest.linger_ms: field 5, varint.
+_LINGER_TAG = 0x28
+
 
 def varint(n: int) -> bytes:
     """Protobuf base-128 varint of `n` >= 0."""
@@ -40,7 +44,11 @@ def _entry_head(namespace: bytes, data_len: int) -> bytes:
 
 
 def batch_request(
-    client_key: bytes, entries: Sequence[tuple[str, bytes]], bundle: bool, signature: bytes
+    client_key: bytes,
+    entries: Sequence[tuple[str, bytes]],
+    bundle: bool,
+    signature: bytes,
+    linger_ms: int = 0,
 ) -> bytes:
     """A serialized SubmitBatchRequest; entries sharing a namespace and a size share the
     bytes before their data."""
@@ -54,6 +62,8 @@ def batch_request(
         parts[2 * k] = head
         parts[2 * k + 1] = data
     tail = (b"\x18\x01" if bundle else b"") + field(4, signature)
+    if linger_ms:
+        tail += bytes((_LINGER_TAG,)) + varint(linger_ms)
     return field(1, client_key) + b"".join(parts) + tail
 
 
@@ -118,6 +128,7 @@ class BatchFields(NamedTuple):
     datas: Sequence[bytes]
     bundle: bool
     signature: bytes
+    linger_ms: int = 0
 
 
 def _read_varint(raw: bytes, at: int) -> tuple[int, int]:
@@ -182,6 +193,22 @@ def read_batch(raw: bytes) -> BatchFields | None:
     datas = [raw[p : p + data_len] for p in range(first, first + n * stride, stride)]
     bundle = raw[end : end + 2] == b"\x18\x01"
     sig = _short_field(raw, end + 2 * bundle, 0x22)
-    if sig is None or sig[1] != len(raw):
+    if sig is None:
         return None
-    return BatchFields(client_key, (ns.decode(),) * n, datas, bundle, sig[0])
+    linger = _linger(raw, sig[1])
+    if linger is None:
+        return None
+    return BatchFields(client_key, (ns.decode(),) * n, datas, bundle, sig[0], linger)
+
+
+def _linger(raw: bytes, at: int) -> int | None:
+    """linger_ms when it is all that follows `at` (0 when nothing does), written as
+    `batch_request` writes it (nonzero, canonical, 32 bits); None otherwise."""
+    if at == len(raw):
+        return 0
+    if raw[at] != _LINGER_TAG:
+        return None
+    n, end = _read_varint(raw, at + 1)
+    if end != len(raw) or not 0 < n <= MAX_UINT32 or raw[at + 1 : end] != varint(n):
+        return None
+    return n

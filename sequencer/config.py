@@ -22,6 +22,9 @@ class Limits:
     # Below Config.grpc_workers, so the intake refuses before grpcio queues calls unbounded.
     max_inflight_batches_per_client: int = 16
     max_message_bytes: int = 4 * 1024 * 1024
+    # A batch's linger_ms beyond this is cut short: a client cannot park its batch (and
+    # the worker thread its call holds) for long.
+    max_linger_ms: int = 20
 
     def to_pb(self) -> pb.Limits:
         return pb.Limits(
@@ -30,6 +33,7 @@ class Limits:
             max_batch_bytes=self.max_batch_bytes,
             max_inflight_batches_per_client=self.max_inflight_batches_per_client,
             max_message_bytes=self.max_message_bytes,
+            max_linger_ms=self.max_linger_ms,
         )
 
 
@@ -76,6 +80,8 @@ class Config:
             raise InvalidArgument("max_block_entries must be >= limits.max_batch_entries")
         if self.limits.max_batch_bytes >= self.limits.max_message_bytes:
             raise InvalidArgument("limits.max_batch_bytes must be < limits.max_message_bytes")
+        if self.limits.max_linger_ms < 0:
+            raise InvalidArgument("limits.max_linger_ms must be >= 0")
 
 
 # TOML keys naming the TLS files, as the --tls-* flags do.

@@ -47,6 +47,7 @@ class SequencerServicer:
                 request.bundle,
                 request.signature,
                 context.time_remaining(),
+                request.linger_ms,
             ),
         )
 

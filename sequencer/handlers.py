@@ -9,6 +9,7 @@ SQLite with this thread's own connection, bounded by the durable head.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -143,20 +144,25 @@ class Handlers:
         bundle: bool,
         signature: bytes,
         timeout: float | None,
+        linger_ms: int = 0,
     ) -> bytes:
         """The serialized SubmitBatchResponse, once the block holding the batch is fsynced."""
         _, batch = self.validator.batch(client_key, entries, bundle, signature)
-        return self._submit(client_key, batch, timeout)
+        return self._submit(client_key, batch, timeout, linger_ms)
 
     def submit_fields(self, req: submit_wire.BatchFields, timeout: float | None) -> bytes:
         """`submit_batch` of a request read without protobuf (`submit_wire.read_batch`)."""
         _, batch = self.validator.columns(
             req.client_key, req.namespaces, req.datas, req.bundle, req.signature
         )
-        return self._submit(req.client_key, batch, timeout)
+        return self._submit(req.client_key, batch, timeout, req.linger_ms)
 
-    def _submit(self, client_key: bytes, batch: Batch, timeout: float | None) -> bytes:
-        ticket = self.intake.submit(client_key, batch)
+    def _submit(
+        self, client_key: bytes, batch: Batch, timeout: float | None, linger_ms: int
+    ) -> bytes:
+        linger = min(linger_ms, self.config.limits.max_linger_ms)
+        until = time.monotonic() + linger / 1000 if linger else 0.0
+        ticket = self.intake.submit(client_key, batch, until)
         self.metrics.batch_size.observe(len(batch.ids))
         self.drive(ticket)
         if not ticket.done.wait(DEFAULT_WAIT_S if timeout is None else timeout):

@@ -43,13 +43,15 @@ class Latch:
 
 
 class Ticket:
-    """One submitted batch waiting for its block."""
+    """One submitted batch waiting for its block; `linger_until`: the monotonic time
+    until which it asks to wait for company (0: it does not)."""
 
-    __slots__ = ("batch", "client", "done", "finished", "outcome")
+    __slots__ = ("batch", "client", "done", "finished", "linger_until", "outcome")
 
-    def __init__(self, client: bytes, batch: Batch) -> None:
+    def __init__(self, client: bytes, batch: Batch, linger_until: float = 0.0) -> None:
         self.client = client
         self.batch = batch
+        self.linger_until = linger_until
         self.done = Latch()
         self.outcome: Outcome | None = None
         self.finished = False
@@ -68,7 +70,7 @@ class Intake:
         self._max_entries = max_queue_entries
         self._closed = False
 
-    def submit(self, client: bytes, batch: Batch) -> Ticket:
+    def submit(self, client: bytes, batch: Batch, linger_until: float = 0.0) -> Ticket:
         """Queue `batch`; raises Unavailable when draining, ResourceExhausted when full."""
         n = len(batch.ids)
         with self._lock:
@@ -82,7 +84,7 @@ class Intake:
                 )
             if self._entries + n > self._max_entries:
                 raise ResourceExhausted("sequencer queue is full: retry shortly")
-            ticket = Ticket(client, batch)
+            ticket = Ticket(client, batch, linger_until)
             self._queue.append(ticket)
             self._inflight[client] = inflight + 1
             self._entries += n
@@ -93,6 +95,12 @@ class Intake:
         """How many batches, and entries in them, are queued and not yet taken."""
         with self._lock:
             return len(self._queue), self._queued_entries
+
+    def lone_linger(self) -> float:
+        """Until when the only queued batch asks to wait for company; 0 when there is not
+        exactly one queued batch, or it does not ask."""
+        with self._lock:
+            return self._queue[0].linger_until if len(self._queue) == 1 else 0.0
 
     def take(self) -> list[Ticket]:
         """Everything queued."""

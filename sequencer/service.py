@@ -101,6 +101,8 @@ class Committer:
         self._pending_entries = 0
         self._sealed: _Sealed | None = None  # cut, waiting for the write stage
         self._heartbeat_due = False
+        # A lone queued batch that asked to linger is held until then (0: none is).
+        self._held_until = 0.0
         self._last_cut = time.monotonic()
         self._failure: BaseException | None = None
         self._stopping = False
@@ -150,13 +152,18 @@ class Committer:
                 busy = self._cutting or self._writing or self._sealed is not None
                 if self._stopping and not busy and not self._has_work():
                     break
-                wait = self._last_cut + heartbeat - time.monotonic()
+                now = time.monotonic()
+                wait = self._last_cut + heartbeat - now
                 if wait <= 0:
                     # Whoever holds a stage cuts it after its own, or wakes the standby.
                     self._heartbeat_due = True
                     if not busy:
                         continue
-            self._standby.wait(wait if wait > 0 else heartbeat)
+                timeout = wait if wait > 0 else heartbeat
+                if self._held_until > now:
+                    # Nobody else may come: the standby cuts a lingering batch on time.
+                    timeout = min(timeout, self._held_until - now)
+            self._standby.wait(timeout)
         if self._failure is not None:
             raise self._failure
 
@@ -211,16 +218,37 @@ class Committer:
             full = self._pending_entries + entries > self.core.max_block_entries
             if self._writing and not full:
                 return None
+            if batches == 1 and not self._pending and self._lingers():
+                return None
         elif not (self._heartbeat_due and not self._writing):
             return None
         self._cutting = True
         return self._cut
+
+    def _lingers(self) -> bool:
+        """True while the one queued batch waits for company (under _mu).
+
+        A batch may ask to linger (SubmitBatchRequest.linger_ms) when other clients are
+        about to send batches that belong with it, such as the rollups' votes on one swap:
+        cut alone, the first would take a block and an fsync of its own, and the next
+        would wait for that write before getting another. The next batch to arrive ends
+        the wait, whoever sends it; a stop ends it too. The standby thread is woken to
+        cut it at its deadline, since no handler may come to do it.
+        """
+        until = 0.0 if self._stopping else self.intake.lone_linger()
+        if until <= time.monotonic():
+            return False
+        if until != self._held_until:
+            self._held_until = until
+            self._standby.set()
+        return True
 
     def _cut(self) -> None:
         """The cut stage: seal the next block from the leading tickets, or an empty one."""
         with self._mu:
             tickets = self._pending + self.intake.take()
             self._heartbeat_due = False
+            self._held_until = 0.0
         sealed = None
         if self._failure is not None:
             self._failed(self._failure, tickets)

@@ -76,12 +76,21 @@ class SubmitBatchRequest(_message.Message):
     ENTRIES_FIELD_NUMBER: _builtins.int
     BUNDLE_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
+    LINGER_MS_FIELD_NUMBER: _builtins.int
     client_key: _builtins.bytes
     """Ed25519 public key (32 raw bytes) registered in genesis."""
     bundle: _builtins.bool
     """All-or-nothing: every entry at consecutive positions of one block."""
     signature: _builtins.bytes
     """Ed25519 signature over codec.batch_digest(chain_id, entries, bundle)."""
+    linger_ms: _builtins.int
+    """Hold this batch up to this many milliseconds for company: while it is the only batch
+    waiting, no block is cut for it alone; the next batch to arrive (from any client) is
+    cut with it into one block. 0 (the default): cut it as soon as the sequencer can.
+    A scheduling hint, not signed and not logged; the sequencer caps it at its
+    limits.max_linger_ms. For entries that other clients answer at the same moment, e.g.
+    every rollup's vote on one swap intent.
+    """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___Entry]: ...
     def __init__(
@@ -91,10 +100,11 @@ class SubmitBatchRequest(_message.Message):
         entries: _abc.Iterable[Global___Entry] | None = ...,
         bundle: _builtins.bool = ...,
         signature: _builtins.bytes = ...,
+        linger_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "client_key", b"client_key", "entries", b"entries", "signature", b"signature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "client_key", b"client_key", "entries", b"entries", "linger_ms", b"linger_ms", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -560,11 +570,14 @@ class Limits(_message.Message):
     MAX_BATCH_BYTES_FIELD_NUMBER: _builtins.int
     MAX_INFLIGHT_BATCHES_PER_CLIENT_FIELD_NUMBER: _builtins.int
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _builtins.int
+    MAX_LINGER_MS_FIELD_NUMBER: _builtins.int
     max_entry_bytes: _builtins.int
     max_batch_entries: _builtins.int
     max_batch_bytes: _builtins.int
     max_inflight_batches_per_client: _builtins.int
     max_message_bytes: _builtins.int
+    max_linger_ms: _builtins.int
+    """The longest SubmitBatchRequest.linger_ms is honoured for."""
     def __init__(
         self,
         *,
@@ -573,10 +586,11 @@ class Limits(_message.Message):
         max_batch_bytes: _builtins.int = ...,
         max_inflight_batches_per_client: _builtins.int = ...,
         max_message_bytes: _builtins.int = ...,
+        max_linger_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_batch_bytes", b"max_batch_bytes", "max_batch_entries", b"max_batch_entries", "max_entry_bytes", b"max_entry_bytes", "max_inflight_batches_per_client", b"max_inflight_batches_per_client", "max_message_bytes", b"max_message_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_batch_bytes", b"max_batch_bytes", "max_batch_entries", b"max_batch_entries", "max_entry_bytes", b"max_entry_bytes", "max_inflight_batches_per_client", b"max_inflight_batches_per_client", "max_linger_ms", b"max_linger_ms", "max_message_bytes", b"max_message_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -17,6 +17,7 @@ datas = st.one_of(
 )
 ids = st.binary(min_size=32, max_size=32)
 heights = st.one_of(st.integers(0, 300), st.integers(0, 2**64 - 1))
+lingers = st.one_of(st.just(0), st.integers(1, 300), st.integers(0, submit_wire.MAX_UINT32))
 
 
 @given(
@@ -57,20 +58,25 @@ def test_one_ack_parses_to_its_fields(eid: bytes, height: int, index: int, dup: 
     )
 
 
-def _pb_fields(raw: bytes) -> tuple[bytes, list[str], list[bytes], bool, bytes] | None:
+Fields = tuple[bytes, list[str], list[bytes], bool, bytes, int]
+
+
+def _pb_fields(raw: bytes) -> Fields | None:
     try:
         req = pb.SubmitBatchRequest.FromString(raw)
     except DecodeError:
         return None
     names = [e.namespace for e in req.entries]
-    return req.client_key, names, [e.data for e in req.entries], req.bundle, req.signature
+    datas = [e.data for e in req.entries]
+    return req.client_key, names, datas, req.bundle, req.signature, req.linger_ms
 
 
-def _read_fields(raw: bytes) -> tuple[bytes, list[str], list[bytes], bool, bytes] | None:
+def _read_fields(raw: bytes) -> Fields | None:
     got = submit_wire.read_batch(raw)
     if got is None:
         return None
-    return got.client_key, list(got.namespaces), list(got.datas), got.bundle, got.signature
+    datas = list(got.datas)
+    return got.client_key, list(got.namespaces), datas, got.bundle, got.signature, got.linger_ms
 
 
 @given(
@@ -80,16 +86,17 @@ def _read_fields(raw: bytes) -> tuple[bytes, list[str], list[bytes], bool, bytes
     st.booleans(),
     st.binary(max_size=40),
     st.binary(min_size=1, max_size=127),
+    lingers,
 )
 def test_a_batch_of_one_namespace_and_size_is_read_as_protobuf_reads_it(
-    ns: str, size: int, fills: list[int], bundle: bool, key: bytes, signature: bytes
+    ns: str, size: int, fills: list[int], bundle: bool, key: bytes, signature: bytes, linger: int
 ) -> None:
     entries = [(ns, bytes([f]) * size) for f in fills]
-    raw = submit_wire.batch_request(key, entries, bundle, signature)
+    raw = submit_wire.batch_request(key, entries, bundle, signature, linger)
     assert (
         _read_fields(raw)
         == _pb_fields(raw)
-        == (key, [ns] * len(fills), [d for _, d in entries], bundle, signature)
+        == (key, [ns] * len(fills), [d for _, d in entries], bundle, signature, linger)
     )
 
 
@@ -99,6 +106,7 @@ def test_a_batch_of_one_namespace_and_size_is_read_as_protobuf_reads_it(
     st.binary(max_size=200),
     st.binary(max_size=200),
     st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255), st.integers(0, 2)), max_size=4),
+    lingers,
 )
 def test_any_bytes_are_read_as_protobuf_reads_them_or_left_to_it(
     entries: list[tuple[str, bytes]],
@@ -106,10 +114,11 @@ def test_any_bytes_are_read_as_protobuf_reads_them_or_left_to_it(
     key: bytes,
     signature: bytes,
     edits: list[tuple[int, int, int]],
+    linger: int,
 ) -> None:
     """Mixed entries, long keys, missing fields and edited bytes: `read_batch` answers
     exactly what protobuf parses, or None (never a request protobuf would refuse)."""
-    raw = bytearray(submit_wire.batch_request(key, entries, bundle, signature))
+    raw = bytearray(submit_wire.batch_request(key, entries, bundle, signature, linger))
     for at, byte, op in edits:
         at %= len(raw) + 1
         if op == 0 and at < len(raw):
@@ -127,3 +136,10 @@ def test_a_request_in_another_field_order_is_left_to_protobuf() -> None:
     moved = raw[-66:] + raw[:-66]  # the signature field first: valid protobuf
     assert _pb_fields(moved) == _pb_fields(raw)
     assert submit_wire.read_batch(moved) is None
+
+
+def test_a_linger_protobuf_would_read_differently_is_left_to_it() -> None:
+    """A non-canonical or over-long varint: protobuf reads its low 32 bits (or refuses)."""
+    raw = submit_wire.batch_request(b"k" * 32, [("a", b"x")], False, b"s" * 64)
+    for tail in (b"\x28\x85\x00", b"\x28\x80\x80\x80\x80\x10", b"\x28\x00", b"\x28"):
+        assert submit_wire.read_batch(raw + tail) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,3 +76,43 @@ def test_a_failing_store_answers_the_batches_with_why_and_stops(committer: Commi
     assert isinstance(ticket.outcome, Unavailable)
     with pytest.raises(Unavailable):
         committer.intake.submit(b"A", batch("y", 1))
+
+
+def test_a_lone_lingering_batch_waits_for_company_and_shares_its_block(
+    committer: Committer,
+) -> None:
+    lingering = committer.intake.submit(b"A", batch("x", 1), time.monotonic() + 600)
+    committer.drive(lingering)
+    assert not lingering.finished and committer.watch.head.height == 0
+    company = committer.intake.submit(b"B", batch("y", 1))
+    committer.drive(company)
+    assert acks(lingering) == [(1, 0)] and acks(company) == [(1, 1)]
+
+
+def test_a_lingering_batch_is_cut_alone_once_its_time_is_up(committer: Committer) -> None:
+    ticket = committer.intake.submit(b"A", batch("x", 1), time.monotonic() - 0.001)
+    committer.drive(ticket)
+    assert acks(ticket) == [(1, 0)]
+
+
+def test_a_stop_ends_the_wait_of_a_lingering_batch(committer: Committer) -> None:
+    ticket = committer.intake.submit(b"A", batch("x", 1), time.monotonic() + 600)
+    committer.drive(ticket)
+    assert not ticket.finished
+    committer.stop()
+    committer.drive()
+    assert acks(ticket) == [(1, 0)]
+
+
+async def test_the_standby_thread_cuts_a_lingering_batch_at_its_deadline(
+    committer: Committer,
+) -> None:
+    """Nobody else may come: without the standby's wake-up the batch would wait for the
+    next heartbeat, here ten minutes away."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(committer.run, 600_000)
+        ticket = committer.intake.submit(b"A", batch("x", 1), time.monotonic() + 0.05)
+        await trio.to_thread.run_sync(committer.drive, ticket)
+        assert await trio.to_thread.run_sync(ticket.done.wait, 30.0)
+        assert acks(ticket) == [(1, 0)]
+        committer.stop()

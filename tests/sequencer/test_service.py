@@ -22,7 +22,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from rollup_client import block, codec
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
-from sequencer.config import Config
+from sequencer.config import Config, Limits
 from sequencer.service import serve
 from tests.sequencer.helpers import Net, make_net, signed_batch
 from tests.sequencer.test_validate import CASES, LIMITS, bad_request
@@ -40,6 +40,7 @@ class Running:
     net: Net
     stub: pb_grpc.SequencerServiceStub
     channel: grpc.Channel
+    target: str
 
     async def status(self) -> pb.StatusResponse:
         return await call(lambda: self.stub.Status(pb.StatusRequest(), timeout=TIMEOUT))
@@ -48,24 +49,29 @@ class Running:
         return list((await call(lambda: self.stub.SubmitBatch(req, timeout=TIMEOUT))).acks)
 
 
-async def start(tmp_path: Path, nursery: trio.Nursery, heartbeat_ms: int) -> Running:
+async def start(
+    tmp_path: Path, nursery: trio.Nursery, heartbeat_ms: int, limits: Limits = LIMITS
+) -> Running:
     net = make_net(tmp_path)
     cfg = Config(
         data_dir=tmp_path,
         heartbeat_ms=heartbeat_ms,
-        limits=LIMITS,
+        limits=limits,
         max_block_entries=100,
     )
     port = await nursery.start(serve, cfg)
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    return Running(net, pb_grpc.SequencerServiceStub(channel), channel)
+    target = f"127.0.0.1:{port}"
+    channel = grpc.insecure_channel(target)
+    return Running(net, pb_grpc.SequencerServiceStub(channel), channel, target)
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path, heartbeat_ms: int) -> AsyncIterator[Running]:
+async def serving(
+    tmp_path: Path, heartbeat_ms: int, limits: Limits = LIMITS
+) -> AsyncIterator[Running]:
     """A sequencer served in-process until the block ends."""
     async with trio.open_nursery() as nursery:
-        r = await start(tmp_path, nursery, heartbeat_ms)
+        r = await start(tmp_path, nursery, heartbeat_ms, limits)
         try:
             yield r
         finally:
