@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench import votes
 from bench.loadgen import Load, LoadResult, run_load
 from bench.procs import cpu_seconds, peak_rss_bytes
 from bench.report import Cell, Chart, Report, machine, now_utc
@@ -44,6 +45,8 @@ class Sessions:
     peak_rss_mb: dict[str, float]
     # CPU each testnet process used per committed swap during the loaded run.
     cpu_ms_per_swap: dict[str, float]
+    # Of the light run's swaps, how many had both votes in one block.
+    votes: dict[str, int]
 
 
 def session(params: Params) -> Callable[[dict[str, Any], Path], Sessions]:
@@ -56,7 +59,11 @@ def session(params: Params) -> Callable[[dict[str, Any], Path], Sessions]:
             duration_s=params.duration_s,
             warmup_s=params.warmup_s,
         )
+        first = votes.head(target["sequencer"])
         swap_light = run_load(light, logs)
+        voted = votes.votes_in_one_block(
+            target["sequencer"], first, votes.head(target["sequencer"])
+        )
         htlc_light = run_load(replace(light, target={**target, "mode": "htlc"}), logs)
         pids: dict[str, int] = target["pids"]
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -66,7 +73,7 @@ def session(params: Params) -> Callable[[dict[str, Any], Path], Sessions]:
         # The CPU counts the workers' warmup and start as well: an upper bound per swap.
         swaps = loaded.entries_per_s * params.duration_s
         per_swap = {name: 1000 * s / swaps if swaps else 0.0 for name, s in used.items()}
-        return Sessions(swap_light, htlc_light, loaded, rss, per_swap)
+        return Sessions(swap_light, htlc_light, loaded, rss, per_swap, voted)
 
     return go
 
@@ -99,7 +106,7 @@ def run(params: Params, workdir: Path) -> list[Report]:
         "swaps_per_s": outcome.loaded.entries_per_s,
         "p50_ms": swap_lat["p50_ms"],
         "p99_ms": swap_lat["p99_ms"],
-        "light": _row(outcome.swap_light),
+        "light": {**_row(outcome.swap_light), **outcome.votes},
         "htlc_light": _row(outcome.htlc_light),
         "loaded": {
             **_row(outcome.loaded, per_batch=True),
@@ -155,6 +162,8 @@ def run(params: Params, workdir: Path) -> list[Report]:
         + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu.items())
         + f"; {sum(cpu.values()):.1f} ms in all, against the 4 ms that 500 swaps/s on 2 cores "
         "would allow",
+        f"light run: both votes in one block for {outcome.votes['votes_in_one_block']} of "
+        f"{outcome.votes['swaps']} swaps (the other rollup's vote otherwise waits for a write)",
     ]
     swaps = Report("swaps", doc, rows, charts, notes, failed)
     memory = Report(

@@ -74,6 +74,7 @@ def start(workdir: Path) -> Iterator[dict[str, Any]]:
     """The testnet up in `workdir`; yields endpoints, account key files and pids."""
     with up(workdir) as testnet:
         yield {
+            "sequencer": testnet.sequencer,
             "coordinator": testnet.coordinator,
             "rollups": testnet.rollups(),
             "accounts": testnet.accounts,
