@@ -232,10 +232,11 @@ class Committer:
         about to send batches that belong with it, such as the rollups' votes on one swap:
         cut alone, the first would take a block and an fsync of its own, and the next
         would wait for that write before getting another. The next batch to arrive ends
-        the wait, whoever sends it; a stop ends it too. The standby thread is woken to
-        cut it at its deadline, since no handler may come to do it.
+        the wait, whoever sends it; a stop or a heartbeat falling due ends it too (the
+        batch then goes into that block). The standby thread is woken to cut it at its
+        deadline, since no handler may come to do it.
         """
-        until = 0.0 if self._stopping else self.intake.lone_linger()
+        until = 0.0 if self._stopping or self._heartbeat_due else self.intake.lone_linger()
         if until <= time.monotonic():
             return False
         if until != self._held_until:

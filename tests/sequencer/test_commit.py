@@ -111,8 +111,22 @@ async def test_the_standby_thread_cuts_a_lingering_batch_at_its_deadline(
     next heartbeat, here ten minutes away."""
     async with trio.open_nursery() as nursery:
         nursery.start_soon(committer.run, 600_000)
-        ticket = committer.intake.submit(b"A", batch("x", 1), time.monotonic() + 0.05)
-        await trio.to_thread.run_sync(committer.drive, ticket)
-        assert await trio.to_thread.run_sync(ticket.done.wait, 30.0)
-        assert acks(ticket) == [(1, 0)]
-        committer.stop()
+        try:
+            ticket = committer.intake.submit(b"A", batch("x", 1), time.monotonic() + 0.05)
+            await trio.to_thread.run_sync(committer.drive, ticket)
+            assert await trio.to_thread.run_sync(ticket.done.wait, 30.0)
+            assert acks(ticket) == [(1, 0)]
+        finally:
+            committer.stop()
+
+
+async def test_a_heartbeat_falling_due_takes_a_lingering_batch_along(committer: Committer) -> None:
+    """The standby must not spin between a due heartbeat and a batch that lingers."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(committer.run, 1)
+        try:
+            ticket = committer.intake.submit(b"A", batch("x", 1), time.monotonic() + 600)
+            await trio.to_thread.run_sync(committer.drive, ticket)
+            assert await trio.to_thread.run_sync(ticket.done.wait, 30.0)
+        finally:
+            committer.stop()
