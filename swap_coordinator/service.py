@@ -10,6 +10,7 @@ dedups by entry id) and the gRPC edge's requests, each hopping in once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -37,7 +38,14 @@ from rollup_client.keys import SigningKey
 from rollup_client.node_tls import TlsFiles
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator import convert
-from swap_coordinator.core import Coordinator, Proposal, State, deadline_for
+from swap_coordinator.core import (
+    Coordinator,
+    Proposal,
+    State,
+    SwapView,
+    changed_swaps,
+    deadline_for,
+)
 from swap_coordinator.edge import Edge
 from swap_coordinator.metrics import Metrics
 from swap_coordinator.store import Store
@@ -55,6 +63,8 @@ DEFAULT_MAX_BATCH = 100
 ACK_WAIT_S = 0.5
 """How long a request that completes an intent waits for the sequencer's ack before it
 writes the intent to the store instead (see `_durable`)."""
+DECIDED_KEPT = 4096
+"""Decided swaps whose view gRPC threads answer without a hop (see `DecidedViews`)."""
 
 
 @dataclass(frozen=True)
@@ -84,14 +94,31 @@ class Config:
 
 
 class EventLog:
-    """Structured log: one JSON line per event."""
+    """Structured log: one JSON line per event, written in groups.
+
+    A line goes into the file's buffer and `flusher` writes what gathered once the trio
+    thread gets round to it, after the tasks ready at the time: line buffering made a
+    write syscall of every line, four per swap. `close` writes the rest.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(path, "a", buffering=1)  # noqa: SIM115 - closed by close()
+        self._f = open(path, "a")  # noqa: SIM115 - closed by close()
+        self._unwritten = trio.Event()
 
     def __call__(self, event: str, **fields: Any) -> None:
         self._f.write(json.dumps({"ts": time.time(), "event": event, **fields}) + "\n")
+        self._unwritten.set()
+
+    async def flusher(self) -> None:
+        """Write buffered lines to the file whenever there are some."""
+        while True:
+            await self._unwritten.wait()
+            self.flush()
+
+    def flush(self) -> None:
+        self._unwritten = trio.Event()
+        self._f.flush()
 
     def close(self) -> None:
         self._f.close()
@@ -169,6 +196,39 @@ class Touches:
             return found
 
 
+class DecidedViews:
+    """Views of recently decided swaps, readable from any thread.
+
+    A decided swap's view never changes again but for the log time and height it is seen
+    at, so a Get or Watch of one (a client watching a batch of swaps finds all but the
+    first already decided) is answered in the gRPC thread from here, with the clock the
+    follower last published: no hop into the trio thread and back. Bounded: the oldest
+    are forgotten, and a swap not found here is asked of the core as before.
+    """
+
+    def __init__(self, keep: int = DECIDED_KEPT) -> None:
+        self._keep = keep
+        self._views: dict[bytes, SwapView] = {}
+        self._lock = threading.Lock()
+        self.clock = (-1, 0)
+        """(log height, log time in ms) of the newest block followed; set by the follower."""
+
+    def add(self, view: SwapView) -> None:
+        with self._lock:
+            self._views[view.swap_id] = view
+            if len(self._views) > self._keep:
+                del self._views[next(iter(self._views))]
+
+    def get(self, swap_id: bytes) -> SwapView | None:
+        """The swap's view as of the current clock, if it is decided and still kept."""
+        with self._lock:
+            view = self._views.get(swap_id)
+        if view is None:
+            return None
+        height, time_ms = self.clock
+        return dataclasses.replace(view, log_height=height, log_time_ms=time_ms)
+
+
 @dataclass
 class _SaveBatch:
     """Proposals waiting for one group write, and its result."""
@@ -197,6 +257,7 @@ class Shell:
         self.log = log
         self.token = token
         self.touched = Touches()
+        self.decided = DecidedViews()
         self._wake = trio.Event()
         self._db = trio.Lock()
         self._since_checkpoint = 0
@@ -217,6 +278,14 @@ class Shell:
         except trio.RunFinishedError:
             raise Unavailable("coordinator is shutting down") from None
 
+    def _hop_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`_hop` for a function that never awaits: run in the trio thread's entry queue,
+        without a task spawned for it."""
+        try:
+            return trio.from_thread.run_sync(fn, *args, trio_token=self.token)
+        except trio.RunFinishedError:
+            raise Unavailable("coordinator is shutting down") from None
+
     def propose(self, request: pb.ProposeRequest) -> pb.ProposeResponse:
         result: pb.ProposeResponse = self._hop(self._propose, request)
         return result
@@ -226,7 +295,10 @@ class Shell:
         return result
 
     def get(self, swap_id: bytes) -> pb.SwapStatus:
-        result: pb.SwapStatus = self._hop(self._get, swap_id)
+        view = self.decided.get(swap_id)
+        if view is not None:
+            return convert.view_to_pb(view)
+        result: pb.SwapStatus = self._hop_sync(self._status, swap_id)
         return result
 
     def log_time(self) -> int:
@@ -234,7 +306,7 @@ class Shell:
         return result
 
     def list_swaps(self, state: int, limit: int) -> list[pb.SwapStatus]:
-        result: list[pb.SwapStatus] = self._hop(self._list, state, limit)
+        result: list[pb.SwapStatus] = self._hop_sync(self._list, state, limit)
         return result
 
     def touches(self, swap_id: bytes) -> int:
@@ -248,12 +320,13 @@ class Shell:
     def wake(self, swap_id: bytes) -> None:
         self.touched.wake(swap_id)
 
-    def _touch(self, swap_id: bytes) -> None:
-        """Wake the swap's watchers; with its status, built here, so they need no hop."""
+    def _touch(self, swap_id: bytes, view: SwapView | None = None) -> None:
+        """Wake the swap's watchers; with its status (from `view` if the caller has its
+        current view), built here, so they need no hop."""
         status = None
         if self.touched.watched(swap_id):
             with contextlib.suppress(NotFound):
-                status = convert.view_to_pb(self.core.view(swap_id))
+                status = convert.view_to_pb(view or self.core.view(swap_id))
         self.touched.touch(swap_id, status)
 
     # -- the same, on the trio thread -----------------------------------------------------
@@ -286,7 +359,7 @@ class Shell:
             deadline_ms=deadline,
             signing_bytes=p.signed.intent.signing_bytes(),
             payers=list(p.signed.intent.payers()),
-            status=await self._get(sid),
+            status=self._status(sid),
         )
 
     async def _sign(self, swap_id: bytes, payer: bytes, signature: bytes) -> pb.SwapStatus:
@@ -296,7 +369,7 @@ class Shell:
         self.log("signed", swap_id=swap_id.hex(), payer=payer.hex(), complete=p.complete)
         self.metrics.signatures.inc()
         self._touch(swap_id)
-        return await self._get(swap_id)
+        return self._status(swap_id)
 
     async def _log_time(self) -> int:
         """The log time a new deadline counts from: the newest block followed here.
@@ -312,10 +385,10 @@ class Shell:
             return self.core.time_ms
         return (await self.link.status()).head_time_ms
 
-    async def _get(self, swap_id: bytes) -> pb.SwapStatus:
+    def _status(self, swap_id: bytes) -> pb.SwapStatus:
         return convert.view_to_pb(self.core.view(swap_id))
 
-    async def _list(self, state: int, limit: int) -> list[pb.SwapStatus]:
+    def _list(self, state: int, limit: int) -> list[pb.SwapStatus]:
         want = None
         if state != pb.SWAP_STATE_UNSPECIFIED:
             if state not in convert.STATE_NAMES:
@@ -403,14 +476,13 @@ class Shell:
 
     async def _follow_one(self, blk: VerifiedBlock) -> None:
         events = self.core.apply_block(blk)
-        touched: dict[bytes, None] = {}  # each swap's watchers woken once per block
-        for entry in blk.entries:  # intents and votes: each changes its swap's status
-            if entry.namespace == SWAP_NAMESPACE:
-                with contextlib.suppress(InvalidArgument):  # the rules ignore it too
-                    touched[swap.decode_swap_entry(entry.data).swap_id] = None
+        self.decided.clock = (blk.height, blk.time_ms)
+        views: dict[bytes, SwapView] = {}
         for ev in events:
             if isinstance(ev, swap.Decided):
-                touched[ev.swap_id] = None
+                if ev.swap_id in self.core.proposals:  # what this coordinator is asked about
+                    views[ev.swap_id] = view = self.core.view(ev.swap_id)
+                    self.decided.add(view)
                 self.metrics.decisions.labels(ev.outcome.value).inc()
                 self.log(
                     "decided",
@@ -422,8 +494,8 @@ class Shell:
             else:
                 self._logged(ev.intent.swap_id)
                 self.log("ordered", swap_id=ev.intent.swap_id.hex(), height=ev.height)
-        for sid in touched:
-            self._touch(sid)
+        for sid in changed_swaps(blk, events):  # each swap's watchers woken once per block
+            self._touch(sid, views.get(sid))
         self._followed_at = time.monotonic()
         self.metrics.height.set(blk.height)
         self.metrics.time_ms.set(blk.time_ms)
@@ -544,6 +616,7 @@ async def _run(
         if config.metrics_listen:
             metrics_addr, httpd = shell.metrics.serve(config.metrics_listen)
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(log.flusher)
             nursery.start_soon(shell.saver)
             nursery.start_soon(shell.follow)
             nursery.start_soon(shell.submit)
@@ -555,6 +628,7 @@ async def _run(
                 height=shell.core.height,
                 proposals=len(shell.core.proposals),
             )
+            log.flush()  # in the file before anyone hears the coordinator is ready
             if on_ready is not None:
                 on_ready(edge.listen, metrics_addr)
             task_status.started(edge.port)

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import trio
+import trio.testing
 
 from rollup_client import swap
-from rollup_client.errors import Unavailable
+from rollup_client.errors import InvalidArgument, Unavailable
 from rollup_client.wire import swap_pb2 as pb
-from swap_coordinator.core import Coordinator
+from swap_coordinator.core import Coordinator, changed_swaps
 from swap_coordinator.edge import SwapServicer
-from swap_coordinator.service import Touches
+from swap_coordinator.metrics import Metrics
+from swap_coordinator.service import DecidedViews, EventLog, Shell, Touches
 from swap_coordinator.store import Store
 
-from .helpers import ASSET, USERS, genesis, make_block
+from .helpers import ASSET, USERS, genesis, make_block, signed, vote
 
 A, B, _ = USERS
 G = genesis()
@@ -188,3 +193,102 @@ def test_touches_wake_only_their_swap_and_closing_wakes_everyone() -> None:
             touches.wait(b"b", 0, 30.0)
     finally:
         closer.join()
+
+
+def test_changed_swaps_names_each_swap_a_block_moved_as_decoding_every_entry_would() -> None:
+    core = Coordinator(G)
+    one, two = complete(core, 1), complete(core, 2)
+    data = dict(core.to_submit())
+    core.apply_block(make_block(0, 10, [data[one.swap_id]]))
+    late = swap.Intent(legs(3), 5, b"late")  # ordered after its deadline: void
+    late_data = signed(late)
+    datas = [
+        vote(one.swap_id, "alpha", True),
+        data[two.swap_id],
+        data[one.swap_id],  # repeated: nothing moves, as decoding it would say
+        vote(one.swap_id, "beta", True),  # decides `one`
+        b"\x11" + b"x" * 10,  # malformed, too short to name a swap
+        late_data,
+        vote(two.swap_id, "gamma", True),  # no leg on gamma: ignored, still names `two`
+    ]
+    blk = make_block(1, 20, datas)
+    events = core.apply_block(blk)
+    assert [type(e) for e in events] == [swap.IntentOrdered, swap.Decided]
+    decoded: dict[bytes, None] = {}
+    for d in datas:
+        with contextlib.suppress(InvalidArgument):
+            decoded[swap.decode_swap_entry(d).swap_id] = None
+    assert (
+        changed_swaps(blk, events)
+        == list(decoded)
+        == [
+            one.swap_id,
+            two.swap_id,
+            late.swap_id,
+        ]
+    )
+    assert core.tracker.decision(late.swap_id).outcome is swap.Outcome.ABORT  # void
+
+
+def test_changed_swaps_includes_swaps_aborted_at_the_block_start() -> None:
+    core = Coordinator(G)
+    intent = complete(core, 1, deadline=50)
+    core.apply_block(make_block(0, 10, [dict(core.to_submit())[intent.swap_id]]))
+    blk = make_block(1, 60, [])  # past the deadline, undecided: aborted at the start
+    assert changed_swaps(blk, core.apply_block(blk)) == [intent.swap_id]
+
+
+def test_decided_views_carry_the_current_clock_and_forget_the_oldest() -> None:
+    core = Coordinator(G)
+    decided = DecidedViews(keep=2)
+    intents = [complete(core, n) for n in (1, 2, 3)]
+    data = dict(core.to_submit())
+    core.apply_block(make_block(0, 10, [data[i.swap_id] for i in intents]))
+    votes = [vote(i.swap_id, r, True) for i in intents for r in ("alpha", "beta")]
+    core.apply_block(make_block(1, 20, votes))
+    for i in intents:
+        decided.add(core.view(i.swap_id))
+    assert decided.get(intents[0].swap_id) is None  # forgotten: the core is asked instead
+    decided.clock = (7, 70)
+    got = decided.get(intents[2].swap_id)
+    assert got is not None
+    core.apply_block(make_block(7, 70, []))
+    assert got == core.view(intents[2].swap_id)  # what the hop would have answered
+
+
+def test_a_decided_swap_is_answered_without_a_hop_and_lines_reach_the_log(
+    tmp_path: Path,
+) -> None:
+    core = Coordinator(G)
+    intent = complete(core, 1)
+    store = Store(tmp_path / "c.db")
+    log = EventLog(tmp_path / "c.log")
+    lines: list[dict[str, object]] = []
+
+    async def follow() -> Shell:
+        token = trio.lowlevel.current_trio_token()
+        shell = Shell(core, store, None, log, Metrics(), token)  # type: ignore[arg-type]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(log.flusher)
+            data = dict(core.to_submit())[intent.swap_id]
+            await shell._follow_one(make_block(0, 10, [data]))
+            votes = [vote(intent.swap_id, r, True) for r in ("alpha", "beta")]
+            await shell._follow_one(make_block(1, 20, votes))
+            await shell._follow_one(make_block(2, 30, []))
+            await trio.testing.wait_all_tasks_blocked()
+            text = (tmp_path / "c.log").read_text()
+            lines.extend(json.loads(x) for x in text.splitlines())
+            nursery.cancel_scope.cancel()
+        return shell
+
+    try:
+        shell = trio.run(follow)
+    finally:
+        store.close()
+        log.close()
+    assert [x["event"] for x in lines] == ["ordered", "decided"]  # written without a close
+    # The trio run is over: a hop would fail, the decided view answers from this thread.
+    st = shell.get(intent.swap_id)
+    assert st.state == pb.SWAP_STATE_COMMITTED and st.log_height == 2 and st.log_time_ms == 30
+    with pytest.raises(Unavailable):
+        shell.get(b"u" * 32)
