@@ -40,45 +40,48 @@ def leg_from_pb(leg: pb.SwapLeg) -> swap.Leg:
     return swap.Leg(leg.rollup, leg.payer, leg.payee, leg.asset, leg.amount)
 
 
-def _pos(at: tuple[int, int] | None) -> spb.Position | None:
-    return None if at is None else spb.Position(height=at[0], index=max(at[1], 0))
+def _set_pos(p: spb.Position, at: tuple[int, int]) -> None:
+    p.height, p.index = at[0], max(at[1], 0)
+
+
+def _vote(vote: bool | None) -> pb.VoteState.ValueType:
+    if vote is None:
+        return pb.VOTE_STATE_NONE
+    return pb.VOTE_STATE_YES if vote else pb.VOTE_STATE_NO
 
 
 def view_to_pb(v: SwapView) -> pb.SwapStatus:
+    """The status message of a view, built in place: nested messages passed as keyword
+    arguments are built and then copied in, which took twice as long (~35 us a status,
+    and a swap's status is built two or three times)."""
     decided = v.decision.outcome is not swap.Outcome.PENDING
-    return pb.SwapStatus(
+    st = pb.SwapStatus(
         swap_id=v.swap_id,
         state=STATES[v.state],
-        legs=[
-            pb.LegStatus(
-                leg=leg_to_pb(lv.leg),
-                signed=lv.signed,
-                lock=LOCKS[lv.lock],
-                vote=(
-                    pb.VOTE_STATE_NONE
-                    if lv.vote is None
-                    else pb.VOTE_STATE_YES
-                    if lv.vote
-                    else pb.VOTE_STATE_NO
-                ),
-                vote_position=_pos(lv.vote_at),
-            )
-            for lv in v.legs
-        ],
         deadline_ms=v.deadline_ms,
         nonce=v.nonce,
         log_time_ms=v.log_time_ms,
         time_left_ms=v.time_left_ms,
         log_height=max(v.log_height, 0),
         ordered=v.intent_at is not None,
-        intent_position=_pos(v.intent_at),
         decided=decided,
-        decision_position=_pos((v.decision.height, v.decision.index) if decided else None),
         decision_at_block_start=decided and v.decision.index == swap.BLOCK_START,
         reason=v.reason,
-        missing_signers=list(v.missing),
+        missing_signers=v.missing,
         signing_bytes=v.signing_bytes,
     )
+    for lv in v.legs:
+        ls = st.legs.add(signed=lv.signed, lock=LOCKS[lv.lock], vote=_vote(lv.vote))
+        leg, out = lv.leg, ls.leg
+        out.rollup, out.payer, out.payee = leg.rollup, leg.payer, leg.payee
+        out.asset, out.amount = leg.asset, leg.amount
+        if lv.vote_at is not None:
+            _set_pos(ls.vote_position, lv.vote_at)
+    if v.intent_at is not None:
+        _set_pos(st.intent_position, v.intent_at)
+    if decided:
+        _set_pos(st.decision_position, (v.decision.height, v.decision.index))
+    return st
 
 
 def _pos_json(p: spb.Position) -> dict[str, int]:

@@ -8,8 +8,10 @@ import pytest
 
 from rollup_client import swap
 from rollup_client.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from rollup_client.wire import sequencer_pb2 as spb
+from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator import convert
-from swap_coordinator.core import Coordinator, Lock, State, deadline_for
+from swap_coordinator.core import Coordinator, Lock, State, SwapView, deadline_for
 from swap_coordinator.store import Store
 
 from .helpers import ASSET, USERS, genesis, key, make_block, vote
@@ -162,3 +164,72 @@ def test_a_damaged_store_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "c.db").write_bytes(b"not a database at all" * 100)
     with pytest.raises(FailedPrecondition, match="unusable"):
         Store(tmp_path / "c.db")
+
+
+def _status_by_kwargs(v: SwapView) -> pb.SwapStatus:
+    """The status spelt out with nested keyword arguments: the oracle for `view_to_pb`."""
+
+    def pos(at: tuple[int, int] | None) -> spb.Position | None:
+        return None if at is None else spb.Position(height=at[0], index=max(at[1], 0))
+
+    decided = v.decision.outcome is not swap.Outcome.PENDING
+    votes = {None: pb.VOTE_STATE_NONE, True: pb.VOTE_STATE_YES, False: pb.VOTE_STATE_NO}
+    return pb.SwapStatus(
+        swap_id=v.swap_id,
+        state=convert.STATES[v.state],
+        legs=[
+            pb.LegStatus(
+                leg=convert.leg_to_pb(lv.leg),
+                signed=lv.signed,
+                lock=convert.LOCKS[lv.lock],
+                vote=votes[lv.vote],
+                vote_position=pos(lv.vote_at),
+            )
+            for lv in v.legs
+        ],
+        deadline_ms=v.deadline_ms,
+        nonce=v.nonce,
+        log_time_ms=v.log_time_ms,
+        time_left_ms=v.time_left_ms,
+        log_height=max(v.log_height, 0),
+        ordered=v.intent_at is not None,
+        intent_position=pos(v.intent_at),
+        decided=decided,
+        decision_position=pos((v.decision.height, v.decision.index) if decided else None),
+        decision_at_block_start=decided and v.decision.index == swap.BLOCK_START,
+        reason=v.reason,
+        missing_signers=list(v.missing),
+        signing_bytes=v.signing_bytes,
+    )
+
+
+def test_view_to_pb_in_every_state_down_to_which_positions_are_present() -> None:
+    core = Coordinator(G)
+    seen: list[SwapView] = []
+    half = core.propose(LEGS, 50, b"half")  # proposed, one signature missing
+    data = half.signed.intent.signing_bytes()
+    core.sign(half.signed.swap_id, A.public, A.sign(data))
+    ok, late = signed_proposal(core, deadline=100), signed_proposal(core, deadline=30)
+    ready = dict(core.to_submit())
+    seen += [core.view(half.signed.swap_id), core.view(ok.swap_id)]
+    core.apply_block(make_block(0, 10, [ready[ok.swap_id], vote(ok.swap_id, "alpha", True)]))
+    seen.append(core.view(ok.swap_id))  # ordered at (0, 0), a vote at (0, 1): both present
+    core.apply_block(make_block(1, 20, [ready[late.swap_id], vote(ok.swap_id, "beta", True)]))
+    seen.append(core.view(ok.swap_id))  # committed
+    core.apply_block(make_block(2, 60, []))
+    seen += [core.view(late.swap_id), core.view(half.signed.swap_id)]  # aborted, expired
+    assert [v.state for v in seen] == [
+        State.PROPOSED,
+        State.SUBMITTED,
+        State.ORDERED,
+        State.COMMITTED,
+        State.ABORTED,
+        State.EXPIRED,
+    ]
+    for v in seen:
+        built = convert.view_to_pb(v)
+        assert built == _status_by_kwargs(v)
+        assert built.SerializeToString() == _status_by_kwargs(v).SerializeToString()
+        assert built.HasField("intent_position") == (v.intent_at is not None)
+    assert convert.view_to_pb(seen[2]).intent_position.height == 0
+    assert convert.view_to_pb(seen[4]).decision_at_block_start
