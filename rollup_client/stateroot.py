@@ -22,6 +22,7 @@ from rollup_client import merkle
 
 EMPTY_LEAF = hashlib.sha256(b"tandem.v1.empty-slot").digest()
 _ROOT_TAG = b"tandem.v1.slot-tree\x00"
+_sha256 = hashlib.sha256
 _H = 32
 
 
@@ -101,11 +102,14 @@ class SlotTree:
         return self._root
 
     def _node(self, level: int, i: int) -> bytes:
+        """merkle.node_hash of the two children, hashed from the level's bytes directly: a
+        slice of both children at once when the right one exists (no copies to bytes)."""
         below = self._levels[level - 1]
-        left = below[2 * i * _H : (2 * i + 1) * _H]
-        right = below[(2 * i + 1) * _H : (2 * i + 2) * _H] or _ZERO[level - 1]
         self.hashes += 1
-        return merkle.node_hash(bytes(left), bytes(right))
+        pair = below[2 * i * _H : (2 * i + 2) * _H]
+        if len(pair) < 2 * _H:
+            pair += _ZERO[level - 1]
+        return _sha256(b"\x01" + pair).digest()
 
     def _level(self, level: int) -> bytearray:
         while len(self._levels) <= level:
