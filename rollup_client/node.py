@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import trio
 
-from rollup_client import attestation, codec
+from rollup_client import attestation, codec, swap
 from rollup_client.block import VerifiedBlock
 from rollup_client.errors import (
     DeadlineExceeded,
@@ -48,6 +48,7 @@ log = logging.getLogger("tandem.rollup")
 _RETRY_S = 0.5
 # Failures worth retrying an outbox batch for; anything else will never succeed.
 _TRANSIENT = (Unavailable, DeadlineExceeded, ResourceExhausted)
+INTENT_KIND = bytes([swap.KIND_INTENT])
 # Longest a graceful stop waits for accepted transactions to be acknowledged.
 _DRAIN_S = 5.0
 # How often the node asks the sequencer for its head, so Status reports a true lag.
@@ -119,6 +120,8 @@ class Node:
         self._outbox_send, self._outbox_recv = trio.open_memory_channel[
             list[tuple[int, bytes, str, bytes]]
         ](math.inf)
+        # Heights whose votes other rollups answer too (see `_shared_votes`): not yet sent.
+        self._company: set[int] = set()
 
     # -- user submissions ------------------------------------------------------------------
 
@@ -200,8 +203,9 @@ class Node:
                     carry = more
                     break
                 batch = batch + more
-            votes = any(n == SWAP_NAMESPACE for _, _, n, _ in batch)
-            linger = self.config.vote_linger_ms if votes else 0
+            heights = {h for h, _, _, _ in batch}
+            linger = self.config.vote_linger_ms if heights & self._company else 0
+            self._company -= heights
             while True:
                 try:
                     await self.link.submit_batch([(n, d) for _, _, n, d in batch], linger)
@@ -251,6 +255,9 @@ class Node:
                 receipts.append(r)
         root = m.state_root()
         outbox = [(codec.entry_id(n, d), n, d) for n, d in m.take_outbox()]
+        linger = self.config.submit and self.config.vote_linger_ms
+        if linger and any(n == SWAP_NAMESPACE for _, n, _ in outbox) and self._shared_votes(blk):
+            self._company.add(blk.height)
         every = self.config.attest_every
         if self.config.submit and every and blk.height % every == 0:
             data = attestation.Attestation.make(
@@ -261,6 +268,23 @@ class Node:
             outbox = []
         record = BlockRecord(blk.height, blk.time_ms, root, receipts, outbox)
         return Applied(record, executed, txs)
+
+    def _shared_votes(self, blk: VerifiedBlock) -> bool:
+        """True when an intent in `blk` that this rollup votes on has other rollups voting
+        too: their votes are on their way, so this node's may wait for them (linger_ms)
+        and all land in one block. A swap on this rollup alone must not wait."""
+        me = self.config.rollup_id
+        for entry in blk.entries:
+            if entry.namespace != SWAP_NAMESPACE or entry.data[:1] != INTENT_KIND:
+                continue
+            try:
+                item = swap.decode_swap_entry(entry.data)
+            except InvalidArgument:
+                continue
+            rollups = item.intent.rollups() if isinstance(item, swap.SignedIntent) else ()
+            if me in rollups and len(rollups) > 1:
+                return True
+        return False
 
     def hand_over(self, group: list[Applied]) -> None:
         """Send a group's outbox now and give its records to the writer.

@@ -102,7 +102,7 @@ def run(
     attest_every: Annotated[int, typer.Option(help="Attest the state root every K blocks")] = 10,
     vote_linger_ms: Annotated[
         int, typer.Option(help="Ask the sequencer to hold vote batches this long for company")
-    ] = 6,
+    ] = 10,
     replica: Annotated[
         bool, typer.Option(help="Read-only replica: follow the log, submit nothing")
     ] = False,

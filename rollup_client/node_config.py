@@ -30,7 +30,7 @@ class NodeConfig:
     # A batch holding votes asks the sequencer to hold it this long for company
     # (SubmitBatchRequest.linger_ms): the other rollups' votes on the same intents are
     # on their way, and one block for all of them decides the swap one write sooner.
-    vote_linger_ms: int = 6
+    vote_linger_ms: int = 10
     # Handler threads; WaitReceipt holds one while it waits. Calls beyond 4x this many
     # in flight are refused with RESOURCE_EXHAUSTED rather than queued without bound.
     grpc_workers: int = 64
