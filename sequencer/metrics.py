@@ -39,6 +39,15 @@ class Metrics:
             registry=r,
         )
 
+        self.lingered = Counter(
+            "tandem_sequencer_lingered_batches",
+            "Batches held for company (SubmitBatchRequest.linger_ms), by how the wait ended: "
+            "'company' when another batch came, 'alone' when cut alone (deadline, heartbeat, "
+            "stop); many 'alone' mean the clients' linger_ms is shorter than the gap it covers",
+            ["ended"],
+            registry=r,
+        )
+
     def serve(self, listen: str) -> tuple[str, WSGIServer]:
         """Start the HTTP endpoint on `listen`; returns its bound "host:port" and server."""
         host, port = split_hostport(listen)

@@ -249,7 +249,9 @@ class Committer:
         with self._mu:
             tickets = self._pending + self.intake.take()
             self._heartbeat_due = False
-            self._held_until = 0.0
+            held, self._held_until = self._held_until, 0.0
+        if held:
+            self.metrics.lingered.labels("company" if len(tickets) > 1 else "alone").inc()
         sealed = None
         if self._failure is not None:
             self._failed(self._failure, tickets)

@@ -48,6 +48,13 @@ def acks(ticket: Ticket) -> list[tuple[int, int]]:
     return [(a.height, a.index) for a in ticket.outcome]
 
 
+def lingered(committer: Committer) -> dict[str, float | None]:
+    """The lingered-batches counter per way the wait ended (None: never counted)."""
+    get = committer.metrics.registry.get_sample_value
+    name = "tandem_sequencer_lingered_batches_total"
+    return {ended: get(name, {"ended": ended}) for ended in ("company", "alone")}
+
+
 def test_a_lone_batch_is_cut_written_and_answered_by_its_own_thread(committer: Committer) -> None:
     ticket = committer.intake.submit(b"A", batch("x", 2))
     committer.drive(ticket)
@@ -87,6 +94,7 @@ def test_a_lone_lingering_batch_waits_for_company_and_shares_its_block(
     company = committer.intake.submit(b"B", batch("y", 1))
     committer.drive(company)
     assert acks(lingering) == [(1, 0)] and acks(company) == [(1, 1)]
+    assert lingered(committer) == {"company": 1.0, "alone": None}
 
 
 def test_a_lingering_batch_is_cut_alone_once_its_time_is_up(committer: Committer) -> None:
@@ -116,6 +124,7 @@ async def test_the_standby_thread_cuts_a_lingering_batch_at_its_deadline(
             await trio.to_thread.run_sync(committer.drive, ticket)
             assert await trio.to_thread.run_sync(ticket.done.wait, 30.0)
             assert acks(ticket) == [(1, 0)]
+            assert lingered(committer) == {"company": None, "alone": 1.0}
         finally:
             committer.stop()
 
