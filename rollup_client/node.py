@@ -48,7 +48,8 @@ log = logging.getLogger("tandem.rollup")
 _RETRY_S = 0.5
 # Failures worth retrying an outbox batch for; anything else will never succeed.
 _TRANSIENT = (Unavailable, DeadlineExceeded, ResourceExhausted)
-INTENT_KIND = bytes([swap.KIND_INTENT])
+# The leading byte of an intent in the swap namespace (votes and others are skipped by it).
+_INTENT_KIND = bytes([swap.KIND_INTENT])
 # Longest a graceful stop waits for accepted transactions to be acknowledged.
 _DRAIN_S = 5.0
 # How often the node asks the sequencer for its head, so Status reports a true lag.
@@ -275,7 +276,7 @@ class Node:
         and all land in one block. A swap on this rollup alone must not wait."""
         me = self.config.rollup_id
         for entry in blk.entries:
-            if entry.namespace != SWAP_NAMESPACE or entry.data[:1] != INTENT_KIND:
+            if entry.namespace != SWAP_NAMESPACE or entry.data[:1] != _INTENT_KIND:
                 continue
             try:
                 item = swap.decode_swap_entry(entry.data)
