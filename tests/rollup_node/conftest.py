@@ -96,9 +96,8 @@ def net(tmp_path: Path) -> Net:
     return write_net(tmp_path)
 
 
-@pytest.fixture
-def sequencer(net: Net, procs: list[Proc]) -> str:
-    """A real sequencer process; returns its HOST:PORT."""
+def start_sequencer(net: Net, procs: list[Proc], heartbeat_ms: int, *extra: str) -> str:
+    """Start a real sequencer process with `extra` flags; returns its HOST:PORT."""
     p = Proc(
         [
             *tandem(),
@@ -111,13 +110,20 @@ def sequencer(net: Net, procs: list[Proc]) -> str:
             "--key",
             str(net.key_paths["sequencer"]),
             "--heartbeat-ms",
-            str(HEARTBEAT_MS),
+            str(heartbeat_ms),
+            *extra,
         ],
         net.dir / "sequencer.err",
     )
     procs.append(p)
     listen: str = p.ready()["listen"]
     return listen
+
+
+@pytest.fixture
+def sequencer(net: Net, procs: list[Proc]) -> str:
+    """A real sequencer process; returns its HOST:PORT."""
+    return start_sequencer(net, procs, HEARTBEAT_MS)
 
 
 StartNode = Callable[..., tuple[Proc, str]]

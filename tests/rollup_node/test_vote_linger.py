@@ -17,7 +17,7 @@ from rollup_client.client import SequencerClient
 from rollup_client.genesis import SWAP_NAMESPACE
 from tests.procs import Proc
 
-from .conftest import CHAIN_ID, GOLD, Net, StartNode, key, tandem
+from .conftest import CHAIN_ID, GOLD, Net, StartNode, key, start_sequencer
 from .test_swaps import _propose
 
 LINGER_MS = 10_000
@@ -29,27 +29,7 @@ def sequencer(net: Net, procs: list[Proc]) -> str:
     """Overrides conftest's: no heartbeat blocks and a long linger allowed."""
     config = net.dir / "sequencer.toml"
     config.write_text(f"[limits]\nmax_linger_ms = {LINGER_MS}\n")
-    p = Proc(
-        [
-            *tandem(),
-            "sequencer",
-            "run",
-            "--data-dir",
-            str(net.dir / "sequencer"),
-            "--genesis",
-            str(net.genesis_path),
-            "--key",
-            str(net.key_paths["sequencer"]),
-            "--heartbeat-ms",
-            "60000",
-            "--config",
-            str(config),
-        ],
-        net.dir / "sequencer.err",
-    )
-    procs.append(p)
-    listen: str = p.ready()["listen"]
-    return listen
+    return start_sequencer(net, procs, 60_000, "--config", str(config))
 
 
 def _votes(sequencer: str, swap_id: bytes, count: int) -> list[tuple[int, int]]:

@@ -112,30 +112,30 @@ def test_a_stop_ends_the_wait_of_a_lingering_batch(committer: Committer) -> None
     assert acks(ticket) == [(1, 0)]
 
 
+async def answered_by_standby(committer: Committer, heartbeat_ms: int, linger_s: float) -> Ticket:
+    """Submit a batch lingering `linger_s` with the standby thread running, and wait (30 s
+    at most) until it is answered; the committer is stopped whatever happens."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(committer.run, heartbeat_ms)
+        try:
+            ticket = committer.intake.submit(b"A", batch("x", 1), time.monotonic() + linger_s)
+            await trio.to_thread.run_sync(committer.drive, ticket)
+            assert await trio.to_thread.run_sync(ticket.done.wait, 30.0)
+            return ticket
+        finally:
+            committer.stop()
+
+
 async def test_the_standby_thread_cuts_a_lingering_batch_at_its_deadline(
     committer: Committer,
 ) -> None:
     """Nobody else may come: without the standby's wake-up the batch would wait for the
     next heartbeat, here ten minutes away."""
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(committer.run, 600_000)
-        try:
-            ticket = committer.intake.submit(b"A", batch("x", 1), time.monotonic() + 0.05)
-            await trio.to_thread.run_sync(committer.drive, ticket)
-            assert await trio.to_thread.run_sync(ticket.done.wait, 30.0)
-            assert acks(ticket) == [(1, 0)]
-            assert lingered(committer) == {"company": None, "alone": 1.0}
-        finally:
-            committer.stop()
+    ticket = await answered_by_standby(committer, 600_000, linger_s=0.05)
+    assert acks(ticket) == [(1, 0)]
+    assert lingered(committer) == {"company": None, "alone": 1.0}
 
 
 async def test_a_heartbeat_falling_due_takes_a_lingering_batch_along(committer: Committer) -> None:
     """The standby must not spin between a due heartbeat and a batch that lingers."""
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(committer.run, 1)
-        try:
-            ticket = committer.intake.submit(b"A", batch("x", 1), time.monotonic() + 600)
-            await trio.to_thread.run_sync(committer.drive, ticket)
-            assert await trio.to_thread.run_sync(ticket.done.wait, 30.0)
-        finally:
-            committer.stop()
+    await answered_by_standby(committer, 1, linger_s=600)
