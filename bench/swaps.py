@@ -59,11 +59,10 @@ def session(params: Params) -> Callable[[dict[str, Any], Path], Sessions]:
             duration_s=params.duration_s,
             warmup_s=params.warmup_s,
         )
-        first = votes.head(target["sequencer"])
+        sequencer = target["sequencer"]
+        first = votes.head(sequencer)
         swap_light = run_load(light, logs)
-        voted = votes.votes_in_one_block(
-            target["sequencer"], first, votes.head(target["sequencer"])
-        )
+        voted = votes.votes_in_one_block(sequencer, first, votes.head(sequencer))
         htlc_light = run_load(replace(light, target={**target, "mode": "htlc"}), logs)
         pids: dict[str, int] = target["pids"]
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}

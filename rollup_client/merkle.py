@@ -10,6 +10,8 @@ import hashlib
 from collections.abc import Sequence
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+# The prefix of an inner node's preimage (a leaf's is 0x00); inlined hot loops use it too.
+NODE_TAG = b"\x01"
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -19,7 +21,7 @@ def leaf_hash(data: bytes) -> bytes:
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     """Hash of an inner node."""
-    return hashlib.sha256(b"\x01" + left + right).digest()
+    return hashlib.sha256(NODE_TAG + left + right).digest()
 
 
 def root(leaves: Sequence[bytes]) -> bytes:
@@ -34,7 +36,7 @@ def root(leaves: Sequence[bytes]) -> bytes:
     while len(level) > 1:
         odd = level[-1] if len(level) % 2 else None
         pairs = zip(level[::2], level[1::2], strict=False)  # `odd` has no partner
-        level = [sha256(b"\x01" + a + b).digest() for a, b in pairs]
+        level = [sha256(NODE_TAG + a + b).digest() for a, b in pairs]
         if odd is not None:
             level.append(odd)
     return level[0]

@@ -109,7 +109,7 @@ class SlotTree:
         pair = below[2 * i * _H : (2 * i + 2) * _H]
         if len(pair) < 2 * _H:
             pair += _ZERO[level - 1]
-        return _sha256(b"\x01" + pair).digest()
+        return _sha256(merkle.NODE_TAG + pair).digest()
 
     def _level(self, level: int) -> bytearray:
         while len(self._levels) <= level:
