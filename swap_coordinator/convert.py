@@ -31,9 +31,15 @@ VOTE_NAMES = {pb.VOTE_STATE_NONE: "none", pb.VOTE_STATE_YES: "yes", pb.VOTE_STAT
 
 
 def leg_to_pb(leg: swap.Leg) -> pb.SwapLeg:
-    return pb.SwapLeg(
-        rollup=leg.rollup, payer=leg.payer, payee=leg.payee, asset=leg.asset, amount=leg.amount
-    )
+    out = pb.SwapLeg()
+    set_leg(out, leg)
+    return out
+
+
+def set_leg(out: pb.SwapLeg, leg: swap.Leg) -> None:
+    """Fill `out` (e.g. a field of a message being built in place) with `leg`."""
+    out.rollup, out.payer, out.payee = leg.rollup, leg.payer, leg.payee
+    out.asset, out.amount = leg.asset, leg.amount
 
 
 def leg_from_pb(leg: pb.SwapLeg) -> swap.Leg:
@@ -72,9 +78,7 @@ def view_to_pb(v: SwapView) -> pb.SwapStatus:
     )
     for lv in v.legs:
         ls = st.legs.add(signed=lv.signed, lock=LOCKS[lv.lock], vote=_vote(lv.vote))
-        leg, out = lv.leg, ls.leg
-        out.rollup, out.payer, out.payee = leg.rollup, leg.payer, leg.payee
-        out.asset, out.amount = leg.asset, leg.amount
+        set_leg(ls.leg, lv.leg)
         if lv.vote_at is not None:
             _set_pos(ls.vote_position, lv.vote_at)
     if v.intent_at is not None:
