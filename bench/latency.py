@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.commits import commit_latencies_ms
 from bench.disk import WRITE_BYTES, fsync_latencies_ms
+from bench.floors import beyond_reach, light_floor, measure_ack_costs
 from bench.loadgen import Load, LoadResult, run_load
 from bench.peers import tandem
 from bench.report import Chart, Report, machine, now_utc
@@ -42,11 +43,21 @@ class Params:
     # Block commits of the store with maintenance running: a half-load run's block rate.
     commits_s: float = 10.0
     commits_per_s: float = 150.0
+    # The steps a signed, durable ack adds to the echo's round trip, each timed alone.
+    floor_rounds: int = 2000
+    floor_fsync_s: float = 2.0
 
     @classmethod
     def quick(cls) -> Params:
         return cls(
-            duration_s=1.0, warmup_s=0.2, saturation_s=0.5, workers=2, disk_s=0.3, commits_s=0.3
+            duration_s=1.0,
+            warmup_s=0.2,
+            saturation_s=0.5,
+            workers=2,
+            disk_s=0.3,
+            commits_s=0.3,
+            floor_rounds=100,
+            floor_fsync_s=0.2,
         )
 
 
@@ -136,6 +147,7 @@ def run(params: Params, workdir: Path) -> Report:
             workdir, params.commits_s, params.commits_per_s, params.batch, params.entry_bytes
         )
     )
+    costs = measure_ack_costs(workdir, params.floor_rounds, params.floor_fsync_s)
     tandem = measure("tandem", workdir, light_and_half(params))
     echo = measure("grpc_echo", workdir, light_only("grpc_echo", params))
     light, echo_light, half = _light_row(tandem), _light_row(echo), _half_row(tandem)
@@ -143,6 +155,7 @@ def run(params: Params, workdir: Path) -> Report:
         "light_p50_vs_grpc_echo": ratio(light.get("p50_ms"), echo_light.get("p50_ms")),
         "light_p99_vs_grpc_echo": ratio(light.get("p99_ms"), echo_light.get("p99_ms")),
     }
+    floor = light_floor(echo_light.get("p50_ms"), costs)
     doc = {
         "benchmark": "latency",
         "started_at": started,
@@ -153,6 +166,7 @@ def run(params: Params, workdir: Path) -> Report:
         "half_load": half,
         "disk_fsync": disk,
         "store_commit_with_maintenance": commits,
+        "light_floor": floor,
         "ratios": ratios,
         "targets": TARGETS,
     }
@@ -201,6 +215,14 @@ def run(params: Params, workdir: Path) -> Report:
         f"targets: {', '.join(f'{k} <= {v}' for k, v in TARGETS.items())}",
         "every durable ack waits for at least one fdatasync: the disk's own tail is a floor "
         "under Tandem's p99",
+        f"light p50 floor {floor['p50_ms'] or 0:.3f} ms: the echo's p50 plus client sign "
+        f"{costs.client_sign_ms:.3f}, verify {costs.verify_ms:.3f}, header sign "
+        f"{costs.header_sign_ms:.3f} and a page's fdatasync {costs.fsync_ms:.3f} ms (medians)",
+        *beyond_reach(
+            {"light_p50_vs_grpc_echo": TARGETS["light_p50_vs_grpc_echo"]},
+            {"light_p50_vs_grpc_echo": floor["p50_vs_grpc_echo"]},
+            at_most=True,
+        ),
     ]
     problems = [
         f"{what}: {row.get('reason') or row.get('first_error') or 'not measured'}"

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.floors import beyond_reach, transport_ceilings
 from bench.loadgen import Load, LoadResult, run_load
 from bench.procs import peak_rss_bytes
 from bench.profile import sampling
@@ -109,6 +110,9 @@ def run(params: Params, workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> Re
         key: ratio(tandem_rate, rows.get(peer, {}).get("entries_per_s"))
         for peer, key in PEER_RATIOS.items()
     }
+    ceilings = transport_ceilings(
+        {name: row.get("entries_per_s") for name, row in rows.items()}, PEER_RATIOS
+    )
     doc = {
         "benchmark": "sequencer",
         "started_at": started,
@@ -118,6 +122,7 @@ def run(params: Params, workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> Re
         "systems": rows,
         "ratios": ratios,
         "targets": TARGETS,
+        "transport_ceilings": ceilings,
     }
     table = [
         {
@@ -149,7 +154,11 @@ def run(params: Params, workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> Re
             log_scale=True,
         ),
     ]
+    known = ", ".join(f"{k} {v:.2f}" for k, v in ceilings.items() if v is not None)
     notes = [f"targets: {', '.join(f'{k} >= {v}' for k, v in TARGETS.items())}"]
+    if known:
+        notes.append(f"transport ceilings (the bare echo's rate over each peer's): {known}")
+    notes += beyond_reach(TARGETS, ceilings, at_most=False)
     profile = rows.get("tandem", {}).get("profile") or {}
     if "self" in profile:
         top = "; ".join(f"{f['frame']} {f['share']:.0%}" for f in profile["self"][:8])

@@ -83,6 +83,8 @@ def test_all_quick_writes_results(tmp_path: Path, token: str) -> None:
         if not row["available"]:
             assert binary in row["reason"]
             assert seq["ratios"][f"vs_{peer}"] is None
+        ceiling = seq["transport_ceilings"][f"vs_{peer}"]
+        assert (ceiling is not None and ceiling > 0) == row["available"]
 
     lat = docs["latency"]
     for key in ("p50_ms", "p99_ms", "p999_ms"):
@@ -93,6 +95,8 @@ def test_all_quick_writes_results(tmp_path: Path, token: str) -> None:
     commits = lat["store_commit_with_maintenance"]
     assert commits["samples"] > 0 and commits["p50_ms"] > 0
     assert set(lat["ratios"]) == {"light_p50_vs_grpc_echo", "light_p99_vs_grpc_echo"}
+    floor = lat["light_floor"]
+    assert lat["grpc_echo_light"]["p50_ms"] < floor["p50_ms"] and floor["p50_vs_grpc_echo"] > 1
 
     rec = docs["recovery"]
     assert rec["entries_stored"] >= rec["params"]["entries"]
