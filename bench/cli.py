@@ -188,9 +188,12 @@ def latency(
     out: OutDir = DEFAULT_OUT,
     workdir: WorkDir = None,
     seconds: Annotated[float | None, typer.Option(help="Timed window per load")] = None,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="Sample the sequencer with py-spy (both loads)")
+    ] = False,
 ) -> None:
     """Submit-to-durable-ack latency at light and half load, against the bare echo."""
-    job = _latency_job(quick, duration_s=seconds)
+    job = _latency_job(quick, duration_s=seconds, profile=profile)
     _execute([("latency", job)], out, json_path, workdir)
 
 
@@ -227,9 +230,12 @@ def swaps(
     workdir: WorkDir = None,
     seconds: Annotated[float | None, typer.Option(help="Timed window per load")] = None,
     inflight: Annotated[int | None, typer.Option(help="Swaps in flight per worker")] = None,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="Sample every testnet process with py-spy (loaded)")
+    ] = False,
 ) -> None:
     """Committed swaps/s and latency against an HTLC baseline; also writes `memory`."""
-    job = _swaps_job(quick, duration_s=seconds, inflight=inflight)
+    job = _swaps_job(quick, duration_s=seconds, inflight=inflight, profile=profile)
     _execute([("swaps", job)], out, json_path, workdir)
 
 

@@ -12,8 +12,10 @@ running beside them (`bench.commits`): what index and checkpoint I/O add to that
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from bench.disk import WRITE_BYTES, fsync_latencies_ms
 from bench.floors import beyond_reach, light_floor, measure_ack_costs
 from bench.loadgen import Load, LoadResult, run_load
 from bench.peers import tandem
+from bench.profile import note, sampling
 from bench.report import Chart, Report, machine, now_utc
 from bench.stats import latency_summary, ratio
 from bench.systems import Unavailable, measure
@@ -46,6 +49,8 @@ class Params:
     # The steps a signed, durable ack adds to the echo's round trip, each timed alone.
     floor_rounds: int = 2000
     floor_fsync_s: float = 2.0
+    # Sample the sequencer with py-spy during the light and the half-load runs.
+    profile: bool = False
 
     @classmethod
     def quick(cls) -> Params:
@@ -67,6 +72,7 @@ class Sessions:
     saturated: LoadResult | None = None
     half: LoadResult | None = None
     lag_ms: list[float] | None = None
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def light_load(name: str, target: dict[str, Any], params: Params) -> Load:
@@ -93,7 +99,15 @@ def light_and_half(params: Params) -> Callable[[dict[str, Any], Path], Sessions]
     """Tandem: light load, then flat out to find the maximum, then half of it, paced."""
 
     def go(target: dict[str, Any], logs: Path) -> Sessions:
-        light = run_load(light_load("tandem", target, params), logs)
+        def sampled(label: str) -> AbstractContextManager[dict[str, Any]]:
+            if not params.profile:
+                return contextlib.nullcontext({})
+            stacks = logs.parent / f"{label}.collapsed.txt"
+            window = params.warmup_s + params.duration_s + 30
+            return sampling(target["pid"], window, stacks, f"logs/latency/tandem/{stacks.name}")
+
+        with sampled("light") as light_profile:
+            light = run_load(light_load("tandem", target, params), logs)
         flat_out = replace(
             light_load("tandem", target, params),
             workers=params.workers,
@@ -107,9 +121,10 @@ def light_and_half(params: Params) -> Callable[[dict[str, Any], Path], Sessions]
             duration_s=params.duration_s,
             rate_entries_per_s=saturated.entries_per_s / 2,
         )
-        with tandem.LagProbe(target) as probe:
+        with tandem.LagProbe(target) as probe, sampled("half_load") as half_profile:
             half = run_load(paced, logs)
-        return Sessions(light, saturated, half, probe.lags_ms)
+        profiles = {"light": light_profile, "half_load": half_profile} if params.profile else {}
+        return Sessions(light, saturated, half, probe.lags_ms, profiles)
 
     return go
 
@@ -156,6 +171,7 @@ def run(params: Params, workdir: Path) -> Report:
         "light_p99_vs_grpc_echo": ratio(light.get("p99_ms"), echo_light.get("p99_ms")),
     }
     floor = light_floor(echo_light.get("p50_ms"), costs)
+    profiles = tandem.profiles if isinstance(tandem, Sessions) else {}
     doc = {
         "benchmark": "latency",
         "started_at": started,
@@ -167,6 +183,7 @@ def run(params: Params, workdir: Path) -> Report:
         "disk_fsync": disk,
         "store_commit_with_maintenance": commits,
         "light_floor": floor,
+        **({"profiles": profiles} if profiles else {}),
         "ratios": ratios,
         "targets": TARGETS,
     }
@@ -223,6 +240,7 @@ def run(params: Params, workdir: Path) -> Report:
             {"light_p50_vs_grpc_echo": floor["p50_vs_grpc_echo"]},
             at_most=True,
         ),
+        *[line for k, v in profiles.items() for line in note(f"sequencer ({k})", v)],
     ]
     problems = [
         f"{what}: {row.get('reason') or row.get('first_error') or 'not measured'}"

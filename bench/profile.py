@@ -11,7 +11,7 @@ import contextlib
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +44,14 @@ def top_frames(collapsed: str, top: int = TOP) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def sampling(pid: int, seconds: float, out: Path) -> Iterator[dict[str, Any]]:
+def sampling(
+    pid: int, seconds: float, out: Path, shown: str | None = None
+) -> Iterator[dict[str, Any]]:
     """Sample `pid` while the block runs (at most `seconds`); fills the yielded dict after.
 
-    The dict gets the top frames (see `top_frames`) and the path of the collapsed stacks,
-    or the reason there is no profile (py-spy missing or not allowed to attach).
+    The dict gets the top frames (see `top_frames`) and the path of the collapsed stacks
+    (`shown`, where the results directory keeps them, else `out`), or the reason there is
+    no profile (py-spy missing or not allowed to attach).
     """
     result: dict[str, Any] = {}
     try:
@@ -77,6 +80,37 @@ def sampling(pid: int, seconds: float, out: Path) -> Iterator[dict[str, Any]]:
         if proc.stderr is not None:
             proc.stderr.close()
     if out.exists() and out.stat().st_size:
-        result.update(top_frames(out.read_text()), collapsed_stacks=str(out))
+        result.update(top_frames(out.read_text()), collapsed_stacks=shown or str(out))
     else:
         result["error"] = f"py-spy wrote no profile: {err.decode(errors='replace').strip()[-300:]}"
+
+
+@contextlib.contextmanager
+def sampling_each(
+    pids: Mapping[str, int], seconds: float, out_dir: Path, shown_dir: str
+) -> Iterator[dict[str, dict[str, Any]]]:
+    """`sampling` of several processes over the same window, one stacks file each
+    (`<name>.collapsed.txt` in `out_dir`, kept by the CLI under `shown_dir`)."""
+    with contextlib.ExitStack() as stack:
+        yield {
+            name: stack.enter_context(
+                sampling(
+                    pid,
+                    seconds,
+                    out_dir / f"{name}.collapsed.txt",
+                    f"{shown_dir}/{name}.collapsed.txt",
+                )
+            )
+            for name, pid in pids.items()
+        }
+
+
+def note(label: str, profile: Mapping[str, Any], top: int = 8) -> list[str]:
+    """A report's note line for one profile: its busiest frames by self time, or why
+    there is none (no line when nothing was sampled)."""
+    if "self" in profile:
+        frames = "; ".join(f"{f['frame']} {f['share']:.0%}" for f in profile["self"][:top])
+        return [f"{label} profile ({profile['samples']} samples), top self time: {frames}"]
+    if "error" in profile:
+        return [f"no {label} profile: {profile['error']}"]
+    return []

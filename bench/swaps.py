@@ -9,14 +9,17 @@ written as the `memory` report.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from bench import votes
 from bench.loadgen import Load, LoadResult, run_load
 from bench.procs import cpu_seconds, peak_rss_bytes
+from bench.profile import note, sampling_each
 from bench.report import Cell, Chart, Report, machine, now_utc
 from bench.stats import latency_summary, ratio
 from bench.systems import Unavailable, measure
@@ -31,6 +34,8 @@ class Params:
     warmup_s: float = 1.0
     workers: int = 4
     inflight: int = 8
+    # Sample every testnet process with py-spy during the loaded run.
+    profile: bool = False
 
     @classmethod
     def quick(cls) -> Params:
@@ -47,6 +52,7 @@ class Sessions:
     cpu_ms_per_swap: dict[str, float]
     # Of the light run's swaps, how many had both votes in one block.
     votes: dict[str, int]
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def session(params: Params) -> Callable[[dict[str, Any], Path], Sessions]:
@@ -65,14 +71,21 @@ def session(params: Params) -> Callable[[dict[str, Any], Path], Sessions]:
         voted = votes.votes_in_one_block(sequencer, first, votes.head(sequencer))
         htlc_light = run_load(replace(light, target={**target, "mode": "htlc"}), logs)
         pids: dict[str, int] = target["pids"]
+        window = params.warmup_s + params.duration_s + 30
+        sampled: AbstractContextManager[dict[str, dict[str, Any]]] = (
+            sampling_each(pids, window, logs.parent, "logs/swaps/testnet")
+            if params.profile
+            else contextlib.nullcontext({})
+        )
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        loaded = run_load(replace(light, workers=params.workers, batch=params.inflight), logs)
+        with sampled as profiles:
+            loaded = run_load(replace(light, workers=params.workers, batch=params.inflight), logs)
         used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
         rss = {name: peak_rss_bytes(pid) / MB for name, pid in pids.items()}
         # The CPU counts the workers' warmup and start as well: an upper bound per swap.
         swaps = loaded.entries_per_s * params.duration_s
         per_swap = {name: 1000 * s / swaps if swaps else 0.0 for name, s in used.items()}
-        return Sessions(swap_light, htlc_light, loaded, rss, per_swap, voted)
+        return Sessions(swap_light, htlc_light, loaded, rss, per_swap, voted, profiles)
 
     return go
 
@@ -110,6 +123,7 @@ def run(params: Params, workdir: Path) -> list[Report]:
         "loaded": {
             **_row(outcome.loaded, per_batch=True),
             "cpu_ms_per_swap": outcome.cpu_ms_per_swap,
+            **({"profiles": outcome.profiles} if outcome.profiles else {}),
         },
         "ratios": {"latency_vs_htlc": ratio(swap_lat["p50_ms"], htlc_lat["p50_ms"])},
         "targets": TARGETS,
@@ -164,6 +178,7 @@ def run(params: Params, workdir: Path) -> list[Report]:
         f"light run: both votes in one block for {outcome.votes['votes_in_one_block']} of "
         f"{outcome.votes['swaps']} swaps (the other rollup's vote otherwise waits for a write)",
     ]
+    notes += [line for k, v in outcome.profiles.items() for line in note(f"{k} (loaded)", v)]
     swaps = Report("swaps", doc, rows, charts, notes, failed)
     memory = Report(
         "memory",

@@ -15,7 +15,7 @@ from typing import Any
 from bench.floors import beyond_reach, transport_ceilings
 from bench.loadgen import Load, LoadResult, run_load
 from bench.procs import peak_rss_bytes
-from bench.profile import sampling
+from bench.profile import note, sampling
 from bench.report import Chart, Report, machine, now_utc
 from bench.stats import latency_summary, median, ratio
 from bench.systems import Unavailable, durability, measure
@@ -94,10 +94,9 @@ def run(params: Params, workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> Re
                 if i == 0 and params.profile and name == "tandem":
                     window = params.warmup_s + params.duration_s + 30
                     stacks = logs.parent / "sequencer.collapsed.txt"
-                    with sampling(target["pid"], window, stacks) as profile:
+                    shown = f"logs/sequencer/{name}/{stacks.name}"
+                    with sampling(target["pid"], window, stacks, shown) as profile:
                         results.append(run_load(load, logs))
-                    if "collapsed_stacks" in profile:
-                        profile["collapsed_stacks"] = f"logs/sequencer/{name}/{stacks.name}"
                 else:
                     results.append(run_load(load, logs))
             return Measured(results, peak_rss_bytes(target["pid"]), profile)
@@ -159,12 +158,7 @@ def run(params: Params, workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> Re
     if known:
         notes.append(f"transport ceilings (the bare echo's rate over each peer's): {known}")
     notes += beyond_reach(TARGETS, ceilings, at_most=False)
-    profile = rows.get("tandem", {}).get("profile") or {}
-    if "self" in profile:
-        top = "; ".join(f"{f['frame']} {f['share']:.0%}" for f in profile["self"][:8])
-        notes.append(f"sequencer profile ({profile['samples']} samples), top self time: {top}")
-    elif "error" in profile:
-        notes.append(f"no sequencer profile: {profile['error']}")
+    notes += note("sequencer", rows.get("tandem", {}).get("profile") or {})
     return Report("sequencer", doc, table, charts, notes, problems(rows.get("tandem")))
 
 

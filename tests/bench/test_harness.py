@@ -17,7 +17,7 @@ from bench import cli, throughput
 from bench.loadgen import LoadFailed, _expect
 from bench.peers import redis_streams
 from bench.procs import PeerUnavailable, Server, ServerFailed, running
-from bench.profile import top_frames
+from bench.profile import note, sampling_each, top_frames
 from bench.report import Chart, Report, fmt, markdown, write
 
 
@@ -133,3 +133,28 @@ def test_a_failing_benchmark_does_not_cost_the_others(tmp_path: Path) -> None:
     both = json.loads((tmp_path / "out" / "all.json").read_text())
     assert "server exploded" in both["broken"]["error"]
     assert both["fine"]["value"] == 1
+
+
+def test_sampling_each_profiles_every_process_over_one_window(tmp_path: Path) -> None:
+    busy = "import time\ndef spin():\n    while True: sum(range(1000))\nspin()"
+    procs = {n: subprocess.Popen([sys.executable, "-c", busy]) for n in ("one", "two")}
+    try:
+        pids = {n: p.pid for n, p in procs.items()}
+        with sampling_each(pids, 10, tmp_path, "logs/x") as profiles:
+            time.sleep(1.0)
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()
+    assert set(profiles) == {"one", "two"}
+    for name, profile in profiles.items():
+        assert "error" not in profile, profile
+        assert (
+            profile["samples"] > 0 and profile["collapsed_stacks"] == f"logs/x/{name}.collapsed.txt"
+        )
+        assert "spin" in (tmp_path / f"{name}.collapsed.txt").read_text()
+        assert any("spin" in f["frame"] for f in profile["inclusive"])
+        [line] = note(name, profile)
+        assert line.startswith(f"{name} profile ({profile['samples']} samples), top self time: ")
+    assert note("x", {"error": "py-spy missing"}) == ["no x profile: py-spy missing"]
+    assert note("x", {}) == []
