@@ -62,6 +62,43 @@ def encode_acks(acks: Acks) -> bytes:
     )
 
 
+# Varints of the lengths and indices an entry's wire bytes need, looked up, not computed.
+_VARINTS = tuple(submit_wire.varint(n) for n in range(1 << 14))
+# NamespaceProof.entries (field 5), IndexedEntry.index (1, varint) and .entry (2).
+_ENTRIES_TAG, _INDEX_TAG, _ENTRY_TAG = b"\x2a", b"\x08", b"\x12"
+
+
+def _varint(n: int) -> bytes:
+    return _VARINTS[n] if n < len(_VARINTS) else submit_wire.varint(n)
+
+
+def proof_field(
+    table: Sequence[block.NsRow], ns: str, entries: Sequence[tuple[int, bytes]]
+) -> bytes:
+    """FilteredBlock.namespaces field of `block.namespace_proof(table, ns, entries)`, the
+    same bytes protobuf writes, with its entries joined from wire bytes.
+
+    Every live subscriber gets each new block at once, and building an IndexedEntry and
+    an Entry object per entry was most of the sequencer's work per block for it (~0.5 ms
+    of GIL for 100 entries, when the block's handlers are answering and the next batches
+    arriving); entries sharing a size share the bytes between their index and data
+    (~0.07 ms). The entries field comes last (its number is the highest), so it follows
+    protobuf's serialization of the rest.
+    """
+    parts = [block.namespace_proof(table, ns, ()).SerializeToString()]
+    ns_field = submit_wire.field(1, ns.encode())
+    heads: dict[int, bytes] = {}  # data size -> the bytes of an entry before its data
+    for i, data in entries:
+        n = len(data)
+        head = heads.get(n)
+        if head is None:
+            entry = ns_field + (_ENTRY_TAG + _varint(n) if n else b"")
+            head = heads[n] = _ENTRY_TAG + _varint(len(entry) + n) + entry
+        index = _INDEX_TAG + _varint(i) if i else b""
+        parts += (_ENTRIES_TAG, _varint(len(index) + len(head) + n), index, head, data)
+    return submit_wire.field(2, b"".join(parts))
+
+
 class RecentBlock:
     """One recent block's wire parts: header field, and each namespace's proof field."""
 
@@ -286,17 +323,18 @@ class Handlers:
             for ns in sorted(set(names)):
                 part = recent.parts.get(ns)
                 if part is None:
-                    part = submit_wire.field(2, self._proof(sh, ns).SerializeToString())
+                    part = self._proof_part(sh, ns)
                     if len(recent.parts) < self.recent.parts:
                         recent.parts[ns] = part
                 fields.append(part)
         return submit_wire.field(1, b"".join(fields))
 
-    def _proof(self, sh: StoredHeader, ns: str) -> pb.NamespaceProof:
-        """Namespace `ns` of block `sh`: its entries and leaf, or the proof of its absence."""
+    def _proof_part(self, sh: StoredHeader, ns: str) -> bytes:
+        """Namespace `ns` of block `sh` as a FilteredBlock field: its entries and leaf, or
+        the proof of its absence."""
         present = ns in _names(sh)
         entries = self.reader.entries(sh.header.height, [ns]).get(ns, []) if present else []
-        return block.namespace_proof(sh.table, ns, entries)
+        return proof_field(sh.table, ns, entries)
 
     def status(self) -> pb.StatusResponse:
         head = self.watch.head

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rollup_client import block
+from rollup_client import block, codec, submit_wire
 from rollup_client.wire import sequencer_pb2 as pb
-from sequencer.handlers import RecentBlock, RecentBlocks
+from sequencer.handlers import RecentBlock, RecentBlocks, proof_field
 from tests.sequencer.helpers import signed_batch
 from tests.sequencer.test_service import TIMEOUT, Running, call, serving
 
@@ -40,6 +42,30 @@ def test_only_the_newest_blocks_are_kept() -> None:
     # Block 12 is `depth` below the head: a catching-up reader builds its own.
     assert recent.get(11, 15) is recent.get(12, 16) is None
     assert [h for h in range(10, 16) if recent.get(h, 15) is kept[h]] == [12, 13, 14, 15]
+
+
+_NAMES = st.sampled_from(["a", "bench", "m-1", "z" * 63])
+
+
+@given(
+    st.lists(st.tuples(_NAMES, st.binary(max_size=300)), max_size=40),
+    _NAMES,
+    st.integers(min_value=0, max_value=20_000),
+    st.integers(min_value=16_384, max_value=70_000),
+)
+def test_a_proof_field_is_the_bytes_protobuf_writes(
+    entries: list[tuple[str, bytes]], ns: str, far: int, big: int
+) -> None:
+    """Present and absent namespaces, index 0 and empty data (both left out by protobuf),
+    indices and sizes past the varint table (a two-byte varint holds 16383)."""
+    names = [n for n, _ in entries] + [ns, ns]
+    datas = [d for _, d in entries] + [b"x" * big, b""]
+    table = block.table_of(names, [codec.entry_id(n, d) for n, d in zip(names, datas, strict=True)])
+    mine = [(i, d) for i, (n, d) in enumerate(zip(names, datas, strict=True)) if n == ns]
+    mine[-1] = (len(names) + far, b"")
+    for wanted, got in ((ns, mine), ("absent", [])):
+        expected = block.namespace_proof(table, wanted, got).SerializeToString()
+        assert proof_field(table, wanted, got) == submit_wire.field(2, expected)
 
 
 @pytest.fixture
