@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -99,7 +98,7 @@ def light_and_half(params: Params) -> Callable[[dict[str, Any], Path], Sessions]
     """Tandem: light load, then flat out to find the maximum, then half of it, paced."""
 
     def go(target: dict[str, Any], logs: Path) -> Sessions:
-        def sampled(label: str) -> AbstractContextManager[dict[str, Any]]:
+        def sampled(label: str) -> contextlib.AbstractContextManager[dict[str, Any]]:
             if not params.profile:
                 return contextlib.nullcontext({})
             stacks = logs.parent / f"{label}.collapsed.txt"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -72,7 +71,7 @@ def session(params: Params) -> Callable[[dict[str, Any], Path], Sessions]:
         htlc_light = run_load(replace(light, target={**target, "mode": "htlc"}), logs)
         pids: dict[str, int] = target["pids"]
         window = params.warmup_s + params.duration_s + 30
-        sampled: AbstractContextManager[dict[str, dict[str, Any]]] = (
+        sampled: contextlib.AbstractContextManager[dict[str, dict[str, Any]]] = (
             sampling_each(pids, window, logs.parent, "logs/swaps/testnet")
             if params.profile
             else contextlib.nullcontext({})
