@@ -23,7 +23,7 @@ class Fake(pb_grpc.SequencerServiceServicer):
     """Serves BLOCKS; `tamper_at` corrupts that block, `drop_every` aborts streams,
     `silent_after` stops sending (without ending the stream) after that many blocks.
     Submit fails the first `fail_submits` calls with UNAVAILABLE, or with `hang_submits`
-    never answers and records when the client gave the call up."""
+    never answers and records when the call reached it and when the client gave it up."""
 
     def __init__(
         self,
@@ -37,6 +37,7 @@ class Fake(pb_grpc.SequencerServiceServicer):
         self.fail_submits, self.hang_submits = fail_submits, hang_submits
         self.from_heights: list[int] = []
         self.submits = 0
+        self.submit_started = threading.Event()
         self.submit_ended = threading.Event()
         self.stop = threading.Event()
 
@@ -46,7 +47,9 @@ class Fake(pb_grpc.SequencerServiceServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, "fake restart")
         if self.hang_submits:
             ended = threading.Event()
-            context.add_callback(ended.set)
+            if not context.add_callback(ended.set):
+                ended.set()  # the call ended before this handler ran: no callback comes
+            self.submit_started.set()
             while not ended.wait(0.05) and not self.stop.is_set():
                 pass
             self.submit_ended.set()

@@ -172,9 +172,13 @@ def test_sync_timeout_ends_the_call_on_the_server(serve: Serve) -> None:
 async def test_trio_cancellation_cancels_the_call_on_the_server(serve: Serve) -> None:
     fake = Fake(hang_submits=True)
     async with TrioSequencerClient(serve(fake), KEY, timeout=30) as client:
-        with trio.move_on_after(0.2) as scope:
-            await client.submit("a", b"x")
-        assert scope.cancelled_caught
+        # Cancel once the call is on the server: a fixed delay could cancel it before it
+        # got there, and then there is nothing on the server to cancel.
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.submit, "a", b"x")
+            assert await trio.to_thread.run_sync(fake.submit_started.wait, 10.0)
+            nursery.cancel_scope.cancel()
+        assert nursery.cancel_scope.cancelled_caught
         assert await trio.to_thread.run_sync(fake.submit_ended.wait, 5.0)
 
 
