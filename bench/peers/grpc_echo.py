@@ -2,7 +2,10 @@
 
 It answers SubmitBatch and Submit with one ack per entry and does nothing else: no
 signature check, no ordering, no disk. Whatever Tandem loses against it is the cost of
-sequencing and durability, not of grpcio. Run as `python -m bench.peers.grpc_echo`.
+sequencing and durability, not of grpcio. The acks are joined as wire bytes, as the
+sequencer writes its own (`submit_wire.ack_run`): building an EntryAck object per entry was
+more than half of this server's GIL time, work no sequencer has to do, and an echo slower
+than a sequencer could be is no ceiling. Run as `python -m bench.peers.grpc_echo`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from bench.procs import LOOPBACK, Server, running
+from rollup_client import submit_wire
 from rollup_client.grpc_server import server_options
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
@@ -37,21 +41,18 @@ READY = re.compile(r'"event": "ready", "listen": "([^"]+)"')
 _FAKE_ID = b"\x11" * 32
 
 
-def _submit_batch(
-    request: pb.SubmitBatchRequest, context: grpc.ServicerContext
-) -> pb.SubmitBatchResponse:
-    return pb.SubmitBatchResponse(
-        acks=[
-            pb.EntryAck(entry_id=_FAKE_ID, position=pb.Position(height=1, index=i))
-            for i in range(len(request.entries))
-        ]
-    )
+def _submit_batch(request: pb.SubmitBatchRequest, context: grpc.ServicerContext) -> bytes:
+    """A SubmitBatchResponse acking every entry at (1, i)."""
+    return submit_wire.ack_run([_FAKE_ID] * len(request.entries), 1, 0)
 
 
-def _submit(request: pb.SubmitRequest, context: grpc.ServicerContext) -> pb.SubmitResponse:
-    return pb.SubmitResponse(
-        ack=pb.EntryAck(entry_id=_FAKE_ID, position=pb.Position(height=1, index=0))
-    )
+def _submit(request: pb.SubmitRequest, context: grpc.ServicerContext) -> bytes:
+    """A SubmitResponse: with one ack, the same bytes as a SubmitBatchResponse."""
+    return submit_wire.ack_run([_FAKE_ID], 1, 0)
+
+
+def _as_is(response: bytes) -> bytes:
+    return response
 
 
 def echo_handler() -> grpc.GenericRpcHandler:
@@ -62,12 +63,12 @@ def echo_handler() -> grpc.GenericRpcHandler:
             "SubmitBatch": grpc.unary_unary_rpc_method_handler(
                 _submit_batch,
                 request_deserializer=pb.SubmitBatchRequest.FromString,
-                response_serializer=pb.SubmitBatchResponse.SerializeToString,
+                response_serializer=_as_is,
             ),
             "Submit": grpc.unary_unary_rpc_method_handler(
                 _submit,
                 request_deserializer=pb.SubmitRequest.FromString,
-                response_serializer=pb.SubmitResponse.SerializeToString,
+                response_serializer=_as_is,
             ),
         },
     )
