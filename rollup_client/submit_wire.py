@@ -37,8 +37,9 @@ def field(number: int, value: bytes) -> bytes:
     return bytes((number << 3 | 2,)) + varint(len(value)) + value
 
 
-def _entry_head(namespace: bytes, data_len: int) -> bytes:
-    """Everything of a SubmitBatchRequest.entries field before its data."""
+def entry_head(namespace: bytes, data_len: int) -> bytes:
+    """Everything of a field-2 Entry (SubmitBatchRequest.entries, IndexedEntry.entry)
+    before its data; the data field is written even when empty."""
     body_len = len(namespace) + 2 + len(varint(len(namespace))) + len(varint(data_len)) + data_len
     return b"\x12" + varint(body_len) + field(1, namespace) + b"\x12" + varint(data_len)
 
@@ -58,7 +59,7 @@ def batch_request(
         key = (ns, len(data))
         head = heads.get(key)
         if head is None:
-            head = heads[key] = _entry_head(ns.encode(), len(data))
+            head = heads[key] = entry_head(ns.encode(), len(data))
         parts[2 * k] = head
         parts[2 * k + 1] = data
     tail = (b"\x18\x01" if bundle else b"") + field(4, signature)
@@ -175,7 +176,7 @@ def read_batch(raw: bytes) -> BatchFields | None:
     if raw[data_tag : data_tag + 1] != b"\x12":
         return None
     data_len, _ = _read_varint(raw, data_tag + 1)
-    head = _entry_head(ns, data_len) if data_len >= 0 else b""
+    head = entry_head(ns, data_len) if data_len >= 0 else b""
     if not head or not raw.startswith(head, at):
         return None
     stride = len(head) + data_len

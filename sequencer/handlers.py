@@ -64,8 +64,8 @@ def encode_acks(acks: Acks) -> bytes:
 
 # Varints of the lengths and indices an entry's wire bytes need, looked up, not computed.
 _VARINTS = tuple(submit_wire.varint(n) for n in range(1 << 14))
-# NamespaceProof.entries (field 5), IndexedEntry.index (1, varint) and .entry (2).
-_ENTRIES_TAG, _INDEX_TAG, _ENTRY_TAG = b"\x2a", b"\x08", b"\x12"
+# NamespaceProof.entries (field 5) and IndexedEntry.index (1, varint).
+_ENTRIES_TAG, _INDEX_TAG = b"\x2a", b"\x08"
 
 
 def _varint(n: int) -> bytes:
@@ -86,14 +86,18 @@ def proof_field(
     protobuf's serialization of the rest.
     """
     parts = [block.namespace_proof(table, ns, ()).SerializeToString()]
-    ns_field = submit_wire.field(1, ns.encode())
+    name = ns.encode()
     heads: dict[int, bytes] = {}  # data size -> the bytes of an entry before its data
     for i, data in entries:
         n = len(data)
         head = heads.get(n)
         if head is None:
-            entry = ns_field + (_ENTRY_TAG + _varint(n) if n else b"")
-            head = heads[n] = _ENTRY_TAG + _varint(len(entry) + n) + entry
+            # Protobuf leaves an empty data field out: then the entry is its name alone.
+            head = heads[n] = (
+                submit_wire.entry_head(name, n)
+                if n
+                else submit_wire.field(2, submit_wire.field(1, name))
+            )
         index = _INDEX_TAG + _varint(i) if i else b""
         parts += (_ENTRIES_TAG, _varint(len(index) + len(head) + n), index, head, data)
     return submit_wire.field(2, b"".join(parts))
