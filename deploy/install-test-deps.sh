@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# System packages the tests and benchmark peers need (loopback servers only):
-# Debian's redis-server and nats-server. Python packages come from pyproject.toml.
+# What the tests need besides Tandem: Debian's redis-server and nats-server (loopback servers
+# for the benchmark peers), then Python's test dependencies at the versions of
+# requirements.lock (pip's resolver takes nothing newer than the lock allows).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 have() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
 need=()
 have redis-server || need+=(redis-server)
@@ -11,3 +13,4 @@ if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq >/dev/null && apt-get install -y -qq "${need[@]}" >/dev/null || \
     echo "warning: could not install ${need[*]}; benchmark peers will be skipped" >&2
 fi
+python -m pip install -q -c requirements.lock -e '.[test]'
