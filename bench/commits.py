@@ -18,8 +18,8 @@ from pathlib import Path
 
 import trio
 
-from rollup_client import codec
-from rollup_client.keys import SigningKey
+from rollup_client.protocol import codec
+from rollup_client.protocol.keys import SigningKey
 from sequencer import service
 from sequencer.core import Batch, Block, Sequencer
 from sequencer.store import Store

@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.disk import fsync_latencies_ms
 from bench.stats import median, ratio
-from rollup_client.keys import SigningKey, verify
+from rollup_client.protocol.keys import SigningKey, verify
 
 # One SQLite WAL frame: a one-entry block's commit writes about a page.
 PAGE_BYTES = 4096

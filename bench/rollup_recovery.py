@@ -20,9 +20,9 @@ from bench.peers import testnet
 from bench.procs import Server, running
 from deploy import launcher
 from deploy.state import ProcessRecord
-from rollup_client.keys import SigningKey
-from rollup_client.rollup_api import RollupClient
-from rollup_client.tx import SignedTransfer, Transfer
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.protocol.tx import SignedTransfer, Transfer
+from rollup_client.sdk import RollupClient
 
 ROLLUP = "rollup-a"
 SUBMIT_CHUNK = 1000

@@ -1,6 +1,6 @@
 """`tandem bench state`: state-root update time per block as the number of accounts grows.
 
-The rollup's state root is a SlotTree (rollup_client.stateroot) with one slot per key.
+The rollup's state root is a SlotTree (rollup_client.protocol.stateroot) with one slot per key.
 For each size N the tree is built with N accounts, then each block changes the same
 number of randomly chosen accounts and recomputes the root; the cost per block should
 follow log2(N) (the paths of the touched slots), not N. In-process: no server involved.
@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.report import Cell, Chart, Report, machine, now_utc
 from bench.stats import latency_summary
-from rollup_client.stateroot import SlotTree
+from rollup_client.protocol.stateroot import SlotTree
 
 TARGET = "per-block root update time grows no more than log2(accounts)"
 SEED = 6

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from rollup_client.client import SequencerClient
-from rollup_client.errors import InvalidArgument
-from rollup_client.genesis import SWAP_NAMESPACE
-from rollup_client.swap import Vote, decode_swap_entry
+from rollup_client.protocol.errors import InvalidArgument
+from rollup_client.protocol.genesis import SWAP_NAMESPACE
+from rollup_client.protocol.swap import Vote, decode_swap_entry
+from rollup_client.sdk import SequencerClient
 
 
 def head(sequencer: str) -> int:

@@ -36,10 +36,10 @@ from deploy import chaos_core, config, genesis_gen, launcher, procs
 from deploy.chaos_core import Acked, Fault, Reference, Violation
 from deploy.layout import COORDINATOR, SEQUENCER, Layout
 from deploy.state import ProcessRecord
-from rollup_client import block, swap
-from rollup_client.errors import FailedPrecondition, TandemError, VerificationError
-from rollup_client.genesis import Genesis
-from rollup_client.rollup_api import RollupClient, channel_options
+from rollup_client.protocol import block, swap
+from rollup_client.protocol.errors import FailedPrecondition, TandemError, VerificationError
+from rollup_client.protocol.genesis import Genesis
+from rollup_client.sdk.rollup import RollupClient, channel_options
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from rollup_client.wire import swap_pb2 as spb

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from rollup_client import swap, tx
-from rollup_client.errors import TandemError
-from rollup_client.keys import SigningKey
-from rollup_client.rollup_api import RollupClient
+from rollup_client.protocol import swap, tx
+from rollup_client.protocol.errors import TandemError
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.sdk import RollupClient
 from rollup_client.wire import swap_pb2 as spb
 from swap_coordinator.client import SwapClient
 

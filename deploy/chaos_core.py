@@ -7,7 +7,7 @@ run kept every invariant).
 
 The reference model is built from the log alone: balances, nonces and escrow per rollup,
 applied with the token-ledger rules written out again here, with decisions taken by the
-swap rules of `rollup_client.swap` (the specification of `decide()`). It never asks a
+swap rules of `rollup_client.protocol.swap` (the specification of `decide()`). It never asks a
 rollup node what its state is; the live nodes are compared against it at the end.
 """
 
@@ -18,11 +18,11 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from rollup_client import codec, swap, tx
-from rollup_client.block import LogEntry, VerifiedBlock
-from rollup_client.errors import TandemError
-from rollup_client.genesis import SWAP_NAMESPACE, Genesis
 from rollup_client.ledger import TokenLedger
+from rollup_client.protocol import codec, swap, tx
+from rollup_client.protocol.block import LogEntry, VerifiedBlock
+from rollup_client.protocol.errors import TandemError
+from rollup_client.protocol.genesis import SWAP_NAMESPACE, Genesis
 
 KILL, STOP = "kill", "stop"
 

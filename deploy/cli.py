@@ -9,9 +9,9 @@ import typer
 
 from deploy import chaos, demo
 from deploy.testnet_cli import app as testnet_app
-from rollup_client.client_cli import app as log_app
-from rollup_client.node_cli import app as rollup_app
-from rollup_client.verify_cli import app as verify_app
+from rollup_client.node.cli import app as rollup_app
+from rollup_client.node.verify_cli import app as verify_app
+from rollup_client.sdk.cli import app as log_app
 from sequencer.cli import app as sequencer_app
 from swap_coordinator.cli import coordinator_app, swap_app
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rollup_client import codec
-from rollup_client.errors import InvalidArgument
+from rollup_client.protocol import codec
+from rollup_client.protocol.errors import InvalidArgument
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "testnet.toml"
 MAX_PORT = 65535

@@ -13,9 +13,15 @@ from pathlib import Path
 from deploy import config
 from deploy.config import NetworkConfig
 from deploy.layout import COORDINATOR, SEQUENCER, Layout
-from rollup_client.errors import FailedPrecondition
-from rollup_client.genesis import SETTLEMENT_NAMESPACE, SWAP_NAMESPACE, Client, Genesis, Rollup
-from rollup_client.keys import SigningKey
+from rollup_client.protocol.errors import FailedPrecondition
+from rollup_client.protocol.genesis import (
+    SETTLEMENT_NAMESPACE,
+    SWAP_NAMESPACE,
+    Client,
+    Genesis,
+    Rollup,
+)
+from rollup_client.protocol.keys import SigningKey
 
 
 def _key(path: Path) -> SigningKey:

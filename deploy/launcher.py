@@ -23,8 +23,8 @@ from deploy.config import NetworkConfig, Placement
 from deploy.layout import COORDINATOR, SEQUENCER, Layout
 from deploy.state import ProcessRecord, TestnetState
 from deploy.tls import CLIENT
-from rollup_client.errors import FailedPrecondition, InvalidArgument
-from rollup_client.node_tls import TlsFiles
+from rollup_client.protocol.errors import FailedPrecondition, InvalidArgument
+from rollup_client.rpc import TlsFiles
 
 READY_TIMEOUT_S = 30.0
 GRACE_S = 5.0

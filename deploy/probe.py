@@ -14,11 +14,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deploy.state import TestnetState
-from rollup_client.block import Header
-from rollup_client.client import SequencerClient
-from rollup_client.errors import TandemError
-from rollup_client.genesis import Genesis
-from rollup_client.rollup_api import RollupClient
+from rollup_client.protocol.block import Header
+from rollup_client.protocol.errors import TandemError
+from rollup_client.protocol.genesis import Genesis
+from rollup_client.sdk import RollupClient, SequencerClient
 
 TIMEOUT_S = 2.0
 # Throughput is measured over at most this much log time, and this many blocks back.

@@ -13,7 +13,7 @@ from typing import Any
 
 from deploy.layout import Layout
 from deploy.procs import Handle, alive
-from rollup_client.errors import FailedPrecondition, InvalidArgument
+from rollup_client.protocol.errors import FailedPrecondition, InvalidArgument
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from rich.live import Live
 from deploy import genesis_gen, launcher, probe, procs, state, status_view, tls
 from deploy.layout import Layout, default_home
 from deploy.state import ProcessRecord, TestnetState
-from rollup_client.errors import FailedPrecondition, TandemError
-from rollup_client.keys import SigningKey
+from rollup_client.protocol.errors import FailedPrecondition, TandemError
+from rollup_client.protocol.keys import SigningKey
 
 app = typer.Typer(help="Run a local multi-rollup testnet.", no_args_is_help=True)
 err_console = Console(stderr=True)

@@ -22,8 +22,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from deploy.config import NetworkConfig
 from deploy.layout import COORDINATOR, SEQUENCER, Layout
 from deploy.state import TestnetState
-from rollup_client.errors import FailedPrecondition
-from rollup_client.node_tls import TlsFiles
+from rollup_client.protocol.errors import FailedPrecondition
+from rollup_client.rpc import TlsFiles
 
 VALID_DAYS = 365
 # Certificate for people and tools talking to the testnet (the CLI, the demo, tests).

@@ -19,11 +19,11 @@ from typing import Annotated
 import trio
 import typer
 
-from rollup_client.errors import TandemError
-from rollup_client.genesis import ANY_NAMESPACE, Client, Genesis
-from rollup_client.keys import SigningKey
-from rollup_client.node_cli import TlsCa, TlsCert, TlsKey
-from rollup_client.node_tls import tls_files
+from rollup_client.node.cli import TlsCa, TlsCert, TlsKey
+from rollup_client.protocol.errors import TandemError
+from rollup_client.protocol.genesis import ANY_NAMESPACE, Client, Genesis
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.rpc import tls_files
 from sequencer import config as configuration
 from sequencer.service import serve
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from rollup_client.errors import InvalidArgument
-from rollup_client.node_tls import TlsFiles, tls_files
+from rollup_client.protocol.errors import InvalidArgument
+from rollup_client.rpc import TlsFiles, tls_files
 from rollup_client.wire import sequencer_pb2 as pb
 
 

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from rollup_client import block, codec
-from rollup_client.errors import FailedPrecondition, InvalidArgument, TandemError
-from rollup_client.keys import SigningKey
+from rollup_client.protocol import block, codec
+from rollup_client.protocol.errors import FailedPrecondition, InvalidArgument, TandemError
+from rollup_client.protocol.keys import SigningKey
 
 # (height, index) of an entry in the log.
 Position = tuple[int, int]

@@ -1,7 +1,7 @@
 """The grpcio edge: a synchronous server adapting RPCs to `Handlers`.
 
 Every library error becomes its gRPC status here, through the one table in
-rollup_client.errors; anything else is a bug and surfaces as INTERNAL without killing
+rollup_client.protocol.errors; anything else is a bug and surfaces as INTERNAL without killing
 the server.
 """
 
@@ -11,9 +11,8 @@ from collections.abc import Iterator
 
 import grpc
 
-from rollup_client import submit_wire
-from rollup_client.errors import TandemError
-from rollup_client.grpc_server import GrpcServer, abort, call
+from rollup_client.protocol.errors import TandemError
+from rollup_client.rpc import GrpcServer, abort, call, submit_wire
 from rollup_client.wire import sequencer_pb2 as pb
 from sequencer.handlers import Handlers
 

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from rollup_client import block, codec, submit_wire
-from rollup_client.errors import (
+from rollup_client.protocol import block, codec
+from rollup_client.protocol.errors import (
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
@@ -24,7 +24,8 @@ from rollup_client.errors import (
     TandemError,
     VerificationError,
 )
-from rollup_client.genesis import Genesis
+from rollup_client.protocol.genesis import Genesis
+from rollup_client.rpc import submit_wire
 from rollup_client.wire import sequencer_pb2 as pb
 from sequencer.config import Config
 from sequencer.core import Acks, Batch

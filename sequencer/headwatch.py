@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from rollup_client.errors import Unavailable
+from rollup_client.protocol.errors import Unavailable
 from sequencer.core import Head
 
 

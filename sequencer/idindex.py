@@ -38,7 +38,7 @@ from pathlib import Path
 
 import rbloom
 
-from rollup_client import codec
+from rollup_client.protocol import codec
 from sequencer.sqlite_files import Statement, readers, transaction, writer
 
 SCHEMA = """

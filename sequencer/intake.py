@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from rollup_client.errors import ResourceExhausted, Unavailable
+from rollup_client.protocol.errors import ResourceExhausted, Unavailable
 from sequencer.core import Batch, Outcome
 
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import trio
 
-from rollup_client.errors import FailedPrecondition, TandemError, Unavailable
-from rollup_client.genesis import Genesis
-from rollup_client.keys import SigningKey
+from rollup_client.protocol.errors import FailedPrecondition, TandemError, Unavailable
+from rollup_client.protocol.genesis import Genesis
+from rollup_client.protocol.keys import SigningKey
 from sequencer.config import Config
 from sequencer.core import Cut, Position, Sequencer
 from sequencer.edge import Edge

@@ -9,8 +9,8 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from rollup_client.errors import Unavailable
-from rollup_client.sqlite_threads import PerThread
+from rollup_client.protocol.errors import Unavailable
+from rollup_client.rpc import PerThread
 
 MMAP_BYTES = 1 << 30
 

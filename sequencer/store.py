@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rollup_client import block, codec, keys
-from rollup_client.errors import FailedPrecondition
+from rollup_client.protocol import block, codec, keys
+from rollup_client.protocol.errors import FailedPrecondition
 from sequencer.core import Ack, Block, Head, Item, Position
 from sequencer.idindex import IdIndex
 from sequencer.sqlite_files import connect, readers, storage_failed, transaction, writer

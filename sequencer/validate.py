@@ -25,9 +25,9 @@ from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from rollup_client import codec, keys
-from rollup_client.errors import InvalidArgument, PermissionDenied, Unauthenticated
-from rollup_client.genesis import Client, Genesis
+from rollup_client.protocol import codec, keys
+from rollup_client.protocol.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from rollup_client.protocol.genesis import Client, Genesis
 from rollup_client.wire import sequencer_pb2 as pb
 from sequencer.config import Limits
 from sequencer.core import Batch

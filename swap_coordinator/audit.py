@@ -13,11 +13,11 @@ from typing import Any
 
 import grpc
 
-from rollup_client import block, swap
-from rollup_client.client import SequencerClient
-from rollup_client.errors import NotFound
-from rollup_client.genesis import SWAP_NAMESPACE, Genesis
-from rollup_client.rollup_api import RollupClient, channel_options, rpc_error
+from rollup_client.protocol import block, swap
+from rollup_client.protocol.errors import NotFound
+from rollup_client.protocol.genesis import SWAP_NAMESPACE, Genesis
+from rollup_client.sdk import SequencerClient
+from rollup_client.sdk.rollup import RollupClient, channel_options, rpc_error
 from rollup_client.wire import rollup_pb2 as rpb
 from rollup_client.wire import rollup_pb2_grpc as rpb_grpc
 
@@ -135,7 +135,9 @@ def audit(
             tracker.apply(e)
     decision = swap.decide(blocks, swap_id, genesis)
     if decision != tracker.decision(swap_id):
-        raise AssertionError("decide() and the tracker disagree: a bug in rollup_client.swap")
+        raise AssertionError(
+            "decide() and the tracker disagree: a bug in rollup_client.protocol.swap"
+        )
     rec = tracker.get(swap_id)
     if rec is None and decision.outcome is swap.Outcome.PENDING:
         raise NotFound(f"swap {swap_id.hex()} is not in the log (up to height {tracker.height})")

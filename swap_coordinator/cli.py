@@ -22,10 +22,10 @@ import trio
 import typer
 from rich.console import Console
 
-from rollup_client import swap
-from rollup_client.errors import InvalidArgument, TandemError, Unavailable
-from rollup_client.genesis import Genesis
-from rollup_client.node_tls import tls_files
+from rollup_client.protocol import swap
+from rollup_client.protocol.errors import InvalidArgument, TandemError, Unavailable
+from rollup_client.protocol.genesis import Genesis
+from rollup_client.rpc import tls_files
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator import convert
 from swap_coordinator.audit import audit as run_audit

@@ -10,10 +10,10 @@ from typing import Any
 
 import grpc
 
-from rollup_client import swap
-from rollup_client.errors import InvalidArgument, TandemError
-from rollup_client.keys import SigningKey
-from rollup_client.rollup_api import channel_options, rpc_error
+from rollup_client.protocol import swap
+from rollup_client.protocol.errors import InvalidArgument, TandemError
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.sdk.rollup import channel_options, rpc_error
 from rollup_client.wire import swap_pb2 as pb
 from rollup_client.wire import swap_pb2_grpc as pb_grpc
 from swap_coordinator import convert

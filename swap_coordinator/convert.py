@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollup_client import swap
+from rollup_client.protocol import swap
 from rollup_client.wire import sequencer_pb2 as spb
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator.core import Lock, State, SwapView

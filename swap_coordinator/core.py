@@ -12,11 +12,11 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from rollup_client import swap
-from rollup_client.block import VerifiedBlock
-from rollup_client.errors import FailedPrecondition, InvalidArgument, NotFound
-from rollup_client.genesis import SWAP_NAMESPACE, Genesis
-from rollup_client.swap import Outcome
+from rollup_client.protocol import swap
+from rollup_client.protocol.block import VerifiedBlock
+from rollup_client.protocol.errors import FailedPrecondition, InvalidArgument, NotFound
+from rollup_client.protocol.genesis import SWAP_NAMESPACE, Genesis
+from rollup_client.protocol.swap import Outcome
 
 _VOTE_KIND = bytes([swap.KIND_VOTE])
 _SWAP_ID_END = 33

@@ -1,6 +1,6 @@
 """The grpcio edge of the coordinator: requests in, one hop into the trio shell, responses out.
 
-Every library error becomes its gRPC status through the one table in rollup_client.errors;
+Every library error becomes its gRPC status through the one table in rollup_client.protocol.errors;
 anything else surfaces as INTERNAL without taking the server down.
 """
 
@@ -12,8 +12,7 @@ from typing import Protocol
 
 import grpc
 
-from rollup_client.grpc_server import GrpcServer, call
-from rollup_client.node_tls import TlsFiles
+from rollup_client.rpc import GrpcServer, TlsFiles, call
 from rollup_client.wire import swap_pb2 as pb
 from rollup_client.wire import swap_pb2_grpc as pb_grpc
 

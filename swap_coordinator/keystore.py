@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rollup_client import keys
-from rollup_client.errors import InvalidArgument, NotFound
+from rollup_client.protocol import keys
+from rollup_client.protocol.errors import InvalidArgument, NotFound
 
 
 class Keystore:

@@ -23,19 +23,19 @@ from typing import Any
 
 import trio
 
-from rollup_client import swap
-from rollup_client.block import VerifiedBlock
-from rollup_client.client_trio import TrioSequencerClient
-from rollup_client.errors import (
+from rollup_client.protocol import swap
+from rollup_client.protocol.block import VerifiedBlock
+from rollup_client.protocol.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     TandemError,
     Unavailable,
 )
-from rollup_client.genesis import SWAP_NAMESPACE, Genesis
-from rollup_client.keys import SigningKey
-from rollup_client.node_tls import TlsFiles
+from rollup_client.protocol.genesis import SWAP_NAMESPACE, Genesis
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.rpc import TlsFiles
+from rollup_client.sdk import TrioSequencerClient
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator import convert
 from swap_coordinator.core import (

@@ -13,9 +13,9 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from rollup_client import swap
-from rollup_client.errors import FailedPrecondition, InvalidArgument
-from rollup_client.genesis import Genesis
+from rollup_client.protocol import swap
+from rollup_client.protocol.errors import FailedPrecondition, InvalidArgument
+from rollup_client.protocol.genesis import Genesis
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS proposals (

@@ -35,10 +35,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from rollup_client.client import SequencerClient
-from rollup_client.client_trio import TrioSequencerClient
-from rollup_client.genesis import Genesis
-from rollup_client.keys import SigningKey
+from rollup_client.protocol.genesis import Genesis
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.sdk import SequencerClient, TrioSequencerClient
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rollup_client import block, codec, merkle
-from rollup_client.errors import VerificationError
+from rollup_client.protocol import block, codec, merkle
+from rollup_client.protocol.errors import VerificationError
 from rollup_client.wire import sequencer_pb2 as pb
 from tests.sdk.chain import SEQUENCER, seal
 

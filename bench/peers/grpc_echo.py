@@ -27,8 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from bench.procs import LOOPBACK, Server, running
-from rollup_client import submit_wire
-from rollup_client.grpc_server import server_options
+from rollup_client.rpc import server_options, submit_wire
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 

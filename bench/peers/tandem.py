@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench.procs import LOOPBACK, Server, running, tandem_command
-from rollup_client.block import VerifiedBlock
-from rollup_client.client import SequencerClient
-from rollup_client.genesis import Genesis
-from rollup_client.keys import SigningKey
+from rollup_client.protocol.block import VerifiedBlock
+from rollup_client.protocol.genesis import Genesis
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.sdk import SequencerClient
 
 NAMESPACE = "bench"
 CALL_TIMEOUT_S = 10.0

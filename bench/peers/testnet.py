@@ -21,9 +21,9 @@ from deploy import launcher
 from deploy.layout import Layout
 from deploy.state import TestnetState
 from deploy.testnet_cli import bring_up
-from rollup_client import swap
-from rollup_client.keys import SigningKey
-from rollup_client.rollup_api import RollupClient
+from rollup_client.protocol import swap
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.sdk import RollupClient
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator.client import SwapClient
 

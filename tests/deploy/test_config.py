@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from deploy import config
-from rollup_client.errors import InvalidArgument
+from rollup_client.protocol.errors import InvalidArgument
 
 
 def _doc(**changes: Any) -> dict[str, Any]:

@@ -8,9 +8,9 @@ import pytest
 
 from deploy import config, genesis_gen
 from deploy.layout import Layout
-from rollup_client.errors import FailedPrecondition
-from rollup_client.genesis import Genesis
-from rollup_client.keys import SigningKey
+from rollup_client.protocol.errors import FailedPrecondition
+from rollup_client.protocol.genesis import Genesis
+from rollup_client.protocol.keys import SigningKey
 
 
 def test_genesis_has_every_key_and_balance(tmp_path: Path) -> None:

@@ -17,8 +17,8 @@ import grpc
 
 from deploy import state
 from deploy.layout import Layout
-from rollup_client.keys import SigningKey
-from rollup_client.rollup_api import RollupClient
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2, sequencer_pb2_grpc
 from tests.deploy.cli_helpers import CLI_TIMEOUT_S, inprocess, tandem, wait_for
 

@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deploy import state, tls
 from deploy.layout import Layout
-from rollup_client.errors import InvalidArgument
+from rollup_client.protocol.errors import InvalidArgument
 from sequencer import config as sequencer_config
 from tests.deploy.cli_helpers import CLI_TIMEOUT_S, inprocess, processes_under, tandem
 

@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from deploy import config, tls
 from deploy.layout import Layout
-from rollup_client.node_tls import TlsFiles
+from rollup_client.rpc import TlsFiles
 
 
 def _load(path: Path) -> x509.Certificate:

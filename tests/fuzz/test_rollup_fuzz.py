@@ -21,10 +21,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollup_client import block, codec, swap, tx
-from rollup_client.genesis import SWAP_NAMESPACE
-from rollup_client.keys import SigningKey
-from rollup_client.rollup_api import RollupClient
+from rollup_client.protocol import block, codec, swap, tx
+from rollup_client.protocol.genesis import SWAP_NAMESPACE
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.sdk import RollupClient
 from rollup_client.wire import rollup_pb2 as rpb
 from rollup_client.wire import rollup_pb2_grpc as rpb_grpc
 from rollup_client.wire import sequencer_pb2 as pb

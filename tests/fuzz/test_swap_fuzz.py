@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollup_client import swap, tx
-from rollup_client.genesis import SWAP_NAMESPACE
-from rollup_client.keys import SigningKey
+from rollup_client.protocol import swap, tx
+from rollup_client.protocol.genesis import SWAP_NAMESPACE
+from rollup_client.protocol.keys import SigningKey
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from rollup_client.wire import swap_pb2 as spb

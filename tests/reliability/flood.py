@@ -16,8 +16,8 @@ from pathlib import Path
 
 import grpc
 
-from rollup_client import codec
-from rollup_client.keys import SigningKey
+from rollup_client.protocol import codec
+from rollup_client.protocol.keys import SigningKey
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import grpc
 
-from rollup_client import block, codec, tx
-from rollup_client.errors import FailedPrecondition
+from rollup_client.protocol import block, codec, tx
+from rollup_client.protocol.errors import FailedPrecondition
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from sequencer.core import Head

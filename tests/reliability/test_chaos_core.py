@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from deploy import chaos_core
 from deploy.chaos_core import Acked, Fault, Reference
-from rollup_client import block, codec, swap, tx
-from rollup_client.block import LogEntry, VerifiedBlock
-from rollup_client.genesis import SWAP_NAMESPACE, Client, Genesis, Rollup
-from rollup_client.keys import SigningKey
 from rollup_client.ledger import TokenLedger
+from rollup_client.protocol import block, codec, swap, tx
+from rollup_client.protocol.block import LogEntry, VerifiedBlock
+from rollup_client.protocol.genesis import SWAP_NAMESPACE, Client, Genesis, Rollup
+from rollup_client.protocol.keys import SigningKey
 
 KEYS = {n: SigningKey.from_seed(n.encode().ljust(32, b"-")) for n in ("ra", "rb", "alice", "bob")}
 ALICE, BOB = KEYS["alice"], KEYS["bob"]

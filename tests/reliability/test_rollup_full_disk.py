@@ -12,8 +12,8 @@ import time
 
 import grpc
 
-from rollup_client.errors import TandemError
-from rollup_client.rollup_api import RollupClient
+from rollup_client.protocol.errors import TandemError
+from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from tests.reliability.storage import FSIZE_LIMITED, feed_transfers
 from tests.rollup_node.conftest import Net, Proc, StartNode, key, tandem, wait_height

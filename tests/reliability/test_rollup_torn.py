@@ -15,7 +15,7 @@ import shutil
 
 import grpc
 
-from rollup_client.rollup_api import RollupClient
+from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from tests.reliability.storage import commit_ends, feed_transfers, overwrite, truncate
 from tests.rollup_node.conftest import (

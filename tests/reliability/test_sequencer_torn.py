@@ -26,7 +26,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from rollup_client import block
+from rollup_client.protocol import block
 from rollup_client.wire import sequencer_pb2 as pb
 from sequencer.core import Head
 from sequencer.store import Store

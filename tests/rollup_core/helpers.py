@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rollup_client import block, codec, keys
-from rollup_client.block import LogEntry, VerifiedBlock
-from rollup_client.genesis import SETTLEMENT_NAMESPACE, SWAP_NAMESPACE, Client, Genesis, Rollup
+from rollup_client.protocol import block, codec, keys
+from rollup_client.protocol.block import LogEntry, VerifiedBlock
+from rollup_client.protocol.genesis import (
+    SETTLEMENT_NAMESPACE,
+    SWAP_NAMESPACE,
+    Client,
+    Genesis,
+    Rollup,
+)
 
 SEQUENCER = keys.SigningKey.from_seed(b"\xee" * 32)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from rollup_client import swap
-from rollup_client.genesis import SWAP_NAMESPACE, Genesis
-from rollup_client.keys import SigningKey
 from rollup_client.ledger import TokenLedger
-from rollup_client.statemachine import Receipt
+from rollup_client.protocol import swap
+from rollup_client.protocol.genesis import SWAP_NAMESPACE, Genesis
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.protocol.statemachine import Receipt
 
 from .helpers import Chain, rollup_key
 

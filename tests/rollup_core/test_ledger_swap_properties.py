@@ -7,8 +7,8 @@ from collections import defaultdict
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from rollup_client import swap, tx
 from rollup_client.ledger import TokenLedger
+from rollup_client.protocol import swap, tx
 
 from .helpers import key, make_genesis
 from .network import Network, intent_entry

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from rollup_client import swap
-from rollup_client.genesis import SWAP_NAMESPACE
 from rollup_client.ledger import TokenLedger
-from rollup_client.statemachine import BLOCK_START
+from rollup_client.protocol import swap
+from rollup_client.protocol.genesis import SWAP_NAMESPACE
+from rollup_client.protocol.statemachine import BLOCK_START
 
 from .helpers import key, make_genesis, rollup_key
 from .network import Network, intent_entry

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rollup_client import tx
-from rollup_client.errors import FailedPrecondition, InvalidArgument, Unauthenticated
-from rollup_client.keys import SigningKey
 from rollup_client.ledger import MAX_AMOUNT, TokenLedger
-from rollup_client.statemachine import Receipt
+from rollup_client.protocol import tx
+from rollup_client.protocol.errors import FailedPrecondition, InvalidArgument, Unauthenticated
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.protocol.statemachine import Receipt
 
 from .helpers import entry, key, make_genesis
 

@@ -8,8 +8,8 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollup_client import merkle
-from rollup_client.stateroot import EMPTY_LEAF, SlotTree
+from rollup_client.protocol import merkle
+from rollup_client.protocol.stateroot import EMPTY_LEAF, SlotTree
 
 
 def reference_root(leaves: list[bytes]) -> bytes:

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollup_client import attestation, tx
-from rollup_client.attestation import Attestation
-from rollup_client.errors import InvalidArgument, VerificationError
-from rollup_client.genesis import SETTLEMENT_NAMESPACE, Genesis
 from rollup_client.ledger import TokenLedger
-from rollup_client.verify import Verifier, verify_blocks
+from rollup_client.node import Verifier, verify_blocks
+from rollup_client.protocol import attestation, tx
+from rollup_client.protocol.attestation import Attestation
+from rollup_client.protocol.errors import InvalidArgument, VerificationError
+from rollup_client.protocol.genesis import SETTLEMENT_NAMESPACE, Genesis
 
 from .helpers import Chain, key, make_genesis, rollup_key
 

@@ -22,12 +22,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from rollup_client import codec, tx
-from rollup_client.attestation import Attestation
-from rollup_client.genesis import ANY_NAMESPACE, Client, Genesis
 from rollup_client.ledger import TokenLedger
-from rollup_client.verify import Verifier
-from rollup_client.verify_cli import read_log
+from rollup_client.node import Verifier
+from rollup_client.node.verify_cli import read_log
+from rollup_client.protocol import codec, tx
+from rollup_client.protocol.attestation import Attestation
+from rollup_client.protocol.genesis import ANY_NAMESPACE, Client, Genesis
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 

@@ -15,9 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from rollup_client.genesis import SETTLEMENT_NAMESPACE, SWAP_NAMESPACE, Client, Genesis, Rollup
-from rollup_client.keys import SigningKey
-from rollup_client.rollup_api import RollupClient
+from rollup_client.protocol.genesis import (
+    SETTLEMENT_NAMESPACE,
+    SWAP_NAMESPACE,
+    Client,
+    Genesis,
+    Rollup,
+)
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.sdk import RollupClient
 from tests.procs import Proc
 
 CHAIN_ID = "rollup-node-test"

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import pytest
 
-from rollup_client import tx
-from rollup_client.errors import (
+from rollup_client.protocol import tx
+from rollup_client.protocol.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     OutOfRange,
     Unauthenticated,
 )
-from rollup_client.keys import SigningKey
-from rollup_client.rollup_api import RollupClient
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.sdk import RollupClient
 
 from .conftest import FUNDS, GOLD, SILVER, StartNode, key
 

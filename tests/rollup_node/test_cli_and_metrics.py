@@ -10,9 +10,9 @@ import urllib.request
 import grpc
 import pytest
 
-from rollup_client import codec, tx
-from rollup_client.errors import FailedPrecondition
-from rollup_client.rollup_api import RollupClient
+from rollup_client.protocol import codec, tx
+from rollup_client.protocol.errors import FailedPrecondition
+from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 import time
 
-from rollup_client import tx
-from rollup_client.errors import TandemError
-from rollup_client.rollup_api import RollupClient, Submitted
+from rollup_client.protocol import tx
+from rollup_client.protocol.errors import TandemError
+from rollup_client.sdk import RollupClient, Submitted
 
 from .conftest import GOLD, StartNode, key
 

@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 import trio
 
-from rollup_client.errors import InvalidArgument, NotFound, ResourceExhausted
-from rollup_client.node import serve
-from rollup_client.node_config import NodeConfig
-from rollup_client.rollup_api import TrioRollupClient
+from rollup_client.node import NodeConfig, serve
+from rollup_client.protocol.errors import InvalidArgument, NotFound, ResourceExhausted
+from rollup_client.sdk import TrioRollupClient
 
 from .conftest import FUNDS, GOLD, Net, key
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from rollup_client.errors import (
+from rollup_client.node.bridge import Head, NodeView, Submission, SubmitQueue
+from rollup_client.node.store import BlockRecord, NodeStore, StoreReader
+from rollup_client.protocol.errors import (
     DeadlineExceeded,
     FailedPrecondition,
     ResourceExhausted,
     Unavailable,
 )
-from rollup_client.node_bridge import Head, NodeView, Submission, SubmitQueue
-from rollup_client.node_store import BlockRecord, NodeStore, StoreReader
-from rollup_client.statemachine import BLOCK_START, Receipt
+from rollup_client.protocol.statemachine import BLOCK_START, Receipt
 
 
 def _record(h: int, outbox: list[tuple[bytes, str, bytes]] | None = None) -> BlockRecord:

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import grpc
 
-from rollup_client import codec, swap
-from rollup_client.genesis import SWAP_NAMESPACE
-from rollup_client.keys import SigningKey
-from rollup_client.rollup_api import RollupClient
+from rollup_client.protocol import codec, swap
+from rollup_client.protocol.genesis import SWAP_NAMESPACE
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 

@@ -16,11 +16,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from rollup_client.errors import Unavailable
-from rollup_client.node import serve
-from rollup_client.node_config import NodeConfig
-from rollup_client.node_tls import TlsFiles, tls_files
-from rollup_client.rollup_api import TrioRollupClient
+from rollup_client.node import NodeConfig, serve
+from rollup_client.protocol.errors import Unavailable
+from rollup_client.rpc import TlsFiles, tls_files
+from rollup_client.sdk import TrioRollupClient
 
 from .conftest import FUNDS, GOLD, Net, key
 

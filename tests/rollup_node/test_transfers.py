@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rollup_client import tx
-from rollup_client.errors import FailedPrecondition, Unauthenticated
-from rollup_client.rollup_api import RollupClient, Submitted, TrioRollupClient
+from rollup_client.protocol import tx
+from rollup_client.protocol.errors import FailedPrecondition, Unauthenticated
+from rollup_client.sdk import RollupClient, Submitted, TrioRollupClient
 
 from .conftest import FUNDS, GOLD, SILVER, StartNode, key
 

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from rollup_client import swap
-from rollup_client.client import SequencerClient
-from rollup_client.genesis import SWAP_NAMESPACE
+from rollup_client.protocol import swap
+from rollup_client.protocol.genesis import SWAP_NAMESPACE
+from rollup_client.sdk import SequencerClient
 from tests.procs import Proc
 
 from .conftest import CHAIN_ID, GOLD, Net, StartNode, key, start_sequencer

@@ -13,13 +13,12 @@ from functools import partial
 
 import trio
 
-from rollup_client.genesis import Genesis
-from rollup_client.keys import SigningKey
 from rollup_client.ledger import TokenLedger
-from rollup_client.node import serve
-from rollup_client.node_config import NodeConfig
-from rollup_client.rollup_api import TrioRollupClient
-from rollup_client.statemachine import StateMachine
+from rollup_client.node import NodeConfig, serve
+from rollup_client.protocol.genesis import Genesis
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.protocol.statemachine import StateMachine
+from rollup_client.sdk import TrioRollupClient
 
 from .conftest import GOLD, Net, key, tandem
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rollup_client import block, codec
-from rollup_client.keys import SigningKey
+from rollup_client.protocol import block, codec
+from rollup_client.protocol.keys import SigningKey
 from rollup_client.wire import sequencer_pb2 as pb
 
 SEQUENCER = SigningKey.from_seed(b"\x07" * 32)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import grpc
 
-from rollup_client import codec
+from rollup_client.protocol import codec
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from tests.sdk.chain import SEQUENCER, chain

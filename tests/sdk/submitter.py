@@ -16,8 +16,8 @@ import sys
 import threading
 from pathlib import Path
 
-from rollup_client.client import SequencerClient
-from rollup_client.keys import SigningKey
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.sdk import SequencerClient
 
 SUBSCRIBE_DEADLINE_S = 60.0
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from rollup_client import codec
-from rollup_client.client_cli import EXIT_FAILED, EXIT_UNVERIFIABLE, EXIT_USAGE, app
-from rollup_client.genesis import Genesis
-from rollup_client.keys import SigningKey
+from rollup_client.protocol import codec
+from rollup_client.protocol.genesis import Genesis
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.sdk.cli import EXIT_FAILED, EXIT_UNVERIFIABLE, EXIT_USAGE, app
 from tests.procs import Sequencer
 
 runner = CliRunner()

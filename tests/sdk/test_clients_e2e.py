@@ -8,9 +8,8 @@ import socket
 import pytest
 import trio
 
-from rollup_client import codec
-from rollup_client.client import SequencerClient
-from rollup_client.errors import (
+from rollup_client.protocol import codec
+from rollup_client.protocol.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -19,7 +18,8 @@ from rollup_client.errors import (
     Unavailable,
     VerificationError,
 )
-from rollup_client.keys import SigningKey
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.sdk import SequencerClient
 from tests.procs import Sequencer
 from tests.sdk.conftest import CHAIN_ID
 

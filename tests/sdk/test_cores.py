@@ -7,9 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollup_client import codec, keys, submit_wire
-from rollup_client.client_core import MAX_DELAY_S, Ack, ClientCore, backoff, retry_delay
-from rollup_client.errors import (
+from rollup_client.protocol import codec, keys
+from rollup_client.protocol.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -17,8 +16,10 @@ from rollup_client.errors import (
     Unavailable,
     VerificationError,
 )
-from rollup_client.keys import SigningKey
-from rollup_client.subscription import Follower
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.rpc import submit_wire
+from rollup_client.sdk.core import MAX_DELAY_S, Ack, ClientCore, backoff, retry_delay
+from rollup_client.sdk.subscription import Follower
 from rollup_client.wire import sequencer_pb2 as pb
 from tests.sdk.chain import SEQUENCER, chain, seal
 

@@ -10,8 +10,8 @@ import threading
 
 import trio
 
-from rollup_client.block import VerifiedBlock
-from rollup_client.client_core import Ack
+from rollup_client.protocol.block import VerifiedBlock
+from rollup_client.sdk import Ack
 from tests.procs import Sequencer
 
 SUBMITTERS = 2

@@ -16,11 +16,10 @@ import grpc
 import pytest
 import trio
 
-from rollup_client.block import VerifiedBlock
-from rollup_client.client import SequencerClient
-from rollup_client.client_trio import TrioSequencerClient
-from rollup_client.errors import DeadlineExceeded, Unavailable, VerificationError
-from rollup_client.keys import SigningKey
+from rollup_client.protocol.block import VerifiedBlock
+from rollup_client.protocol.errors import DeadlineExceeded, Unavailable, VerificationError
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.sdk import SequencerClient, TrioSequencerClient
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from tests.sdk.fake import Fake
 

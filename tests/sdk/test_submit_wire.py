@@ -6,7 +6,7 @@ from google.protobuf.message import DecodeError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollup_client import submit_wire
+from rollup_client.rpc import submit_wire
 from rollup_client.wire import sequencer_pb2 as pb
 
 namespaces = st.sampled_from(["a", "bench", "n" * 63])

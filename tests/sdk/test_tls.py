@@ -16,10 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from rollup_client.client import SequencerClient
-from rollup_client.client_trio import TrioSequencerClient
-from rollup_client.errors import Unavailable
-from rollup_client.node_tls import TlsFiles
+from rollup_client.protocol.errors import Unavailable
+from rollup_client.rpc import TlsFiles
+from rollup_client.sdk import SequencerClient, TrioSequencerClient
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from tests.sdk.fake import BLOCKS, Fake
 

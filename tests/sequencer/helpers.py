@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rollup_client import codec
-from rollup_client.genesis import ANY_NAMESPACE, Client, Genesis
-from rollup_client.keys import SigningKey
+from rollup_client.protocol import codec
+from rollup_client.protocol.genesis import ANY_NAMESPACE, Client, Genesis
+from rollup_client.protocol.keys import SigningKey
 from rollup_client.wire import sequencer_pb2 as pb
 
 CHAIN_ID = "test-chain"

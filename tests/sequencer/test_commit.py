@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from rollup_client import codec
-from rollup_client.errors import Unavailable
-from rollup_client.keys import SigningKey
+from rollup_client.protocol import codec
+from rollup_client.protocol.errors import Unavailable
+from rollup_client.protocol.keys import SigningKey
 from sequencer.core import Acks, Batch, Item, Sequencer
 from sequencer.events import EventLog
 from sequencer.headwatch import HeadWatch

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rollup_client.errors import InvalidArgument
+from rollup_client.protocol.errors import InvalidArgument
 from sequencer.config import Config, Limits, load, split_hostport
 
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rollup_client import block, codec
-from rollup_client.errors import FailedPrecondition, VerificationError
-from rollup_client.keys import SigningKey
+from rollup_client.protocol import block, codec
+from rollup_client.protocol.errors import FailedPrecondition, VerificationError
+from rollup_client.protocol.keys import SigningKey
 from rollup_client.wire import sequencer_pb2 as pb
 from sequencer.core import Ack, Acks, Batch, Block, Item, Sequencer
 

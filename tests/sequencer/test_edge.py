@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from rollup_client import submit_wire
+from rollup_client.rpc import submit_wire
 from rollup_client.wire import sequencer_pb2 as pb
 from tests.sequencer.helpers import signed_batch
 from tests.sequencer.test_service import TIMEOUT, Running, call, serving

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from rollup_client import codec
-from rollup_client.errors import ResourceExhausted, Unavailable
+from rollup_client.protocol import codec
+from rollup_client.protocol.errors import ResourceExhausted, Unavailable
 from sequencer.core import Acks, Batch, Item
 from sequencer.intake import Intake
 

@@ -15,9 +15,9 @@ import grpc
 import pytest
 import trio
 
-from rollup_client import submit_wire
-from rollup_client.client import SequencerClient
-from rollup_client.errors import InvalidArgument
+from rollup_client.protocol.errors import InvalidArgument
+from rollup_client.rpc import submit_wire
+from rollup_client.sdk import SequencerClient
 from tests.sequencer.helpers import CHAIN_ID, signed_batch
 from tests.sequencer.test_service import LIMITS, TIMEOUT, call, serving
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from rollup_client import block, codec
-from rollup_client.genesis import Genesis
-from rollup_client.keys import SigningKey
+from rollup_client.protocol import block, codec
+from rollup_client.protocol.genesis import Genesis
+from rollup_client.protocol.keys import SigningKey
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from tests.sequencer.helpers import make_net, signed_batch

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rollup_client import block, codec
-from rollup_client.errors import FailedPrecondition
-from rollup_client.keys import SigningKey
+from rollup_client.protocol import block, codec
+from rollup_client.protocol.errors import FailedPrecondition
+from rollup_client.protocol.keys import SigningKey
 from sequencer import idindex
 from sequencer.core import Batch, Block, Item, Sequencer
 from sequencer.store import Store, StoredEntry, decode_table, encode_table

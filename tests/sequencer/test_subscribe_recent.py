@@ -11,7 +11,8 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollup_client import block, codec, submit_wire
+from rollup_client.protocol import block, codec
+from rollup_client.rpc import submit_wire
 from rollup_client.wire import sequencer_pb2 as pb
 from sequencer.handlers import RecentBlock, RecentBlocks, proof_field
 from tests.sequencer.helpers import signed_batch

@@ -11,7 +11,7 @@ import grpc
 import pytest
 import trio
 
-from rollup_client import block
+from rollup_client.protocol import block
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from sequencer.config import Config

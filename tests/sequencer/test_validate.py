@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rollup_client import codec
-from rollup_client.errors import (
+from rollup_client.protocol import codec
+from rollup_client.protocol.errors import (
     InvalidArgument,
     PermissionDenied,
     TandemError,

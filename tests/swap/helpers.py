@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rollup_client import codec, keys, swap
-from rollup_client.block import Header, LogEntry, VerifiedBlock
-from rollup_client.genesis import SWAP_NAMESPACE, Client, Genesis, Rollup
+from rollup_client.protocol import codec, keys, swap
+from rollup_client.protocol.block import Header, LogEntry, VerifiedBlock
+from rollup_client.protocol.genesis import SWAP_NAMESPACE, Client, Genesis, Rollup
 
 ROLLUPS = ("alpha", "beta", "gamma", "delta")
 ASSET = "TOK"

@@ -17,8 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from rollup_client.genesis import SETTLEMENT_NAMESPACE, SWAP_NAMESPACE, Client, Genesis, Rollup
-from rollup_client.keys import SigningKey
+from rollup_client.protocol.genesis import (
+    SETTLEMENT_NAMESPACE,
+    SWAP_NAMESPACE,
+    Client,
+    Genesis,
+    Rollup,
+)
+from rollup_client.protocol.keys import SigningKey
 from tests.procs import Proc
 
 CHAIN_ID = "swap-e2e"

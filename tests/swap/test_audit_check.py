@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rollup_client import swap
+from rollup_client.protocol import swap
 from swap_coordinator.audit import Audit, Held, _check_escrow
 
 from .helpers import ASSET, USERS, genesis, make_block, signed, vote

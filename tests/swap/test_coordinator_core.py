@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from rollup_client import swap
-from rollup_client.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from rollup_client.protocol import swap
+from rollup_client.protocol.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+)
 from rollup_client.wire import sequencer_pb2 as spb
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator import convert

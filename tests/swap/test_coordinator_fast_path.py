@@ -13,8 +13,8 @@ import pytest
 import trio
 import trio.testing
 
-from rollup_client import swap
-from rollup_client.errors import InvalidArgument, Unavailable
+from rollup_client.protocol import swap
+from rollup_client.protocol.errors import InvalidArgument, Unavailable
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator.core import Coordinator, changed_swaps
 from swap_coordinator.edge import SwapServicer

@@ -14,9 +14,9 @@ from hypothesis import Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from rollup_client import swap
-from rollup_client.block import VerifiedBlock
-from rollup_client.swap import Decided, Decision, IntentOrdered, Outcome
+from rollup_client.protocol import swap
+from rollup_client.protocol.block import VerifiedBlock
+from rollup_client.protocol.swap import Decided, Decision, IntentOrdered, Outcome
 from swap_coordinator.core import Coordinator, State
 
 from .helpers import ASSET, ROLLUP_KEYS, ROLLUPS, USERS, genesis, key, make_block, signed, vote

@@ -24,13 +24,11 @@ from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from rollup_client import swap
-from rollup_client.client import SequencerClient
-from rollup_client.client_trio import TrioSequencerClient
-from rollup_client.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
-from rollup_client.genesis import SWAP_NAMESPACE
-from rollup_client.node_tls import TlsFiles
-from rollup_client.rollup_api import RollupClient
+from rollup_client.protocol import swap
+from rollup_client.protocol.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
+from rollup_client.protocol.genesis import SWAP_NAMESPACE
+from rollup_client.rpc import TlsFiles
+from rollup_client.sdk import RollupClient, SequencerClient, TrioSequencerClient
 from rollup_client.wire import swap_pb2 as pb
 from rollup_client.wire import swap_pb2_grpc as pb_grpc
 from swap_coordinator import convert

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollup_client import swap
-from rollup_client.block import VerifiedBlock
-from rollup_client.errors import InvalidArgument, Unauthenticated
-from rollup_client.swap import Decided, IntentOrdered, Outcome
+from rollup_client.protocol import swap
+from rollup_client.protocol.block import VerifiedBlock
+from rollup_client.protocol.errors import InvalidArgument, Unauthenticated
+from rollup_client.protocol.swap import Decided, IntentOrdered, Outcome
 
 from .helpers import ASSET, USERS, genesis, key, make_block, signed, vote
 

@@ -1,0 +1,18 @@
+"""grpc plumbing that every Tandem process shares: the server, TLS, per-thread SQLite
+readers for grpc's worker threads, and the hand-written SubmitBatch wire fast path."""
+
+from rollup_client.rpc import submit_wire
+from rollup_client.rpc.server import GrpcServer, abort, call, server_options
+from rollup_client.rpc.sqlite_threads import PerThread
+from rollup_client.rpc.tls import TlsFiles, tls_files
+
+__all__ = [
+    "GrpcServer",
+    "PerThread",
+    "TlsFiles",
+    "abort",
+    "call",
+    "server_options",
+    "submit_wire",
+    "tls_files",
+]

@@ -1,0 +1,282 @@
+"""What the sync and trio sequencer clients share: trust, requests, response checks.
+
+The httpx model: `ClientCore` holds no connection and does no I/O. It builds each request
+(signing batches with `codec.batch_digest`), checks each answer (acks match what was sent,
+blocks and entries verify against the sequencer key) and maps gRPC failures to the flat
+library errors. The two clients only differ in how a call crosses the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import repeat
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from rollup_client.protocol import block, codec
+from rollup_client.protocol.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    TandemError,
+    VerificationError,
+    from_status,
+)
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.rpc import submit_wire
+from rollup_client.wire import sequencer_pb2 as pb
+
+DEFAULT_TIMEOUT_S = 10.0
+# Whole blocks can be large: accept answers up to this size.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# A subscription that receives nothing for this long gives up (None: never).
+DEFAULT_RECONNECT_FOR_S = 60.0
+# Retries (of submissions after UNAVAILABLE, of a broken subscription) back off like this.
+FIRST_DELAY_S = 0.05
+MAX_DELAY_S = 1.0
+_WHO = "sequencer"
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before retry number `attempt` (0-based): doubling, capped."""
+    return min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** min(attempt, 32))
+
+
+def retry_delay(attempt: int, remaining: float) -> float | None:
+    """Delay before resubmitting after UNAVAILABLE, or None when the deadline is too close.
+
+    Resubmitting is safe: the sequencer dedups by entry id and answers with the original
+    position.
+    """
+    delay = backoff(attempt)
+    return delay if delay < remaining else None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Where a submitted entry is in the log; `duplicate` when it was there already."""
+
+    entry_id: bytes
+    height: int
+    index: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The sequencer's request limits, as it reports them."""
+
+    max_entry_bytes: int
+    max_batch_entries: int
+    max_batch_bytes: int
+    max_inflight_batches_per_client: int
+    max_message_bytes: int
+    max_linger_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """The sequencer's chain, durable head and key (the head is not signed: a hint)."""
+
+    chain_id: str
+    height: int
+    head_hash: bytes
+    head_time_ms: int
+    sequencer_key: bytes
+    limits: Limits
+
+
+def rpc_error(exc: grpc.RpcError) -> TandemError:
+    """The library exception for a failed call (the one translation table is errors.py)."""
+    if isinstance(exc, grpc.Call):
+        return from_status(exc.code(), f"{_WHO}: {exc.details()}")
+    return TandemError(f"{_WHO}: {exc}")
+
+
+def open_channel(
+    target: str, credentials: grpc.ChannelCredentials | None, max_message_bytes: int
+) -> grpc.Channel:
+    """A channel with explicit options: bounded messages, keepalive, and a reconnect
+    backoff capped at 2 s, so a restarted sequencer is found again within seconds.
+
+    grpc.min_reconnect_backoff_ms is deliberately left at its default: grpc core also uses
+    it as the timeout of one connection attempt (TCP plus the HTTP/2 SETTINGS exchange), and
+    at 100 ms a busy 2-core machine fails healthy connects with "timed out before
+    receiving SETTINGS frame"."""
+    options = [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
+    ]
+    if credentials is None:
+        return grpc.insecure_channel(target, options=options)
+    return grpc.secure_channel(target, credentials, options=options)
+
+
+def raw_method(channel: grpc.Channel, name: str) -> grpc.UnaryUnaryMultiCallable:
+    """Unary method `name` of the sequencer service, taking and returning wire bytes."""
+    return channel.unary_unary(f"/{_SERVICE}/{name}")
+
+
+_SERVICE = pb.DESCRIPTOR.services_by_name["SequencerService"].full_name
+
+
+class ClientCore:
+    """The trust anchors (chain id, sequencer key) and every request and answer check.
+
+    Unpinned anchors are learnt from the first Status answer (trust on first use); pinned
+    ones (from genesis) must match every Status answer.
+    """
+
+    def __init__(
+        self,
+        key: SigningKey | None,
+        chain_id: str | None,
+        sequencer_key: bytes | None,
+    ) -> None:
+        self.key = key
+        self.chain_id = chain_id
+        self.sequencer_key = sequencer_key
+
+    @property
+    def trusted(self) -> bool:
+        """True when both anchors are known, so no Status call is needed first."""
+        return self.chain_id is not None and self.sequencer_key is not None
+
+    def parse_status(self, resp: pb.StatusResponse) -> Status:
+        """Parse a Status answer, learning or checking the anchors."""
+        if self.chain_id is None:
+            self.chain_id = resp.chain_id
+        elif resp.chain_id != self.chain_id:
+            raise VerificationError(
+                f"sequencer serves chain {resp.chain_id!r}, expected {self.chain_id!r}"
+            )
+        if self.sequencer_key is None:
+            self.sequencer_key = resp.sequencer_key
+        elif resp.sequencer_key != self.sequencer_key:
+            raise VerificationError("sequencer reports a key other than the pinned one")
+        lim = resp.limits
+        return Status(
+            resp.chain_id,
+            resp.height,
+            resp.head_hash,
+            resp.head_time_ms,
+            resp.sequencer_key,
+            Limits(
+                lim.max_entry_bytes,
+                lim.max_batch_entries,
+                lim.max_batch_bytes,
+                lim.max_inflight_batches_per_client,
+                lim.max_message_bytes,
+                lim.max_linger_ms,
+            ),
+        )
+
+    def _anchors(self) -> tuple[str, bytes]:
+        if self.chain_id is None or self.sequencer_key is None:
+            raise FailedPrecondition("the client has not learnt the chain id and key yet")
+        return self.chain_id, self.sequencer_key
+
+    def _signer(self) -> SigningKey:
+        if self.key is None:
+            raise FailedPrecondition("this client has no signing key: pass key= to submit")
+        return self.key
+
+    def submit_request(self, namespace: str, data: bytes) -> tuple[pb.SubmitRequest, bytes]:
+        """A signed Submit request and the entry id it must be acknowledged with."""
+        key, (chain_id, _) = self._signer(), self._anchors()
+        eid = codec.entry_id(codec.check_namespace(namespace), data)
+        req = pb.SubmitRequest(
+            client_key=key.public,
+            entry=pb.Entry(namespace=namespace, data=data),
+            signature=key.sign(codec.batch_digest(chain_id, [eid], False)),
+        )
+        return req, eid
+
+    def submit_ack(self, resp: pb.SubmitResponse, eid: bytes) -> Ack:
+        return self._acks([resp.ack], [eid], bundle=False)[0]
+
+    def batch_request(
+        self, entries: Sequence[tuple[str, bytes]], bundle: bool, linger_ms: int = 0
+    ) -> tuple[bytes, list[bytes]]:
+        """A signed SubmitBatch request, serialized, and the entry ids it must be
+        acknowledged with (send it through `raw_method`)."""
+        if not 0 <= linger_ms <= submit_wire.MAX_UINT32:
+            raise InvalidArgument(
+                f"linger_ms must be 0..{submit_wire.MAX_UINT32} milliseconds, got {linger_ms}"
+            )
+        key, (chain_id, _) = self._signer(), self._anchors()
+        namespaces = {ns for ns, _ in entries}
+        for ns in namespaces:
+            codec.check_namespace(ns)
+        if len(namespaces) == 1:
+            ids = codec.entry_ids(next(iter(namespaces)), [data for _, data in entries])
+        else:
+            ids = [codec.entry_id(ns, data) for ns, data in entries]
+        signature = key.sign(codec.batch_digest(chain_id, ids, bundle))
+        request = submit_wire.batch_request(key.public, entries, bundle, signature, linger_ms)
+        return request, ids
+
+    def batch_acks(self, raw: bytes, ids: Sequence[bytes], bundle: bool) -> list[Ack]:
+        """The acks of a serialized SubmitBatchResponse for `ids`, checked.
+
+        The common answer, every entry fresh at consecutive positions, is recognised by
+        comparing it with its own encoding, with no step per entry through protobuf.
+        """
+        try:
+            resp = pb.SubmitBatchResponse.FromString(raw)
+        except DecodeError as exc:
+            raise VerificationError(f"SubmitBatch answer does not decode: {exc}") from None
+        if resp.acks and not resp.acks[0].duplicate:
+            at = resp.acks[0].position
+            height, first, n = at.height, at.index, len(ids)
+            if raw == submit_wire.ack_run(ids, height, first):
+                positions = range(first, first + n)
+                return list(map(Ack, ids, repeat(height, n), positions, repeat(False)))
+        return self._acks(resp.acks, ids, bundle)
+
+    def _acks(self, acks: Sequence[pb.EntryAck], ids: Sequence[bytes], bundle: bool) -> list[Ack]:
+        got = [Ack(a.entry_id, a.position.height, a.position.index, a.duplicate) for a in acks]
+        if [a.entry_id for a in got] != list(ids):
+            raise VerificationError("sequencer acknowledged other entries than were sent")
+        if bundle and got:
+            first = got[0]
+            spread = [(a.height, a.index - first.index) for a in got]
+            if spread != [(first.height, i) for i in range(len(got))]:
+                raise VerificationError("bundle acknowledged at non-consecutive positions")
+        return got
+
+    def block_request(self, height: int, namespaces: Sequence[str] | None) -> pb.GetBlockRequest:
+        if namespaces is None:
+            return pb.GetBlockRequest(height=height, all_namespaces=True)
+        names = sorted({codec.check_namespace(n) for n in namespaces})
+        return pb.GetBlockRequest(height=height, namespaces=names)
+
+    def parse_block(
+        self, resp: pb.GetBlockResponse, height: int, namespaces: Sequence[str] | None
+    ) -> block.VerifiedBlock:
+        """The verified block; it must be the one asked for."""
+        _, seq_key = self._anchors()
+        vb = block.verify_block(resp.block, seq_key, namespaces)
+        if vb.height != height:
+            raise VerificationError(f"asked for block {height}, got block {vb.height}")
+        return vb
+
+    def entry_request(self, entry_id: bytes) -> pb.GetEntryRequest:
+        return pb.GetEntryRequest(entry_id=entry_id)
+
+    def parse_entry(self, resp: pb.GetEntryResponse, entry_id: bytes) -> block.LogEntry:
+        """The verified entry; it must be the one asked for."""
+        _, seq_key = self._anchors()
+        e = block.verify_entry(resp, seq_key)
+        if e.id != entry_id:
+            raise VerificationError(f"asked for entry {entry_id.hex()}, got {e.id.hex()}")
+        return e
+
+    def sequencer_key_or_fail(self) -> bytes:
+        """The sequencer key, for a subscription's verifier."""
+        return self._anchors()[1]
