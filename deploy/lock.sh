@@ -23,4 +23,4 @@ setuptools="$(grep -E '^setuptools==' requirements.lock | cut -d' ' -f1)"
 sed -i -E "s/^requires = \[\"setuptools[^\"]*\"\]/requires = [\"$setuptools\"]/" pyproject.toml
 python -m pip install -q -c requirements.lock -e '.[test]'
 python proto/generate.py
-ruff check . && mypy && python -m pytest -q
+ruff check . && ruff format --check . && mypy && python -m pytest -q
