@@ -8,6 +8,7 @@ import sys
 import typer
 
 from deploy import chaos, demo
+from deploy.etcd_cli import app as etcd_app
 from deploy.testnet_cli import app as testnet_app
 from rollup_client.node.cli import app as rollup_app
 from rollup_client.node.verify_cli import app as verify_app
@@ -28,6 +29,7 @@ app.add_typer(verify_app, name="verify")
 app.add_typer(swap_app, name="swap")
 app.add_typer(coordinator_app, name="coordinator")
 app.add_typer(log_app, name="log")
+app.add_typer(etcd_app, name="etcd")
 app.command("chaos")(chaos.command)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,14 @@ def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Hand
     )
     start = start_time(pid)
     return Handle(pid, start if start is not None else 0)
+
+
+def free_port(host: str) -> int:
+    """A TCP port on `host` that was free a moment ago, for servers that cannot bind port 0."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -1,4 +1,4 @@
-"""Regenerate rollup_client/wire from proto/tandem/v1/*.proto.
+"""Regenerate rollup_client/wire from proto/**/*.proto (Tandem's tandem/v1, etcd's subset).
 
 Run: python proto/generate.py, with grpcio-tools from requirements.lock, whose version the
 generated code records (tests/test_wire_fresh.py fails when the output is stale).
@@ -20,7 +20,7 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
 WIRE = ROOT / "rollup_client" / "wire"
-IMPORT = re.compile(r"^from tandem\.v1 import (\w+_pb2)", re.MULTILINE)
+IMPORT = re.compile(r"^from (?:tandem\.v1|etcdserverpb) import (\w+_pb2)", re.MULTILINE)
 
 
 WELL_KNOWN = Path(protoc.__file__).parent / "_proto"
@@ -46,7 +46,7 @@ def generate(out: Path) -> None:
         if protoc.main(args) != 0:
             raise SystemExit("protoc failed")
         out.mkdir(parents=True, exist_ok=True)
-        for f in sorted((Path(tmp) / "tandem" / "v1").iterdir()):
+        for f in sorted(p for p in Path(tmp).rglob("*") if p.is_file()):
             text = IMPORT.sub(r"from rollup_client.wire import \1", f.read_text())
             (out / f.name).write_text(text)
 
