@@ -39,7 +39,8 @@ from deploy.state import ProcessRecord
 from rollup_client.protocol import block, swap
 from rollup_client.protocol.errors import FailedPrecondition, TandemError, VerificationError
 from rollup_client.protocol.genesis import Genesis
-from rollup_client.sdk.rollup import RollupClient, channel_options
+from rollup_client.rpc.channels import open_channel
+from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from rollup_client.wire import swap_pb2 as spb
@@ -247,7 +248,7 @@ def read_clients(clients: list[tuple[procs.Handle, Path]]) -> ClientLog:
 
 @contextmanager
 def _stub(addr: str) -> Iterator[pb_grpc.SequencerServiceStub]:
-    with grpc.insecure_channel(addr, options=channel_options()) as ch:
+    with open_channel(addr) as ch:
         yield pb_grpc.SequencerServiceStub(ch)
 
 

@@ -1,7 +1,7 @@
 """The grpcio edge: a synchronous server adapting RPCs to `Handlers`.
 
 Every library error becomes its gRPC status here, through the one table in
-rollup_client.protocol.errors; anything else is a bug and surfaces as INTERNAL without killing
+rollup_client.rpc.status; anything else is a bug and surfaces as INTERNAL without killing
 the server.
 """
 

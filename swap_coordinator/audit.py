@@ -16,8 +16,9 @@ import grpc
 from rollup_client.protocol import block, swap
 from rollup_client.protocol.errors import NotFound
 from rollup_client.protocol.genesis import SWAP_NAMESPACE, Genesis
-from rollup_client.sdk import SequencerClient
-from rollup_client.sdk.rollup import RollupClient, channel_options, rpc_error
+from rollup_client.rpc.channels import open_channel
+from rollup_client.rpc.status import rpc_error
+from rollup_client.sdk import RollupClient, SequencerClient
 from rollup_client.wire import rollup_pb2 as rpb
 from rollup_client.wire import rollup_pb2_grpc as rpb_grpc
 
@@ -97,12 +98,7 @@ def read_escrow(
     """One consistent read: escrow and the height of the ledger it came from."""
     with RollupClient(target, timeout=timeout, credentials=credentials) as node:
         rollup = node.status().rollup_id
-    channel = (
-        grpc.insecure_channel(target, options=channel_options())
-        if credentials is None
-        else grpc.secure_channel(target, credentials, options=channel_options())
-    )
-    with channel:
+    with open_channel(target, credentials) as channel:
         try:
             resp = rpb_grpc.RollupServiceStub(channel).GetEscrow(
                 rpb.GetEscrowRequest(swap_id=swap_id), timeout=timeout

@@ -13,7 +13,8 @@ import grpc
 from rollup_client.protocol import swap
 from rollup_client.protocol.errors import InvalidArgument, TandemError
 from rollup_client.protocol.keys import SigningKey
-from rollup_client.sdk.rollup import channel_options, rpc_error
+from rollup_client.rpc.channels import open_channel
+from rollup_client.rpc.status import rpc_error
 from rollup_client.wire import swap_pb2 as pb
 from rollup_client.wire import swap_pb2_grpc as pb_grpc
 from swap_coordinator import convert
@@ -36,11 +37,7 @@ class SwapClient:
     ) -> None:
         self.target = target
         self.timeout = timeout
-        self._channel = (
-            grpc.insecure_channel(target, options=channel_options())
-            if credentials is None
-            else grpc.secure_channel(target, credentials, options=channel_options())
-        )
+        self._channel = open_channel(target, credentials)
         self._stub = pb_grpc.SwapServiceStub(self._channel)
         self._seen: tuple[int, float] = (0, -math.inf)
         """The newest log time in an answer, and when (monotonic) it was seen."""

@@ -1,6 +1,6 @@
 """The grpcio edge of the coordinator: requests in, one hop into the trio shell, responses out.
 
-Every library error becomes its gRPC status through the one table in rollup_client.protocol.errors;
+Every library error becomes its gRPC status through the one table in rollup_client.rpc.status;
 anything else surfaces as INTERNAL without taking the server down.
 """
 

@@ -5,4 +5,6 @@ from rollup_client.node.config import NodeConfig
 from rollup_client.node.shell import serve
 from rollup_client.node.verify import Report, Verifier, verify_blocks
 
-__all__ = ["NodeConfig", "Report", "Verifier", "serve", "verify_blocks"]
+# `cli` and `verify_cli` (the `tandem rollup` and `tandem verify` commands) are listed but not
+# imported here: they load typer, which the runtime itself does not need.
+__all__ = ["NodeConfig", "Report", "Verifier", "cli", "serve", "verify_blocks", "verify_cli"]

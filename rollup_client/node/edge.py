@@ -3,7 +3,7 @@
 Handlers are adapters only. Submissions go through the node's SubmitQueue (no trio hop
 per request); receipts and roots are read from SQLite by the handler thread (immutable
 once committed); balances, nonces and escrow hop into trio once, where the state lives.
-Library errors become gRPC statuses here through the one table in rollup_client.protocol.errors.
+Library errors become gRPC statuses here through the one table in rollup_client.rpc.status.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from rollup_client.node.config import NodeConfig
 from rollup_client.node.store import StoreReader
 from rollup_client.protocol import codec, keys, tx
 from rollup_client.protocol.errors import (
-    GRPC_CODES,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -33,6 +32,7 @@ from rollup_client.protocol.errors import (
 from rollup_client.protocol.statemachine import BLOCK_START, Receipt
 from rollup_client.protocol.swap import Leg
 from rollup_client.rpc import GrpcServer, call
+from rollup_client.rpc.status import number_of
 from rollup_client.wire import rollup_pb2 as rpb
 from rollup_client.wire import rollup_pb2_grpc as rpb_grpc
 from rollup_client.wire import sequencer_pb2 as pb
@@ -161,7 +161,7 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
                     raise sub
                 (height, index), duplicate = sub.wait(max(deadline - time.monotonic(), 0.0))
             except TandemError as exc:
-                code = GRPC_CODES.get(type(exc), grpc.StatusCode.UNKNOWN).value[0]
+                code = number_of(exc)
                 tx_id = sub.tx_id if isinstance(sub, Submission) else b""
                 results.append(rpb.TransactionResult(tx_id=tx_id, code=code, error=str(exc)))
                 continue

@@ -18,12 +18,8 @@ from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from rollup_client.protocol.errors import (
-    GRPC_CODES,
-    FailedPrecondition,
-    InvalidArgument,
-    TandemError,
-)
+from rollup_client.protocol.errors import FailedPrecondition, InvalidArgument, TandemError
+from rollup_client.rpc.status import code_of
 from rollup_client.rpc.tls import TlsFiles
 
 T = TypeVar("T")
@@ -44,8 +40,8 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
 
 
 def abort(context: grpc.ServicerContext, exc: TandemError) -> NoReturn:
-    """End the call with the status the one table in rollup_client.protocol.errors gives `exc`."""
-    context.abort(GRPC_CODES.get(type(exc), grpc.StatusCode.UNKNOWN), str(exc))
+    """End the call with the status the one table in rollup_client.rpc.status gives `exc`."""
+    context.abort(code_of(exc), str(exc))
     raise AssertionError("unreachable: context.abort raises")
 
 

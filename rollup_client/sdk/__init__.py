@@ -5,6 +5,8 @@ from rollup_client.sdk.client_trio import TrioSequencerClient, TrioSubscription
 from rollup_client.sdk.core import Ack, Status
 from rollup_client.sdk.rollup import RollupClient, Submitted, TrioRollupClient, TxReceipt
 
+# `cli` (the `tandem log` commands) is listed but not imported here: it loads typer, which
+# the library itself does not need.
 __all__ = [
     "Ack",
     "RollupClient",
@@ -15,4 +17,5 @@ __all__ = [
     "TrioSequencerClient",
     "TrioSubscription",
     "TxReceipt",
+    "cli",
 ]

@@ -25,20 +25,21 @@ from typing import Any, TypeVar
 import grpc
 
 from rollup_client.protocol.block import LogEntry, VerifiedBlock
-from rollup_client.protocol.errors import Unavailable
+from rollup_client.protocol.errors import TandemError, Unavailable
 from rollup_client.protocol.keys import SigningKey
+from rollup_client.rpc.channels import open_channel, raw_method
+from rollup_client.rpc.status import rpc_error, stream_error
 from rollup_client.sdk.core import (
     DEFAULT_RECONNECT_FOR_S,
     DEFAULT_TIMEOUT_S,
     MAX_MESSAGE_BYTES,
+    SERVICE,
+    WHO,
     Ack,
     ClientCore,
     Limits,
     Status,
-    open_channel,
-    raw_method,
     retry_delay,
-    rpc_error,
 )
 from rollup_client.sdk.subscription import Follower
 from rollup_client.wire import sequencer_pb2 as pb
@@ -68,9 +69,15 @@ class SequencerClient:
     ) -> None:
         self.timeout = timeout
         self._core = ClientCore(key, chain_id, sequencer_key)
-        self._channel = open_channel(target, credentials, MAX_MESSAGE_BYTES)
+        self._channel = open_channel(
+            target,
+            credentials,
+            max_message_bytes=MAX_MESSAGE_BYTES,
+            ping_when_idle=False,
+            quick_reconnect=True,
+        )
         self._stub = pb_grpc.SequencerServiceStub(self._channel)
-        self._submit_batch = raw_method(self._channel, "SubmitBatch")
+        self._submit_batch = raw_method(self._channel, SERVICE, "SubmitBatch")
         self.closed = False
 
     def __enter__(self) -> SequencerClient:
@@ -93,7 +100,7 @@ class SequencerClient:
         try:
             return method(request, timeout=self.timeout if timeout is None else timeout)
         except grpc.RpcError as exc:
-            raise rpc_error(exc) from None
+            raise rpc_error(exc, WHO) from None
 
     def _submit(self, method: Callable[..., T], request: Any) -> T:
         """One submission, resent after UNAVAILABLE until the deadline (dedup makes it safe)."""
@@ -178,7 +185,7 @@ class SequencerClient:
                         return
                     raise
                 watchdog.watch(call)
-                error: grpc.RpcError | None = None
+                error: TandemError | None = None
                 try:
                     for msg in call:
                         vb = follower.accept(msg.block, time.monotonic())
@@ -186,7 +193,7 @@ class SequencerClient:
                         yield vb
                         watchdog.watch(call)
                 except grpc.RpcError as exc:
-                    error = exc
+                    error = stream_error(exc, WHO)
                 finally:
                     call.cancel()
                 if not self.closed:

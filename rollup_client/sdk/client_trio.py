@@ -20,20 +20,21 @@ import grpc
 import trio
 
 from rollup_client.protocol.block import LogEntry, VerifiedBlock
-from rollup_client.protocol.errors import Unavailable
+from rollup_client.protocol.errors import TandemError, Unavailable
 from rollup_client.protocol.keys import SigningKey
+from rollup_client.rpc.channels import call_unary, open_channel, raw_method
+from rollup_client.rpc.status import stream_error
 from rollup_client.sdk.core import (
     DEFAULT_RECONNECT_FOR_S,
     DEFAULT_TIMEOUT_S,
     MAX_MESSAGE_BYTES,
+    SERVICE,
+    WHO,
     Ack,
     ClientCore,
     Limits,
     Status,
-    open_channel,
-    raw_method,
     retry_delay,
-    rpc_error,
 )
 from rollup_client.sdk.subscription import Follower
 from rollup_client.wire import sequencer_pb2 as pb
@@ -64,9 +65,15 @@ class TrioSequencerClient:
     ) -> None:
         self.timeout = timeout
         self._core = ClientCore(key, chain_id, sequencer_key)
-        self._channel = open_channel(target, credentials, MAX_MESSAGE_BYTES)
+        self._channel = open_channel(
+            target,
+            credentials,
+            max_message_bytes=MAX_MESSAGE_BYTES,
+            ping_when_idle=False,
+            quick_reconnect=True,
+        )
         self._stub = pb_grpc.SequencerServiceStub(self._channel)
-        self._submit_batch = raw_method(self._channel, "SubmitBatch")
+        self._submit_batch = raw_method(self._channel, SERVICE, "SubmitBatch")
         self.closed = False
 
     async def __aenter__(self) -> TrioSequencerClient:
@@ -87,25 +94,7 @@ class TrioSequencerClient:
 
     async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
         """One unary call; returns its answer or raises the mapped library error."""
-        token = trio.lowlevel.current_trio_token()
-        done = trio.Event()
-        fut = method.future(request, timeout=self.timeout if timeout is None else timeout)
-
-        def finished(_: object) -> None:
-            try:
-                token.run_sync_soon(done.set)
-            except trio.RunFinishedError:
-                return
-
-        fut.add_done_callback(finished)
-        try:
-            await done.wait()
-        finally:
-            fut.cancel()  # a no-op once done; cancels the RPC when trio cancelled us
-        try:
-            return fut.result()
-        except grpc.RpcError as exc:
-            raise rpc_error(exc) from None
+        return await call_unary(method, request, self.timeout if timeout is None else timeout, WHO)
 
     async def _submit(self, method: Any, request: Any) -> Any:
         """One submission, resent after UNAVAILABLE until the deadline (dedup makes it safe)."""
@@ -238,14 +227,14 @@ class TrioSubscription:
             if self._reader is None:
                 self._reader = _StreamReader(self._client._stub.Subscribe(follower.request()))
             msg: pb.SubscribeResponse | None = None
-            error: grpc.RpcError | None = None
+            error: TandemError | None = None
             try:
                 with trio.move_on_after(self._client.timeout):
                     msg = await self._reader.next()
                 if msg is not None:
                     return follower.accept(msg.block, trio.current_time())
             except grpc.RpcError as exc:
-                error = exc
+                error = stream_error(exc, WHO)
             except BaseException:
                 self.close()  # also ends the reader thread
                 raise

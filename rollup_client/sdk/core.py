@@ -2,8 +2,9 @@
 
 The httpx model: `ClientCore` holds no connection and does no I/O. It builds each request
 (signing batches with `codec.batch_digest`), checks each answer (acks match what was sent,
-blocks and entries verify against the sequencer key) and maps gRPC failures to the flat
-library errors. The two clients only differ in how a call crosses the wire.
+blocks and entries verify against the sequencer key). The two clients only differ in how
+a call crosses the wire (rollup_client.rpc: channels, and the status table that maps gRPC
+failures to the flat library errors).
 """
 
 from __future__ import annotations
@@ -12,17 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import repeat
 
-import grpc
 from google.protobuf.message import DecodeError
 
 from rollup_client.protocol import block, codec
-from rollup_client.protocol.errors import (
-    FailedPrecondition,
-    InvalidArgument,
-    TandemError,
-    VerificationError,
-    from_status,
-)
+from rollup_client.protocol.errors import FailedPrecondition, InvalidArgument, VerificationError
 from rollup_client.protocol.keys import SigningKey
 from rollup_client.rpc import submit_wire
 from rollup_client.wire import sequencer_pb2 as pb
@@ -35,7 +29,8 @@ DEFAULT_RECONNECT_FOR_S = 60.0
 # Retries (of submissions after UNAVAILABLE, of a broken subscription) back off like this.
 FIRST_DELAY_S = 0.05
 MAX_DELAY_S = 1.0
-_WHO = "sequencer"
+# The server a failed call's error names.
+WHO = "sequencer"
 
 
 def backoff(attempt: int) -> float:
@@ -87,42 +82,8 @@ class Status:
     limits: Limits
 
 
-def rpc_error(exc: grpc.RpcError) -> TandemError:
-    """The library exception for a failed call (the one translation table is errors.py)."""
-    if isinstance(exc, grpc.Call):
-        return from_status(exc.code(), f"{_WHO}: {exc.details()}")
-    return TandemError(f"{_WHO}: {exc}")
-
-
-def open_channel(
-    target: str, credentials: grpc.ChannelCredentials | None, max_message_bytes: int
-) -> grpc.Channel:
-    """A channel with explicit options: bounded messages, keepalive, and a reconnect
-    backoff capped at 2 s, so a restarted sequencer is found again within seconds.
-
-    grpc.min_reconnect_backoff_ms is deliberately left at its default: grpc core also uses
-    it as the timeout of one connection attempt (TCP plus the HTTP/2 SETTINGS exchange), and
-    at 100 ms a busy 2-core machine fails healthy connects with "timed out before
-    receiving SETTINGS frame"."""
-    options = [
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.max_reconnect_backoff_ms", 2_000),
-    ]
-    if credentials is None:
-        return grpc.insecure_channel(target, options=options)
-    return grpc.secure_channel(target, credentials, options=options)
-
-
-def raw_method(channel: grpc.Channel, name: str) -> grpc.UnaryUnaryMultiCallable:
-    """Unary method `name` of the sequencer service, taking and returning wire bytes."""
-    return channel.unary_unary(f"/{_SERVICE}/{name}")
-
-
-_SERVICE = pb.DESCRIPTOR.services_by_name["SequencerService"].full_name
+# The sequencer's service, for methods called with wire bytes (`channels.raw_method`).
+SERVICE = pb.DESCRIPTOR.services_by_name["SequencerService"].full_name
 
 
 class ClientCore:
@@ -204,7 +165,7 @@ class ClientCore:
         self, entries: Sequence[tuple[str, bytes]], bundle: bool, linger_ms: int = 0
     ) -> tuple[bytes, list[bytes]]:
         """A signed SubmitBatch request, serialized, and the entry ids it must be
-        acknowledged with (send it through `raw_method`)."""
+        acknowledged with (send it through `channels.raw_method`)."""
         if not 0 <= linger_ms <= submit_wire.MAX_UINT32:
             raise InvalidArgument(
                 f"linger_ms must be 0..{submit_wire.MAX_UINT32} milliseconds, got {linger_ms}"

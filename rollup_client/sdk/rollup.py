@@ -1,8 +1,9 @@
 """`RollupClient` (synchronous) and `TrioRollupClient`: the user SDK of a rollup node.
 
-Both share every request builder, response parser and the error mapping (httpx style);
-they differ only in how one unary call is made. Every call has a timeout. `transfer`
-fetches the sender's nonce, signs, submits and returns the receipt once executed.
+Both share every request builder and response parser (httpx style), and map failed calls
+through rollup_client.rpc.status; they differ only in how one unary call is made. Every call
+has a timeout. `transfer` fetches the sender's nonce, signs, submits and returns the receipt
+once executed.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import trio
 
 from rollup_client.protocol import keys, tx
-from rollup_client.protocol.errors import DeadlineExceeded, TandemError, from_status
+from rollup_client.protocol.errors import DeadlineExceeded, TandemError
+from rollup_client.rpc.channels import call_unary, open_channel
+from rollup_client.rpc.status import from_number, rpc_error
 from rollup_client.wire import rollup_pb2 as rpb
 from rollup_client.wire import rollup_pb2_grpc as rpb_grpc
 
@@ -28,47 +30,6 @@ _STATES = {
     rpb.RECEIPT_STATE_SEQUENCED: "sequenced",
     rpb.RECEIPT_STATE_EXECUTED: "executed",
 }
-
-
-def channel_options(max_message_bytes: int = 4 * 1024 * 1024) -> list[tuple[str, int]]:
-    """Explicit client channel options: bounded messages and keepalive."""
-    return [
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-    ]
-
-
-def rpc_error(exc: grpc.RpcError, who: str) -> TandemError:
-    """The library exception for a failed call, named after the server that failed it."""
-    if isinstance(exc, grpc.Call):
-        return from_status(exc.code(), f"{who}: {exc.details()}")
-    return TandemError(f"{who}: {exc}")
-
-
-async def call_unary(method: Any, request: Any, timeout: float, who: str) -> Any:
-    """Await a grpcio unary call from trio without a thread; cancelling cancels the call."""
-    token = trio.lowlevel.current_trio_token()
-    done = trio.Event()
-    fut = method.future(request, timeout=timeout)
-
-    def finished(_: object) -> None:
-        try:
-            token.run_sync_soon(done.set)
-        except trio.RunFinishedError:
-            return
-
-    fut.add_done_callback(finished)
-    try:
-        await done.wait()
-    finally:
-        fut.cancel()
-    try:
-        return fut.result()
-    except grpc.RpcError as exc:
-        raise rpc_error(exc, who) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,16 +143,11 @@ def _submitted(r: rpb.SubmitTransactionResponse) -> Submitted:
     return Submitted(r.tx_id, r.position.height, r.position.index, r.duplicate)
 
 
-_CODES = {c.value[0]: c for c in grpc.StatusCode}
-
-
 def _results(r: rpb.SubmitTransactionsResponse, who: str) -> list[Submitted | TandemError]:
     out: list[Submitted | TandemError] = []
     for x in r.results:
         if x.code:
-            out.append(
-                from_status(_CODES.get(x.code, grpc.StatusCode.UNKNOWN), f"{who}: {x.error}")
-            )
+            out.append(from_number(x.code, f"{who}: {x.error}"))
         else:
             out.append(Submitted(x.tx_id, x.position.height, x.position.index, x.duplicate))
     return out
@@ -217,13 +173,7 @@ class _Base:
     ) -> None:
         self.target = target
         self.timeout = timeout
-        if channel is None:
-            channel = (
-                grpc.insecure_channel(target, options=channel_options())
-                if credentials is None
-                else grpc.secure_channel(target, credentials, options=channel_options())
-            )
-        self._channel = channel
+        self._channel = open_channel(target, credentials) if channel is None else channel
         self._stub = rpb_grpc.RollupServiceStub(self._channel)
         self._rollup_id: str | None = None
 

@@ -11,25 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import grpc
-
 from rollup_client.protocol import block, codec
-from rollup_client.protocol.errors import InvalidArgument, Unavailable, VerificationError
-from rollup_client.sdk.core import backoff, rpc_error
-from rollup_client.wire import sequencer_pb2 as pb
-
-# Status codes that mean the stream broke (server gone, restarted, reset, idle), not that
-# the request was wrong: the follower resubscribes after these.
-DROPPED = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.UNKNOWN,
-        grpc.StatusCode.ABORTED,
-    }
+from rollup_client.protocol.errors import (
+    InvalidArgument,
+    TandemError,
+    Unavailable,
+    VerificationError,
 )
+from rollup_client.sdk.core import backoff
+from rollup_client.wire import sequencer_pb2 as pb
 
 
 class Follower:
@@ -77,17 +67,18 @@ class Follower:
         self._attempts, self._progress_at = 0, now
         return vb
 
-    def dropped(self, error: grpc.RpcError | None, now: float) -> float:
+    def dropped(self, error: TandemError | None, now: float) -> float:
         """Seconds to wait before resubscribing after the stream ended with `error`.
 
-        None means the stream ended cleanly or went idle. Raises the mapped error when the
-        server refused the request itself, and Unavailable once `reconnect_for` has passed
-        since the last accepted block.
+        None means the stream ended cleanly or went idle; Unavailable that it broke (the
+        client's transport says which of its failures mean that). Any other error is the
+        server refusing the request itself and is raised, as is Unavailable once
+        `reconnect_for` has passed since the last accepted block.
         """
-        if error is not None and (not isinstance(error, grpc.Call) or error.code() not in DROPPED):
-            raise rpc_error(error)
+        if error is not None and not isinstance(error, Unavailable):
+            raise error
         if self.reconnect_for is not None and now - self._progress_at >= self.reconnect_for:
-            why = "no block" if error is None else str(rpc_error(error))
+            why = "no block" if error is None else str(error)
             raise Unavailable(
                 f"subscription gave up after {self.reconnect_for:g}s without a block "
                 f"(next height {self.next_height}): {why}"
