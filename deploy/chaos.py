@@ -15,45 +15,25 @@ invariant with its evidence go to stderr) or an error.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import grpc
 import trio
 import typer
 
-from deploy import chaos_core, config, genesis_gen, launcher, procs
+from deploy import chaos_core, genesis_gen, launcher, procs
 from deploy.chaos_core import Acked, Fault, Reference, Violation
+from deploy.chaos_net import ACCOUNTS, ASSETS, ROLLUPS, Net, network
+from deploy.chaos_readback import POLL_S, live_views, read_log, settle
 from deploy.layout import COORDINATOR, SEQUENCER, Layout
-from deploy.state import ProcessRecord
-from rollup_client.protocol import block, swap
-from rollup_client.protocol.errors import FailedPrecondition, TandemError, VerificationError
+from rollup_client.protocol import swap
+from rollup_client.protocol.errors import TandemError
 from rollup_client.protocol.genesis import Genesis
-from rollup_client.rpc.channels import open_channel
-from rollup_client.sdk import RollupClient
-from rollup_client.wire import sequencer_pb2 as pb
-from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
-from rollup_client.wire import swap_pb2 as spb
-from swap_coordinator.client import SwapClient
-
-ROLLUPS = ("rollup-a", "rollup-b", "rollup-c")
-ASSETS = ("USD", "EUR")
-ACCOUNTS = tuple(f"acct{i}" for i in range(6))
-FUNDS = 1_000
-CALL_TIMEOUT_S = 5.0
-SETTLE_TIMEOUT_S = 90.0
-POLL_S = 0.1
-FINAL = {spb.SWAP_STATE_COMMITTED: "committed", spb.SWAP_STATE_ABORTED: "aborted"}
 
 
 @dataclass(frozen=True)
@@ -91,90 +71,6 @@ class Report:
             "violations": [v.to_json() for v in self.violations],
             "schedule": [f.__dict__ for f in self.schedule],
         }
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def network(heartbeat_ms: int) -> config.NetworkConfig:
-    """Three rollups, six funded accounts, a fixed free port for every process."""
-    host = "127.0.0.1"
-    return config.parse(
-        {
-            "chain_id": "tandem-chaos",
-            "host": host,
-            "heartbeat_ms": heartbeat_ms,
-            "snapshot_interval": 25,
-            "attestation_interval": 20,
-            "sequencer": {"port": _free_port(host)},
-            "coordinator": {"port": _free_port(host)},
-            "rollups": [
-                {"id": r, "assets": list(ASSETS), "port": _free_port(host)} for r in ROLLUPS
-            ],
-            "accounts": {
-                a: {r: {asset: FUNDS for asset in ASSETS} for r in ROLLUPS} for a in ACCOUNTS
-            },
-        }
-    )
-
-
-class Net:
-    """The running processes by name; kills, stops and restarts them in place."""
-
-    def __init__(self, layout: Layout, records: list[ProcessRecord]) -> None:
-        self.layout = layout
-        self.records = {r.name: r for r in records}
-        self.started: list[procs.Handle] = [r.handle for r in records]
-        self.violations: list[Violation] = []
-
-    def addr(self, name: str) -> str:
-        return self.records[name].listen
-
-    async def fault(self, f: Fault) -> None:
-        rec = self.records[f.target]
-        if f.kind == chaos_core.STOP:
-            _group(rec, signal.SIGSTOP)
-            await trio.sleep(f.hold_s)
-            _group(rec, signal.SIGCONT)
-            return
-        _group(rec, signal.SIGKILL)
-        with trio.fail_after(10):
-            while procs.alive(rec.handle):
-                await trio.sleep(procs.POLL_S)
-        await trio.sleep(f.hold_s)
-        await self.restart(rec)
-
-    async def restart(self, rec: ProcessRecord) -> None:
-        try:
-            self.records[rec.name] = await launcher.start_process(
-                self.layout, rec.name, rec.role, rec.argv, Path(rec.key), self.started
-            )
-        except TandemError as exc:
-            self.violations.append(Violation("restart", f"{rec.name} did not come back: {exc}"))
-
-    async def heal(self) -> None:
-        """Continue every process and restart any that is gone."""
-        for rec in list(self.records.values()):
-            if procs.alive(rec.handle):
-                _group(rec, signal.SIGCONT)
-            else:
-                await self.restart(rec)
-
-    async def stop(self) -> None:
-        await launcher.stop_all(list(self.records.values()))
-        await procs.stop(self.started, launcher.GRACE_S)
-
-
-def _group(rec: ProcessRecord, sig: signal.Signals) -> None:
-    if procs.alive(rec.handle):
-        try:
-            os.killpg(rec.pid, sig)
-        except ProcessLookupError:
-            return
 
 
 async def nemesis(net: Net, faults: list[Fault], report: Report, t0: float) -> None:
@@ -244,105 +140,6 @@ def read_clients(clients: list[tuple[procs.Handle, Path]]) -> ClientLog:
             elif doc["kind"] == "report":
                 out.claims.append((bytes.fromhex(doc["id"]), doc["outcome"]))
     return out
-
-
-@contextmanager
-def _stub(addr: str) -> Iterator[pb_grpc.SequencerServiceStub]:
-    with open_channel(addr) as ch:
-        yield pb_grpc.SequencerServiceStub(ch)
-
-
-def _settled(net: Net, after_ms: int) -> int | None:
-    """The sequencer height once log time passed `after_ms` and every node reached it."""
-    try:
-        with _stub(net.addr(SEQUENCER)) as seq:
-            head = seq.Status(pb.StatusRequest(), timeout=CALL_TIMEOUT_S)
-        if head.head_time_ms <= after_ms:
-            return None
-        for r in ROLLUPS:
-            with RollupClient(net.addr(r), timeout=CALL_TIMEOUT_S) as c:
-                if c.status().height < head.height:
-                    return None
-    except (grpc.RpcError, TandemError):
-        return None
-    return int(head.height)
-
-
-async def settle(net: Net, swaps: dict[bytes, int]) -> int:
-    """Wait (bounded) until every deadline passed and every node caught up; that height."""
-    after = max(swaps.values(), default=0) + 1_000
-    with trio.move_on_after(SETTLE_TIMEOUT_S):
-        while (height := await trio.to_thread.run_sync(_settled, net, after)) is None:
-            await trio.sleep(POLL_S)
-        return height
-    raise FailedPrecondition("the network did not settle: log time or a node stopped advancing")
-
-
-def read_log(
-    addr: str, genesis: Genesis, height: int
-) -> tuple[list[block.VerifiedBlock], list[Violation]]:
-    """Blocks 0..height, each verified (signature, proofs, completeness)."""
-    blocks: list[block.VerifiedBlock] = []
-    bad: list[Violation] = []
-    with _stub(addr) as seq:
-        for h in range(height + 1):
-            fb = seq.GetBlock(
-                pb.GetBlockRequest(height=h, all_namespaces=True), timeout=CALL_TIMEOUT_S
-            )
-            try:
-                blocks.append(block.verify_block(fb.block, genesis.sequencer_key, None))
-            except VerificationError as exc:
-                bad.append(Violation("log-verifies", str(exc)))
-                break
-    return blocks, bad
-
-
-def _placed(st: spb.SwapStatus) -> chaos_core.Placed:
-    intent = (st.intent_position.height, st.intent_position.index) if st.ordered else None
-    at = st.decision_position
-    index = swap.BLOCK_START if st.decision_at_block_start else at.index
-    return chaos_core.Placed(st.swap_id, intent, (at.height, index) if st.decided else None)
-
-
-def live_views(
-    net: Net, genesis: Genesis, height: int, swaps: dict[bytes, int]
-) -> tuple[
-    dict[str, tuple[int, bytes]],
-    dict[tuple[str, bytes, str], int],
-    list[tuple[bytes, str]],
-    list[chaos_core.Placed],
-    list[Violation],
-]:
-    """What the live servers report: roots at `height`, balances, outcomes, escrow left."""
-    roots: dict[str, tuple[int, bytes]] = {}
-    balances: dict[tuple[str, bytes, str], int] = {}
-    left: list[Violation] = []
-    keys = [k for r in genesis.rollups for k in r.balances]
-    for r in ROLLUPS:
-        with RollupClient(net.addr(r), timeout=CALL_TIMEOUT_S) as c:
-            roots[r] = (height, c.state_root(height).state_root)
-            for account in set(keys):
-                for asset, amount in c.balances(account).items():
-                    balances[(r, account, asset)] = amount
-            for sid in swaps:
-                if c.escrow(sid):
-                    left.append(
-                        Violation(
-                            "escrow-past-deadline", f"{r} still holds escrow for {sid.hex()[:16]}"
-                        )
-                    )
-    reported: list[tuple[bytes, str]] = []
-    placed: list[chaos_core.Placed] = []
-    with SwapClient(net.addr(COORDINATOR), timeout=CALL_TIMEOUT_S) as coord:
-        for sid in swaps:
-            try:
-                st = coord.get(sid)
-            except TandemError:
-                continue  # proposed while the coordinator was being killed: never stored
-            if st.state in FINAL:
-                reported.append((sid, FINAL[st.state]))
-            placed.append(_placed(st))
-    return roots, balances, reported, placed, left
 
 
 def check(

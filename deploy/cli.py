@@ -14,7 +14,8 @@ from rollup_client.node.cli import app as rollup_app
 from rollup_client.node.verify_cli import app as verify_app
 from rollup_client.sdk.cli import app as log_app
 from sequencer.cli import app as sequencer_app
-from swap_coordinator.cli import coordinator_app, swap_app
+from swap_coordinator.cli import swap_app
+from swap_coordinator.coordinator_cli import coordinator_app
 
 app = typer.Typer(
     name="tandem",

@@ -12,7 +12,6 @@ import gc
 import json
 import os
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +22,7 @@ from rollup_client.node.cli import TlsCa, TlsCert, TlsKey
 from rollup_client.protocol.errors import TandemError
 from rollup_client.protocol.genesis import ANY_NAMESPACE, Client, Genesis
 from rollup_client.protocol.keys import SigningKey
-from rollup_client.rpc import tls_files
+from rollup_client.rpc import Endpoints, tls_files
 from sequencer import config as configuration
 from sequencer.service import serve
 
@@ -126,29 +125,22 @@ def _tandem_errors(exc: BaseException) -> list[BaseException]:
     return []
 
 
-def _ready(data_dir: Path, listen: str, metrics: str) -> None:
+def _ready(data_dir: Path, ends: Endpoints) -> None:
     # What is alive now (modules, the server, the store) lives as long as the process:
     # frozen, the collector's full passes skip it. Under load each such pass over it
     # stalled every thread for ~55 ms, the tail of the submit latency.
     gc.collect()
     gc.freeze()
     tmp = data_dir / "endpoint.tmp"
-    tmp.write_text(listen + "\n")
+    tmp.write_text(ends.listen + "\n")
     os.replace(tmp, data_dir / "endpoint")
-    sys.stdout.write(json.dumps({"event": "ready", "listen": listen, "metrics": metrics}) + "\n")
-    sys.stdout.flush()
+    ends.print_ready()
 
 
 async def _main(cfg: configuration.Config) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(
-                lambda task_status: serve(
-                    cfg,
-                    on_ready=lambda listen, metrics: _ready(cfg.data_dir, listen, metrics),
-                    task_status=task_status,
-                )
-            )
+            _ready(cfg.data_dir, await nursery.start(serve, cfg))
             async for _ in signals:
                 nursery.cancel_scope.cancel()
                 break

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from rollup_client.protocol.errors import InvalidArgument
-from rollup_client.rpc import TlsFiles, tls_files
+from rollup_client.rpc import TlsFiles
+from rollup_client.rpc.config_file import read_table, tls_from
 from rollup_client.wire import sequencer_pb2 as pb
 
 
@@ -84,33 +84,20 @@ class Config:
             raise InvalidArgument("limits.max_linger_ms must be >= 0")
 
 
-# TOML keys naming the TLS files, as the --tls-* flags do.
-TLS_KEYS = ("tls_ca", "tls_cert", "tls_key")
-
-
 def load(path: Path | None, data_dir: Path, **overrides: Any) -> Config:
     """Config from TOML `path` (optional) with `overrides` (None values ignored) on top."""
-    doc: dict[str, Any] = {}
-    if path is not None:
-        try:
-            doc = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise InvalidArgument(f"cannot read config {path}: {exc}") from exc
-    doc = doc.get("sequencer", doc)
-    known = {f.name for f in fields(Config)} - {"data_dir", "limits", "tls"}
-    unknown = set(doc) - known - {"limits", *TLS_KEYS}
-    if unknown:
-        raise InvalidArgument(f"unknown config keys {sorted(unknown)} in {path}")
+    known = {f.name for f in fields(Config)} - {"data_dir", "tls"}
+    doc = read_table(path, "sequencer", known)
     limit_names = {f.name for f in fields(Limits)}
     bad_limits = set(doc.get("limits", {})) - limit_names
     if bad_limits:
         raise InvalidArgument(f"unknown [limits] keys {sorted(bad_limits)} in {path}")
-    kwargs: dict[str, Any] = {k: v for k, v in doc.items() if k in known}
+    kwargs: dict[str, Any] = {k: v for k, v in doc.items() if k in known - {"limits"}}
     for k in ("genesis", "key"):
         if k in kwargs:
             kwargs[k] = Path(kwargs[k])
-    tls = tls_files(*(Path(doc[k]) if k in doc else None for k in TLS_KEYS))
-    cfg = Config(data_dir=data_dir, limits=Limits(**doc.get("limits", {})), tls=tls, **kwargs)
+    limits = Limits(**doc.get("limits", {}))
+    cfg = Config(data_dir=data_dir, limits=limits, tls=tls_from(doc), **kwargs)
     return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -1,4 +1,4 @@
-"""`tandem swap ...` and `tandem coordinator ...`: drive and inspect atomic swaps.
+"""`tandem swap ...`: drive and inspect atomic swaps.
 
 Keys are named, from a keystore directory (--keys DIR or TANDEM_KEYS, files NAME.pem),
 never given raw. `--json` prints one JSON document on stdout; progress goes to stderr.
@@ -9,21 +9,16 @@ still pending at their own timeout; 1 is any other error, 5 an audit that found 
 from __future__ import annotations
 
 import json
-import signal
-import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import grpc
-import trio
 import typer
-from rich.console import Console
 
 from rollup_client.protocol import swap
-from rollup_client.protocol.errors import InvalidArgument, TandemError, Unavailable
+from rollup_client.protocol.errors import InvalidArgument, TandemError
 from rollup_client.protocol.genesis import Genesis
 from rollup_client.rpc import tls_files
 from rollup_client.wire import swap_pb2 as pb
@@ -31,13 +26,16 @@ from swap_coordinator import convert
 from swap_coordinator.audit import audit as run_audit
 from swap_coordinator.client import SwapClient
 from swap_coordinator.keystore import Keystore
-from swap_coordinator.service import Config, serve
-
-EXIT_COMMITTED, EXIT_ERROR, EXIT_ABORTED, EXIT_PENDING, EXIT_AUDIT = 0, 1, 3, 4, 5
-_RECONNECT_S = 0.2
+from swap_coordinator.terminal import (
+    EXIT_AUDIT,
+    EXIT_ERROR,
+    describe,
+    err,
+    exit_for,
+    follow,
+)
 
 swap_app = typer.Typer(help="Propose, sign, follow and audit atomic swaps.", no_args_is_help=True)
-coordinator_app = typer.Typer(help="Run a swap coordinator.", no_args_is_help=True)
 
 Coord = Annotated[
     str, typer.Option("--coordinator", envvar="TANDEM_COORDINATOR", help="Coordinator HOST:PORT")
@@ -65,8 +63,6 @@ TlsKey = Annotated[
     Path | None, typer.Option(envvar="TANDEM_TLS_KEY", help="This process's TLS key (PEM)")
 ]
 
-err = Console(stderr=True)
-
 
 def _creds(ca: Path | None, cert: Path | None, key: Path | None) -> grpc.ChannelCredentials | None:
     tls = tls_files(ca, cert, key)
@@ -79,7 +75,7 @@ def _client(
     return SwapClient(target, timeout=timeout, credentials=_creds(ca, cert, key))
 
 
-def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(code)
 
@@ -90,7 +86,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except TandemError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def _emit(doc: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
@@ -123,33 +119,6 @@ def _sid(text: str) -> bytes:
     if len(sid) != 32:
         raise InvalidArgument(f"swap id {text!r} is not 64 hex digits")
     return sid
-
-
-def _describe(s: pb.SwapStatus, names: dict[bytes, str]) -> None:
-    doc = convert.status_json(s, names)
-    left = s.time_left_ms / 1000
-    err.print(
-        f"swap {doc['swap_id']}\n  state {doc['state']}"
-        + (f" ({doc['reason']})" if doc["reason"] else "")
-        + f"\n  deadline {s.deadline_ms} (log time {s.log_time_ms}, {left:+.1f} s left)"
-        + (f"\n  intent at {_at(doc['intent_position'])}" if s.ordered else "")
-        + (f"\n  decided at {_at(doc['decision_position'])}" if s.decided else ""),
-        highlight=False,
-    )
-    for leg in doc["legs"]:
-        err.print(
-            f"  {leg['rollup']}: {leg['from']} -> {leg['to']} {leg['amount']} {leg['asset']}"
-            f"  signed={leg['signed']} vote={leg['vote']} lock={leg['lock']}",
-            highlight=False,
-        )
-    if doc["missing_signers"]:
-        err.print(f"  waiting for signatures of {', '.join(doc['missing_signers'])}")
-    typer.echo(doc["swap_id"] + " " + doc["state"])
-
-
-def _at(pos: dict[str, Any]) -> str:
-    where = f"height {pos['height']}"
-    return where + (" (block start)" if pos.get("block_start") else f" index {pos['index']}")
 
 
 def _sign_all(
@@ -192,7 +161,7 @@ def propose(
             "payers": [p.hex() for p in resp.payers],
             "signing_bytes": resp.signing_bytes.hex(),
         }
-        _emit(doc, json_out, lambda: _describe(status, ks.names()))
+        _emit(doc, json_out, lambda: describe(status, ks.names()))
 
 
 def _hex(text: str) -> bytes:
@@ -229,41 +198,7 @@ def sign(
             raise InvalidArgument("the coordinator's terms do not hash to this swap id")
         status = client.sign(sid, k.public, k.sign(intent.signing_bytes()))
         names = ks.names()
-        _emit(convert.status_json(status, names), json_out, lambda: _describe(status, names))
-
-
-def _spinner_text(s: pb.SwapStatus) -> str:
-    state = convert.STATE_NAMES.get(s.state, "?")
-    return (
-        f"swap {s.swap_id.hex()[:12]}… {state}: log time {s.log_time_ms} / deadline "
-        f"{s.deadline_ms} ({s.time_left_ms / 1000:+.1f} s)"
-    )
-
-
-def follow(client: SwapClient, sid: bytes, timeout: float) -> pb.SwapStatus:
-    """The latest status until final or `timeout`; rides out coordinator restarts."""
-    end = time.monotonic() + timeout
-    last = client.get(sid)
-    with err.status(_spinner_text(last)) as spin:
-        while last.state not in _FINAL and (left := end - time.monotonic()) > 0:
-            try:
-                for s in client.watch(sid, left):
-                    last = s
-                    spin.update(_spinner_text(s))
-            except Unavailable:
-                time.sleep(min(_RECONNECT_S, max(0.0, end - time.monotonic())))
-    return last
-
-
-_FINAL = (pb.SWAP_STATE_COMMITTED, pb.SWAP_STATE_ABORTED, pb.SWAP_STATE_EXPIRED)
-
-
-def _exit_for(s: pb.SwapStatus) -> int:
-    if s.state == pb.SWAP_STATE_COMMITTED:
-        return EXIT_COMMITTED
-    if s.state in (pb.SWAP_STATE_ABORTED, pb.SWAP_STATE_EXPIRED):
-        return EXIT_ABORTED
-    return EXIT_PENDING
+        _emit(convert.status_json(status, names), json_out, lambda: describe(status, names))
 
 
 @swap_app.command()
@@ -284,7 +219,7 @@ def status(
         names = Keystore(keys).names()
         sid = _sid(swap_id)
         s = follow(client, sid, timeout) if watch else client.get(sid)
-        _emit(convert.status_json(s, names), json_out, lambda: _describe(s, names))
+        _emit(convert.status_json(s, names), json_out, lambda: describe(s, names))
 
 
 @swap_app.command()
@@ -303,8 +238,8 @@ def wait(
     with _errors(), _client(coordinator, call_timeout, tls_ca, tls_cert, tls_key) as client:
         names = Keystore(keys).names()
         s = follow(client, _sid(swap_id), timeout)
-    _emit(convert.status_json(s, names), json_out, lambda: _describe(s, names))
-    raise typer.Exit(_exit_for(s))
+    _emit(convert.status_json(s, names), json_out, lambda: describe(s, names))
+    raise typer.Exit(exit_for(s))
 
 
 @swap_app.command("list")
@@ -323,7 +258,7 @@ def list_swaps(
     """Swaps known to the coordinator, newest first."""
     by_name = {v: k for k, v in convert.STATE_NAMES.items()}
     if state is not None and state not in by_name:
-        raise _fail(f"unknown state {state!r}: use one of {', '.join(by_name)}")
+        raise fail(f"unknown state {state!r}: use one of {', '.join(by_name)}")
     with _errors(), _client(coordinator, call_timeout, tls_ca, tls_cert, tls_key) as client:
         swaps = client.list(by_name[state] if state else pb.SWAP_STATE_UNSPECIFIED, limit)
     docs = [convert.status_json(s) for s in swaps]
@@ -420,75 +355,5 @@ def run(
         _sign_all(client, resp, ks, [mine[p][0] for p in payers])
         s = follow(client, resp.swap_id, wait_timeout if wait_timeout else timeout + 10)
     names = ks.names()
-    _emit(convert.status_json(s, names), json_out, lambda: _describe(s, names))
-    raise typer.Exit(_exit_for(s))
-
-
-@coordinator_app.command("run")
-def run_coordinator(
-    sequencer: Sequencer,
-    data_dir: Annotated[Path, typer.Option("--data-dir", envvar="TANDEM_COORDINATOR_DIR")],
-    genesis: GenesisOpt,
-    key: Annotated[
-        Path, typer.Option("--key", envvar="TANDEM_COORDINATOR_KEY", help="Client key PEM")
-    ],
-    listen: Annotated[
-        str, typer.Option(envvar="TANDEM_COORDINATOR_LISTEN", help="gRPC HOST:PORT")
-    ] = "127.0.0.1:7300",
-    metrics_listen: Annotated[
-        str, typer.Option(envvar="TANDEM_METRICS_LISTEN", help="Prometheus HOST:PORT ('' = off)")
-    ] = "",
-    call_timeout: CallTimeout = 10.0,
-    tls_ca: TlsCa = None,
-    tls_cert: TlsCert = None,
-    tls_key: TlsKey = None,
-) -> None:
-    """Serve the coordinator until SIGTERM; prints one ready line with the bound address.
-
-    With --tls-*, its server requires client certificates from the CA and it presents its
-    own certificate to the sequencer (mutual TLS both ways, like a rollup node).
-    """
-    try:
-        tls = tls_files(tls_ca, tls_cert, tls_key)
-        cfg = Config(
-            sequencer,
-            listen,
-            data_dir,
-            genesis,
-            key,
-            call_timeout,
-            metrics_listen,
-            tls=tls,
-            sequencer_tls=tls,
-        )
-        trio.run(_main, cfg)
-    except (TandemError, BaseExceptionGroup) as exc:
-        errors = _tandem_errors(exc)
-        if not errors:
-            raise
-        raise _fail("; ".join(str(e) for e in errors)) from None
-
-
-def _tandem_errors(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, TandemError):
-        return [exc]
-    if isinstance(exc, BaseExceptionGroup):
-        found = [e for sub in exc.exceptions for e in _tandem_errors(sub)]
-        return found if len(found) == len(exc.exceptions) else []
-    return []
-
-
-def _ready(listen: str, metrics: str) -> None:
-    sys.stdout.write(json.dumps({"event": "ready", "listen": listen, "metrics": metrics}) + "\n")
-    sys.stdout.flush()
-
-
-async def _main(cfg: Config) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(
-                lambda task_status: serve(cfg, on_ready=_ready, task_status=task_status)
-            )
-            async for _ in signals:
-                nursery.cancel_scope.cancel()
-                break
+    _emit(convert.status_json(s, names), json_out, lambda: describe(s, names))
+    raise typer.Exit(exit_for(s))

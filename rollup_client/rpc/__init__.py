@@ -1,19 +1,24 @@
 """grpc plumbing that every Tandem process shares: the server, client channels, the table
 between library errors and status codes, TLS, per-thread SQLite readers for grpc's worker
-threads, and the hand-written SubmitBatch wire fast path."""
+threads, the hand-written SubmitBatch wire fast path, and what each process reports (its
+event log, the endpoints it serves)."""
 
-from rollup_client.rpc import channels, status, submit_wire
+from rollup_client.rpc import channels, config_file, status, submit_wire
+from rollup_client.rpc.events import Endpoints, EventLog
 from rollup_client.rpc.server import GrpcServer, abort, call, server_options
 from rollup_client.rpc.sqlite_threads import PerThread
 from rollup_client.rpc.tls import TlsFiles, tls_files
 
 __all__ = [
+    "Endpoints",
+    "EventLog",
     "GrpcServer",
     "PerThread",
     "TlsFiles",
     "abort",
     "call",
     "channels",
+    "config_file",
     "server_options",
     "status",
     "submit_wire",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from deploy import chaos_core
-from deploy.chaos import ROLLUPS
+from deploy.chaos_net import ROLLUPS
 from deploy.layout import COORDINATOR, SEQUENCER
 from tests.procs import tandem
 

@@ -12,12 +12,12 @@ import trio
 from rollup_client.protocol import codec
 from rollup_client.protocol.errors import Unavailable
 from rollup_client.protocol.keys import SigningKey
+from rollup_client.rpc import EventLog
+from sequencer.commit import Committer
 from sequencer.core import Acks, Batch, Item, Sequencer
-from sequencer.events import EventLog
 from sequencer.headwatch import HeadWatch
 from sequencer.intake import Intake, Ticket
 from sequencer.metrics import Metrics
-from sequencer.service import Committer
 from sequencer.store import Store
 
 KEY = SigningKey.from_seed(b"\x07" * 32)

@@ -60,8 +60,7 @@ async def start(
         limits=limits,
         max_block_entries=100,
     )
-    port = await nursery.start(serve, cfg)
-    target = f"127.0.0.1:{port}"
+    target = (await nursery.start(serve, cfg)).listen
     channel = grpc.insecure_channel(target)
     return Running(net, pb_grpc.SequencerServiceStub(channel), channel, target)
 

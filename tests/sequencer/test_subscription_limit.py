@@ -29,8 +29,8 @@ async def test_subscriptions_past_half_the_workers_are_refused_and_submits_still
     key = net.genesis.sequencer_key
     cfg = Config(data_dir=tmp_path, heartbeat_ms=600_000, limits=LIMITS, grpc_workers=4)
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(serve, cfg)
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        ends = await nursery.start(serve, cfg)
+        channel = grpc.insecure_channel(ends.listen)
         stub = pb_grpc.SequencerServiceStub(channel)
 
         def subscribe() -> Iterator[pb.SubscribeResponse]:

@@ -15,11 +15,13 @@ import trio.testing
 
 from rollup_client.protocol import swap
 from rollup_client.protocol.errors import InvalidArgument, Unavailable
+from rollup_client.rpc import EventLog
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator.core import Coordinator, changed_swaps
 from swap_coordinator.edge import SwapServicer
+from swap_coordinator.hops import DecidedViews, Hops, Touches
 from swap_coordinator.metrics import Metrics
-from swap_coordinator.service import DecidedViews, EventLog, Shell, Touches
+from swap_coordinator.shell import Shell
 from swap_coordinator.store import Store
 
 from .helpers import ASSET, USERS, genesis, make_block, signed, vote
@@ -265,9 +267,8 @@ def test_a_decided_swap_is_answered_without_a_hop_and_lines_reach_the_log(
     log = EventLog(tmp_path / "c.log")
     lines: list[dict[str, object]] = []
 
-    async def follow() -> Shell:
-        token = trio.lowlevel.current_trio_token()
-        shell = Shell(core, store, None, log, Metrics(), token)  # type: ignore[arg-type]
+    async def follow() -> Hops:
+        shell = Shell(core, store, None, log, Metrics())  # type: ignore[arg-type]
         async with trio.open_nursery() as nursery:
             nursery.start_soon(log.flusher)
             data = dict(core.to_submit())[intent.swap_id]
@@ -279,16 +280,16 @@ def test_a_decided_swap_is_answered_without_a_hop_and_lines_reach_the_log(
             text = (tmp_path / "c.log").read_text()
             lines.extend(json.loads(x) for x in text.splitlines())
             nursery.cancel_scope.cancel()
-        return shell
+        return Hops(shell, trio.lowlevel.current_trio_token())
 
     try:
-        shell = trio.run(follow)
+        hops = trio.run(follow)
     finally:
         store.close()
         log.close()
     assert [x["event"] for x in lines] == ["ordered", "decided"]  # written without a close
     # The trio run is over: a hop would fail, the decided view answers from this thread.
-    st = shell.get(intent.swap_id)
+    st = hops.get(intent.swap_id)
     assert st.state == pb.SWAP_STATE_COMMITTED and st.log_height == 2 and st.log_time_ms == 30
     with pytest.raises(Unavailable):
-        shell.get(b"u" * 32)
+        hops.get(b"u" * 32)

@@ -33,7 +33,8 @@ from rollup_client.wire import swap_pb2 as pb
 from rollup_client.wire import swap_pb2_grpc as pb_grpc
 from swap_coordinator import convert
 from swap_coordinator.client import SwapClient
-from swap_coordinator.service import Config, serve
+from swap_coordinator.config import Config
+from swap_coordinator.service import serve
 from swap_coordinator.store import Store
 
 from .network import (
@@ -704,6 +705,6 @@ async def test_mutual_tls_on_the_coordinator(net: Net, tmp_path: Path) -> None:
             c.list()
 
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(partial(serve, cfg))
-        await trio.to_thread.run_sync(calls, f"127.0.0.1:{port}")
+        ends = await nursery.start(partial(serve, cfg))
+        await trio.to_thread.run_sync(calls, ends.listen)
         nursery.cancel_scope.cancel()
