@@ -34,7 +34,7 @@ from rollup_client.protocol.block import LogEntry
 from rollup_client.protocol.errors import FailedPrecondition, InvalidArgument, TandemError
 from rollup_client.protocol.genesis import SWAP_NAMESPACE, Genesis
 from rollup_client.protocol.keys import SigningKey
-from rollup_client.protocol.statemachine import Receipt
+from rollup_client.protocol.statemachine import Outgoing, Receipt
 from rollup_client.protocol.stateroot import EMPTY_LEAF, SlotTree
 
 MAX_AMOUNT = tx.MAX_AMOUNT
@@ -85,7 +85,7 @@ class TokenLedger:
         self._escrows: dict[bytes, Escrow] = {}
         self._escrow_tree = SlotTree()
         self._refused: set[bytes] = set()
-        self._outbox: list[tuple[str, bytes]] = []
+        self._outbox: list[Outgoing] = []
         self._signed: dict[bytes, None] = {}
         extra = sorted({a for b in rollup.balances.values() for a in b} - set(rollup.assets))
         self.assets: tuple[str, ...] = tuple(rollup.assets) + tuple(extra)
@@ -240,7 +240,8 @@ class TokenLedger:
             slot = self._escrow_tree.add(EMPTY_LEAF)
             e = self._escrows[sid] = Escrow(sid, legs, slot)
             self._escrow_tree.set(slot, e.leaf())
-        self._outbox.extend(self._vote(sid, not reason))
+        peers = tuple(r for r in intent.rollups() if r != self.rollup_id)
+        self._outbox.extend(Outgoing(n, d, peers) for n, d in self._vote(sid, not reason))
         kind = "refuse" if reason else "escrow"
         return Receipt(entry.id, entry.height, entry.index, not reason, reason, kind, sid)
 
@@ -281,7 +282,7 @@ class TokenLedger:
         self._tracker.vouch(data)  # signed here with this rollup's genesis key
         return [(SWAP_NAMESPACE, data)]
 
-    def take_outbox(self) -> list[tuple[str, bytes]]:
+    def take_outbox(self) -> list[Outgoing]:
         out, self._outbox = self._outbox, []
         return out
 

@@ -20,6 +20,7 @@ from typing import Annotated
 import trio
 import typer
 
+from rollup_client.ledger import TokenLedger
 from rollup_client.node import shell as node
 from rollup_client.node.config import NodeConfig
 from rollup_client.protocol.errors import TandemError
@@ -77,7 +78,10 @@ async def _main(cfg: NodeConfig) -> None:
                 return
 
         async with trio.open_nursery() as nursery:
-            ends = await nursery.start(partial(node.serve, cfg, shutdown_trigger=stop_requested))
+            serve = partial(
+                node.serve, cfg, machine_factory=TokenLedger, shutdown_trigger=stop_requested
+            )
+            ends = await nursery.start(serve)
             ready = {"event": "ready", "listen": ends.listen, "metrics": ends.metrics}
             sys.stdout.write(json.dumps(ready) + "\n")
             sys.stdout.flush()
