@@ -1,6 +1,7 @@
 """The rollup node: a trio shell that feeds the sequencer's log into a StateMachine.
 
-`serve(config, *, task_status)` (hypercorn style) restores the newest snapshot, follows
+`serve(config, *, machine_factory, task_status)` (hypercorn style; the caller, e.g. the
+CLI, chooses the StateMachine) restores the newest snapshot of the machine, follows
 the log from the next height, applies every verified block (empty ones too: their log
 time drives swap deadlines), persists each block's receipts, root and outbox in one
 SQLite transaction, forwards the outbox (votes, attestations) and user transactions to
@@ -71,7 +72,6 @@ class Node:
     def __init__(
         self,
         config: NodeConfig,
-        genesis: Genesis,
         key: SigningKey,
         machine: StateMachine,
         store: NodeStore,
@@ -80,7 +80,6 @@ class Node:
         metrics: NodeMetrics,
     ) -> None:
         self.config = config
-        self.genesis = genesis
         self.key = key
         self.machine = machine
         self.store = store
@@ -316,7 +315,7 @@ async def serve(
             durable_height=durable.height if durable else -1,
         )
         async with open_link(config, genesis, key) as link:
-            node = Node(config, genesis, key, machine, store, link, view, metrics)
+            node = Node(config, key, machine, store, link, view, metrics)
             token = trio.lowlevel.current_trio_token()
             forwarder = Forwarder(config.rollup_id, machine, link, view, config.max_queued)
             parts = NodeParts(machine, view, forwarder.queue, reader, key.public, token)
