@@ -27,49 +27,22 @@ from __future__ import annotations
 import hashlib
 import struct
 from array import array
-from dataclasses import dataclass
 
+from rollup_client.ledger.escrow import Escrow
+from rollup_client.ledger.snapshot import LedgerState, decode_state, encode_state
 from rollup_client.protocol import codec, merkle, swap, tx
 from rollup_client.protocol.block import LogEntry
 from rollup_client.protocol.errors import FailedPrecondition, InvalidArgument, TandemError
 from rollup_client.protocol.genesis import SWAP_NAMESPACE, Genesis
 from rollup_client.protocol.keys import SigningKey
-from rollup_client.protocol.statemachine import Receipt
+from rollup_client.protocol.statemachine import Outgoing, Receipt
 from rollup_client.protocol.stateroot import EMPTY_LEAF, SlotTree
 
 MAX_AMOUNT = tx.MAX_AMOUNT
 _ROOT_TAG = b"tandem.v1.ledger-root\x00"
 _ACCOUNT_TAG = b"tandem.v1.account\x00"
-_ESCROW_TAG = b"tandem.v1.escrow\x00"
-_SNAP_TAG = b"tandem.v1.ledger-snapshot\x00"
 _SIGNED_CACHE = 1 << 16
 """Entry ids whose signature `check` verified, kept until executed (oldest dropped)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Escrow:
-    """Funds a swap holds on this rollup: its legs here, paid out or refunded as a whole."""
-
-    swap_id: bytes
-    legs: tuple[swap.Leg, ...]
-    slot: int
-
-    def encode(self) -> bytes:
-        return (
-            self.swap_id
-            + struct.pack(">B", len(self.legs))
-            + b"".join(
-                leg.payer
-                + leg.payee
-                + struct.pack(">B", len(leg.asset))
-                + leg.asset.encode()
-                + struct.pack(">Q", leg.amount)
-                for leg in self.legs
-            )
-        )
-
-    def leaf(self) -> bytes:
-        return merkle.leaf_hash(_ESCROW_TAG + self.encode())
 
 
 class TokenLedger:
@@ -85,7 +58,7 @@ class TokenLedger:
         self._escrows: dict[bytes, Escrow] = {}
         self._escrow_tree = SlotTree()
         self._refused: set[bytes] = set()
-        self._outbox: list[tuple[str, bytes]] = []
+        self._outbox: list[Outgoing] = []
         self._signed: dict[bytes, None] = {}
         extra = sorted({a for b in rollup.balances.values() for a in b} - set(rollup.assets))
         self.assets: tuple[str, ...] = tuple(rollup.assets) + tuple(extra)
@@ -240,7 +213,8 @@ class TokenLedger:
             slot = self._escrow_tree.add(EMPTY_LEAF)
             e = self._escrows[sid] = Escrow(sid, legs, slot)
             self._escrow_tree.set(slot, e.leaf())
-        self._outbox.extend(self._vote(sid, not reason))
+        peers = tuple(r for r in intent.rollups() if r != self.rollup_id)
+        self._outbox.extend(Outgoing(n, d, peers) for n, d in self._vote(sid, not reason))
         kind = "refuse" if reason else "escrow"
         return Receipt(entry.id, entry.height, entry.index, not reason, reason, kind, sid)
 
@@ -281,7 +255,7 @@ class TokenLedger:
         self._tracker.vouch(data)  # signed here with this rollup's genesis key
         return [(SWAP_NAMESPACE, data)]
 
-    def take_outbox(self) -> list[tuple[str, bytes]]:
+    def take_outbox(self) -> list[Outgoing]:
         out, self._outbox = self._outbox, []
         return out
 
@@ -343,107 +317,56 @@ class TokenLedger:
     # -- snapshot --------------------------------------------------------------------------
 
     def snapshot(self) -> bytes:
-        """Canonical bytes of the whole state, then its root and a checksum of it all.
-
-        Layout: tag, rollup, height, time, assets, accounts in slot order (key, nonce,
-        balances), escrow slots in order (empty ones too: slot reuse must replay alike),
-        refused swaps, the swap tracker's own snapshot, the state root, SHA-256 of all.
-        """
+        """Canonical bytes of the whole state, its root and a checksum (see snapshot.py)."""
         root = self.state_root()
-        rid = self.rollup_id.encode()
-        rec = struct.Struct(f">32sQ{len(self._bal)}q")
-        by_slot: dict[int, Escrow] = {e.slot: e for e in self._escrows.values()}
-        tracker = self._tracker.to_bytes()
-        body = b"".join(
-            [
-                _SNAP_TAG,
-                struct.pack(">H", len(rid)) + rid,
-                struct.pack(">qQH", self._height, self._time_ms, len(self.assets)),
-                b"".join(struct.pack(">B", len(a)) + a.encode() for a in self.assets),
-                struct.pack(">Q", len(self._keys)),
-                b"".join(
-                    rec.pack(k, self._nonce[s], *(b[s] for b in self._bal))
-                    for s, k in enumerate(self._keys)
-                ),
-                struct.pack(">I", len(self._escrow_tree)),
-                b"".join(
-                    b"\x01" + by_slot[i].encode() if i in by_slot else b"\x00"
-                    for i in range(len(self._escrow_tree))
-                ),
-                struct.pack(">I", len(self._refused)) + b"".join(sorted(self._refused)),
-                struct.pack(">Q", len(tracker)) + tracker,
+        by_slot = {e.slot: e for e in self._escrows.values()}
+        return encode_state(
+            LedgerState(
+                self.rollup_id,
+                self._height,
+                self._time_ms,
+                self.assets,
+                self._keys,
+                self._nonce,
+                self._bal,
+                [by_slot.get(i) for i in range(len(self._escrow_tree))],
+                self._refused,
+                self._tracker.to_bytes(),
                 root,
-            ]
+            )
         )
-        return body + hashlib.sha256(body).digest()
 
     def restore(self, data: bytes) -> None:
         """Replace the state with a snapshot of this rollup; InvalidArgument if corrupt."""
-        body = data[:-32]
-        if len(data) < 64 or hashlib.sha256(body).digest() != data[-32:]:
-            raise InvalidArgument("corrupt ledger snapshot: checksum does not match")
+        state = decode_state(data)
         fresh = object.__new__(TokenLedger)
         fresh.__dict__.update(self.__dict__)
         try:
-            fresh._load(_Reader(body[:-32]))
-        except (struct.error, IndexError, UnicodeDecodeError, ValueError) as exc:
+            fresh._load(state)
+        except (IndexError, UnicodeDecodeError, ValueError) as exc:
             raise InvalidArgument(f"corrupt ledger snapshot: {exc}") from exc
-        if fresh.state_root() != body[-32:]:
+        if fresh.state_root() != state.root:
             raise InvalidArgument("corrupt ledger snapshot: state root does not match")
         self.__dict__.update(fresh.__dict__)
 
-    def _load(self, r: _Reader) -> None:
-        """Fill this (fresh) ledger from a snapshot body, checksum and root excluded."""
-        if r.take(len(_SNAP_TAG)) != _SNAP_TAG:
-            raise ValueError("not a ledger snapshot")
-        rid = r.take(r.uint(">H")).decode()
-        if rid != self.rollup_id:
-            raise ValueError(f"snapshot of rollup {rid!r}, not {self.rollup_id!r}")
-        self._height, self._time_ms = r.uint(">q"), r.uint(">Q")
-        assets = tuple(r.take(r.uint(">B")).decode() for _ in range(r.uint(">H")))
-        if assets != self.assets:
-            raise ValueError(f"snapshot assets {assets} differ from genesis {self.assets}")
-        n = r.uint(">Q")
-        rec = struct.Struct(f">32sQ{len(assets)}q")
-        self._keys, self._nonce = [], array("Q")
-        self._bal = [array("q") for _ in assets]
-        for k, nonce, *bals in rec.iter_unpack(r.take(n * rec.size)):
-            self._keys.append(k)
-            self._nonce.append(nonce)
-            for b, v in zip(self._bal, bals, strict=True):
-                b.append(v)
-        self._slot = {k: s for s, k in enumerate(self._keys)}
-        if len(self._slot) != n or any(v < 0 for b in self._bal for v in b):
-            raise ValueError("duplicate account or negative balance")
+    def _load(self, s: LedgerState) -> None:
+        """Fill this (fresh) ledger from a decoded snapshot of it."""
+        if s.rollup_id != self.rollup_id:
+            raise ValueError(f"snapshot of rollup {s.rollup_id!r}, not {self.rollup_id!r}")
+        if s.assets != self.assets:
+            raise ValueError(f"snapshot assets {s.assets} differ from genesis {self.assets}")
+        self._height, self._time_ms = s.height, s.time_ms
+        self._keys, self._nonce, self._bal = s.keys, s.nonces, s.balances
+        self._slot = {k: i for i, k in enumerate(self._keys)}
         self._tree, self._touched = SlotTree(), set()
-        self._tree.extend([self._account_leaf(s) for s in range(n)])
-        self._escrows, self._escrow_tree = {}, SlotTree()
-        leaves = []
-        for slot in range(r.uint(">I")):
-            if r.uint(">B") == 0:
-                leaves.append(EMPTY_LEAF)
-                continue
-            sid = r.take(32)
-            legs = tuple(
-                swap.Leg(
-                    self.rollup_id,
-                    r.take(32),
-                    r.take(32),
-                    r.take(r.uint(">B")).decode(),
-                    r.uint(">Q"),
-                )
-                for _ in range(r.uint(">B"))
-            )
-            e = self._escrows[sid] = Escrow(sid, legs, slot)
-            leaves.append(e.leaf())
-        self._escrow_tree.extend(leaves)
-        self._refused = {r.take(32) for _ in range(r.uint(">I"))}
-        self._tracker = swap.SwapTracker.from_bytes(
-            r.take(r.uint(">Q")), self._tracker.genesis, self.rollup_id
-        )
+        self._tree.extend([self._account_leaf(i) for i in range(len(self._keys))])
+        self._escrows = {e.swap_id: e for e in s.escrows if e is not None}
+        self._escrow_tree = SlotTree()
+        self._escrow_tree.extend([EMPTY_LEAF if e is None else e.leaf() for e in s.escrows])
+        self._refused = set(s.refused)
+        genesis = self._tracker.genesis
+        self._tracker = swap.SwapTracker.from_bytes(s.tracker, genesis, self.rollup_id)
         self._outbox = []
-        if r.pos != len(r.data):
-            raise ValueError(f"{len(r.data) - r.pos} bytes left over")
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -473,21 +396,3 @@ class TokenLedger:
             f">Q{len(self._bal)}q", self._nonce[slot], *(b[slot] for b in self._bal)
         )
         return merkle.leaf_hash(_ACCOUNT_TAG + self._keys[slot] + packed)
-
-
-class _Reader:
-    """Sequential reads over snapshot bytes; short reads raise ValueError."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise ValueError("truncated")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def uint(self, fmt: str) -> int:
-        (v,) = struct.unpack(fmt, self.take(struct.calcsize(fmt)))
-        return int(v)

@@ -20,6 +20,8 @@ from typing import Annotated
 import trio
 import typer
 
+from rollup_client.ledger import TokenLedger
+from rollup_client.node import config as configuration
 from rollup_client.node import shell as node
 from rollup_client.node.config import NodeConfig
 from rollup_client.protocol.errors import TandemError
@@ -77,7 +79,10 @@ async def _main(cfg: NodeConfig) -> None:
                 return
 
         async with trio.open_nursery() as nursery:
-            ends = await nursery.start(partial(node.serve, cfg, shutdown_trigger=stop_requested))
+            serve = partial(
+                node.serve, cfg, machine_factory=TokenLedger, shutdown_trigger=stop_requested
+            )
+            ends = await nursery.start(serve)
             ready = {"event": "ready", "listen": ends.listen, "metrics": ends.metrics}
             sys.stdout.write(json.dumps(ready) + "\n")
             sys.stdout.flush()
@@ -85,24 +90,43 @@ async def _main(cfg: NodeConfig) -> None:
 
 @app.command()
 def run(
-    rollup_id: Annotated[str, typer.Option("--id", envvar="TANDEM_ROLLUP_ID", help="Rollup id")],
-    sequencer: Annotated[str, typer.Option(envvar="TANDEM_SEQUENCER", help="Sequencer HOST:PORT")],
+    config: Annotated[Path | None, typer.Option(help="TOML config file")] = None,
+    rollup_id: Annotated[
+        str | None, typer.Option("--id", envvar="TANDEM_ROLLUP_ID", help="Rollup id")
+    ] = None,
+    sequencer: Annotated[
+        str | None, typer.Option(envvar="TANDEM_SEQUENCER", help="Sequencer HOST:PORT")
+    ] = None,
     data_dir: Annotated[
-        Path, typer.Option("--data-dir", envvar="TANDEM_DATA_DIR", help="Node data directory")
-    ],
-    genesis: Annotated[Path, typer.Option(envvar="TANDEM_GENESIS", help="Genesis file")],
-    key: Annotated[Path, typer.Option(envvar="TANDEM_KEY", help="The rollup's key (PEM)")],
+        Path | None,
+        typer.Option("--data-dir", envvar="TANDEM_DATA_DIR", help="Node data directory"),
+    ] = None,
+    genesis: Annotated[
+        Path | None, typer.Option(envvar="TANDEM_GENESIS", help="Genesis file")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(envvar="TANDEM_KEY", help="The rollup's key (PEM)")
+    ] = None,
     listen: Annotated[
-        str, typer.Option(envvar="TANDEM_ROLLUP_LISTEN", help="gRPC HOST:PORT")
-    ] = "127.0.0.1:0",
+        str | None,
+        typer.Option(envvar="TANDEM_ROLLUP_LISTEN", help="gRPC HOST:PORT (default 127.0.0.1:0)"),
+    ] = None,
     metrics_listen: Annotated[
-        str, typer.Option(envvar="TANDEM_METRICS_LISTEN", help="Prometheus HOST:PORT ('' = off)")
-    ] = "",
-    snapshot_every: Annotated[int, typer.Option(help="Snapshot every K blocks")] = 100,
-    attest_every: Annotated[int, typer.Option(help="Attest the state root every K blocks")] = 10,
+        str | None,
+        typer.Option(envvar="TANDEM_METRICS_LISTEN", help="Prometheus HOST:PORT ('' = off)"),
+    ] = None,
+    snapshot_every: Annotated[
+        int | None, typer.Option(help="Snapshot every K blocks (default 100)")
+    ] = None,
+    attest_every: Annotated[
+        int | None, typer.Option(help="Attest the state root every K blocks (default 10)")
+    ] = None,
     vote_linger_ms: Annotated[
-        int, typer.Option(help="Ask the sequencer to hold vote batches this long for company")
-    ] = 10,
+        int | None,
+        typer.Option(
+            help="Ask the sequencer to hold vote batches this long for company (default 10)"
+        ),
+    ] = None,
     replica: Annotated[
         bool, typer.Option(help="Read-only replica: follow the log, submit nothing")
     ] = False,
@@ -110,10 +134,15 @@ def run(
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
 ) -> None:
-    """Serve a rollup node until SIGTERM."""
+    """Serve a rollup node until SIGTERM.
+
+    Settings come from --config (a TOML file of NodeConfig's fields, at its top level or
+    in its rollup table), then from the flags, which override it.
+    """
     try:
         tls = tls_files(tls_ca, tls_cert, tls_key)
-        cfg = NodeConfig(
+        cfg = configuration.load(
+            config,
             rollup_id=rollup_id,
             sequencer=sequencer,
             data_dir=data_dir,
@@ -123,7 +152,7 @@ def run(
             metrics_listen=metrics_listen,
             snapshot_every=snapshot_every,
             attest_every=0 if replica else attest_every,
-            submit=not replica,
+            submit=False if replica else None,
             vote_linger_ms=vote_linger_ms,
             tls=tls,
             sequencer_tls=tls,

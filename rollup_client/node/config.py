@@ -1,13 +1,15 @@
-"""Typed configuration of a rollup node; the CLI builds it from flags."""
+"""Typed configuration of a rollup node, loaded from one TOML file; CLI flags override it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from rollup_client.protocol import codec
 from rollup_client.protocol.errors import InvalidArgument
-from rollup_client.rpc import TlsFiles
+from rollup_client.rpc import TlsFiles, tls_files
 
 
 @dataclass(frozen=True)
@@ -66,3 +68,44 @@ class NodeConfig:
     @property
     def log_path(self) -> Path:
         return self.data_dir / "rollup.log"
+
+
+# Fields without a default, which the file or the flags must give, and those flags.
+REQUIRED = {
+    "rollup_id": "--id",
+    "sequencer": "--sequencer",
+    "data_dir": "--data-dir",
+    "genesis": "--genesis",
+    "key": "--key",
+}
+# TOML keys naming the TLS files, as the --tls-* flags do; they serve both the node's
+# server and its link to the sequencer.
+TLS_KEYS = ("tls_ca", "tls_cert", "tls_key")
+_PATHS = ("data_dir", "genesis", "key")
+
+
+def load(path: Path | None, **overrides: Any) -> NodeConfig:
+    """Config from TOML `path` (optional; its `[rollup]` table, or the top level) with
+    `overrides` (None values ignored) on top."""
+    doc: dict[str, Any] = {}
+    if path is not None:
+        try:
+            doc = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise InvalidArgument(f"cannot read config {path}: {exc}") from exc
+    doc = doc.get("rollup", doc)
+    known = {f.name for f in fields(NodeConfig)} - {"tls", "sequencer_tls"}
+    unknown = set(doc) - known - set(TLS_KEYS)
+    if unknown:
+        raise InvalidArgument(f"unknown config keys {sorted(unknown)} in {path}")
+    tls = tls_files(*(Path(doc.pop(k)) if k in doc else None for k in TLS_KEYS))
+    kwargs: dict[str, Any] = {k: Path(v) if k in _PATHS else v for k, v in doc.items()}
+    kwargs |= {"tls": tls, "sequencer_tls": tls}
+    kwargs |= {k: v for k, v in overrides.items() if v is not None}
+    missing = [f"{k} ({flag})" for k, flag in REQUIRED.items() if k not in kwargs]
+    if missing:
+        raise InvalidArgument(f"missing {', '.join(missing)}: set it in the config or by flag")
+    try:
+        return NodeConfig(**kwargs)
+    except TypeError as exc:
+        raise InvalidArgument(f"bad value in config {path}: {exc}") from exc

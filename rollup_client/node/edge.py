@@ -11,12 +11,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 import trio
 
-from rollup_client.node.bridge import Submission
+from rollup_client.node.bridge import NodeView, Submission, SubmitQueue
 from rollup_client.node.config import NodeConfig
 from rollup_client.node.store import StoreReader
 from rollup_client.protocol import codec, keys, tx
@@ -29,31 +30,15 @@ from rollup_client.protocol.errors import (
     TandemError,
     Unavailable,
 )
-from rollup_client.protocol.statemachine import BLOCK_START, Receipt
-from rollup_client.protocol.swap import Leg
+from rollup_client.protocol.statemachine import BLOCK_START, Receipt, StateMachine
 from rollup_client.rpc import GrpcServer, call
 from rollup_client.rpc.status import number_of
 from rollup_client.wire import rollup_pb2 as rpb
 from rollup_client.wire import rollup_pb2_grpc as rpb_grpc
 from rollup_client.wire import sequencer_pb2 as pb
 
-if TYPE_CHECKING:
-    from rollup_client.node.shell import Node
-
 MAX_SUBMIT_BATCH = 1000
 T = TypeVar("T")
-
-
-class Ledger(Protocol):
-    """The queries the edge asks of a token-ledger-like machine."""
-
-    @property
-    def height(self) -> int: ...
-    @property
-    def assets(self) -> tuple[str, ...]: ...
-    def balance(self, account: bytes, asset: str) -> int: ...
-    def nonce(self, account: bytes) -> int: ...
-    def escrow(self, swap_id: bytes) -> tuple[Leg, ...]: ...
 
 
 def _key(raw: bytes, what: str) -> bytes:
@@ -83,17 +68,33 @@ def receipt_pb(r: Receipt) -> rpb.Receipt:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class NodeParts:
+    """What the edge reaches of a running node: the shell builds it and hands it over.
+
+    `machine` is read in the trio thread only (`_in_trio`), except `check_stateless`;
+    `queue` takes submissions from handler threads; `key` is the node's public key.
+    """
+
+    machine: StateMachine
+    view: NodeView
+    queue: SubmitQueue
+    reader: StoreReader
+    key: bytes
+    token: trio.lowlevel.TrioToken
+
+
 class RollupServicer(rpb_grpc.RollupServiceServicer):
     """Thin adapter from RollupService requests to the node."""
 
-    def __init__(
-        self, config: NodeConfig, node: Node, reader: StoreReader, token: trio.lowlevel.TrioToken
-    ) -> None:
+    def __init__(self, config: NodeConfig, parts: NodeParts) -> None:
         self.config = config
-        self.node = node
-        self.view = node.view
-        self.reader = reader
-        self.token = token
+        self.machine = parts.machine
+        self.view = parts.view
+        self.queue = parts.queue
+        self.reader = parts.reader
+        self.node_key = parts.key
+        self.token = parts.token
         # Waiters hold a handler thread each; at most half the threads may wait at once.
         self._waiters = threading.BoundedSemaphore(max(1, config.grpc_workers // 2))
 
@@ -104,21 +105,17 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
         except trio.RunFinishedError as exc:
             raise Unavailable("the rollup node is shutting down") from exc
 
-    def _ledger(self) -> Ledger:
-        m: Any = self.node.machine
-        return m
-
     # -- submit ----------------------------------------------------------------------------
 
     def _enqueue(self, data: bytes) -> Submission:
         """Stateless checks in this thread, then hand the transaction to the node."""
         if not self.config.submit:
             raise FailedPrecondition("this node is a read-only replica: submit to the primary")
-        self.node.machine.check_stateless(data)
+        self.machine.check_stateless(data)
         sub = Submission(data, codec.entry_id(self.config.rollup_id, data))
         self.view.pending(sub.tx_id)
         try:
-            self.node.queue.put(sub)
+            self.queue.put(sub)
         except TandemError:
             self.view.forget(sub.tx_id)
             raise
@@ -256,10 +253,9 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
         def read() -> rpb.GetBalanceResponse:
             account = _key(request.account, "account")
             tx.check_asset(request.asset)
-            ledger = self._ledger()
             return self._in_trio(
                 lambda: rpb.GetBalanceResponse(
-                    amount=ledger.balance(account, request.asset), height=ledger.height
+                    amount=self.machine.balance(account, request.asset), height=self.machine.height
                 )
             )
 
@@ -270,14 +266,13 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
     ) -> rpb.GetBalancesResponse:
         def read() -> rpb.GetBalancesResponse:
             account = _key(request.account, "account")
-            ledger = self._ledger()
             return self._in_trio(
                 lambda: rpb.GetBalancesResponse(
                     balances=[
-                        rpb.AssetBalance(asset=a, amount=ledger.balance(account, a))
-                        for a in ledger.assets
+                        rpb.AssetBalance(asset=a, amount=self.machine.balance(account, a))
+                        for a in self.machine.assets
                     ],
-                    height=ledger.height,
+                    height=self.machine.height,
                 )
             )
 
@@ -288,9 +283,10 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
     ) -> rpb.GetNonceResponse:
         def read() -> rpb.GetNonceResponse:
             account = _key(request.account, "account")
-            ledger = self._ledger()
             return self._in_trio(
-                lambda: rpb.GetNonceResponse(nonce=ledger.nonce(account), height=ledger.height)
+                lambda: rpb.GetNonceResponse(
+                    nonce=self.machine.nonce(account), height=self.machine.height
+                )
             )
 
         return call(context, read)
@@ -320,14 +316,13 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
     ) -> rpb.GetEscrowResponse:
         def read() -> rpb.GetEscrowResponse:
             swap_id = _id(request.swap_id, "swap_id")
-            ledger = self._ledger()
             return self._in_trio(
                 lambda: rpb.GetEscrowResponse(
                     legs=[
                         rpb.EscrowLeg(sender=g.payer, to=g.payee, asset=g.asset, amount=g.amount)
-                        for g in ledger.escrow(swap_id)
+                        for g in self.machine.escrow(swap_id)
                     ],
-                    height=ledger.height,
+                    height=self.machine.height,
                 )
             )
 
@@ -344,19 +339,17 @@ class RollupServicer(rpb_grpc.RollupServiceServicer):
             state_root=head.state_root,
             sequencer_height=max(head.sequencer_height, 0),
             lag=head.lag,
-            node_key=self.node.key.public,
+            node_key=self.node_key,
         )
 
 
 class RollupEdge(GrpcServer):
     """The running grpc server of one node, with its health service."""
 
-    def __init__(
-        self, config: NodeConfig, node: Node, reader: StoreReader, token: trio.lowlevel.TrioToken
-    ) -> None:
+    def __init__(self, config: NodeConfig, parts: NodeParts) -> None:
         super().__init__(
             rpb.DESCRIPTOR.services_by_name["RollupService"],
-            RollupServicer(config, node, reader, token),
+            RollupServicer(config, parts),
             config.listen,
             workers=config.grpc_workers,
             max_message_bytes=config.max_message_bytes,

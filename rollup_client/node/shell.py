@@ -1,6 +1,7 @@
 """The rollup node: a trio shell that feeds the sequencer's log into a StateMachine.
 
-`serve(config, *, task_status)` (hypercorn style) restores the newest snapshot, follows
+`serve(config, *, machine_factory, task_status)` (hypercorn style; the caller, e.g. the
+CLI, chooses the StateMachine) restores the newest snapshot of the machine, follows
 the log from the next height, applies every verified block (empty ones too: their log
 time drives swap deadlines), persists each block's receipts, root and outbox in one
 SQLite transaction, forwards the outbox (votes, attestations) and user transactions to
@@ -14,20 +15,20 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import trio
 
-from rollup_client.ledger import TokenLedger
-from rollup_client.node.bridge import Head, NodeView, Submission, SubmitQueue
+from rollup_client.node.apply import Applied, apply_block
+from rollup_client.node.bridge import Head, NodeView
 from rollup_client.node.config import NodeConfig
-from rollup_client.node.edge import RollupEdge
+from rollup_client.node.edge import NodeParts, RollupEdge
+from rollup_client.node.forward import Forwarder, chunks
 from rollup_client.node.link import SequencerLink, open_link
 from rollup_client.node.metrics import NodeMetrics
-from rollup_client.node.store import BlockRecord, NodeStore, StoreReader
-from rollup_client.protocol import attestation, codec, swap
+from rollup_client.node.store import NodeStore, StoreReader
+from rollup_client.protocol import codec
 from rollup_client.protocol.block import VerifiedBlock
 from rollup_client.protocol.errors import (
     DeadlineExceeded,
@@ -36,29 +37,20 @@ from rollup_client.protocol.errors import (
     TandemError,
     Unavailable,
 )
-from rollup_client.protocol.genesis import SETTLEMENT_NAMESPACE, SWAP_NAMESPACE, Genesis
+from rollup_client.protocol.genesis import Genesis
 from rollup_client.protocol.keys import SigningKey
-from rollup_client.protocol.statemachine import StateMachine
+from rollup_client.protocol.statemachine import MachineFactory, StateMachine
 
-T = TypeVar("T")
-MachineFactory = Callable[[Genesis, str, SigningKey], StateMachine]
 log = logging.getLogger("tandem.rollup")
 
 # Outbox entries not acknowledged yet are retried after this long (the sequencer dedups).
 _RETRY_S = 0.5
 # Failures worth retrying an outbox batch for; anything else will never succeed.
 _TRANSIENT = (Unavailable, DeadlineExceeded, ResourceExhausted)
-# The leading byte of an intent in the swap namespace (votes and others are skipped by it).
-_INTENT_KIND = bytes([swap.KIND_INTENT])
 # Longest a graceful stop waits for accepted transactions to be acknowledged.
 _DRAIN_S = 5.0
 # How often the node asks the sequencer for its head, so Status reports a true lag.
 _HEAD_POLL_S = 1.0
-
-
-def token_ledger(genesis: Genesis, rollup_id: str, key: SigningKey) -> StateMachine:
-    """The reference execution environment: the token ledger."""
-    return TokenLedger(genesis, rollup_id, signer=key)
 
 
 def _event(event: str, **fields: object) -> None:
@@ -74,22 +66,12 @@ class Endpoints:
     metrics: str
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """One block run through the machine, not yet durable."""
-
-    record: BlockRecord
-    executed: list[bytes]
-    txs: int
-
-
 class Node:
     """Owns the machine and the store; everything here runs in the trio thread."""
 
     def __init__(
         self,
         config: NodeConfig,
-        genesis: Genesis,
         key: SigningKey,
         machine: StateMachine,
         store: NodeStore,
@@ -98,7 +80,6 @@ class Node:
         metrics: NodeMetrics,
     ) -> None:
         self.config = config
-        self.genesis = genesis
         self.key = key
         self.machine = machine
         self.store = store
@@ -106,82 +87,18 @@ class Node:
         self.view = view
         self.metrics = metrics
         self.head_seen = -1
-        self._wakeup = trio.Event()
-        self._draining = False
-        self._forwarded = trio.Event()
         self._acked: list[tuple[int, bytes]] = []
         self._unwritten: list[Applied] = []
         self._snapshot: tuple[int, bytes] | None = None
         self._write_wake = trio.Event()
         self.written_height = machine.height
         self._written = trio.Event()
-        self._token = trio.lowlevel.current_trio_token()
-        self.queue = SubmitQueue(self._wake_from_thread, max_items=config.max_queued)
         # Unbounded: the entries are in the store already; this only paces their sending.
         self._outbox_send, self._outbox_recv = trio.open_memory_channel[
             list[tuple[int, bytes, str, bytes]]
         ](math.inf)
-        # Heights whose votes other rollups answer too (see `_shared_votes`): not yet sent.
+        # Heights whose votes other rollups answer too (`Applied.shared`): not yet sent.
         self._company: set[int] = set()
-
-    # -- user submissions ------------------------------------------------------------------
-
-    def _wake_from_thread(self) -> None:
-        try:
-            self._token.run_sync_soon(self._wake)
-        except trio.RunFinishedError as exc:
-            raise Unavailable("the rollup node is shutting down") from exc
-
-    def _wake(self) -> None:
-        self._wakeup.set()
-
-    async def forward_submissions(self) -> None:
-        """Drain the queue once per wake-up: check nonces, forward one batch, release all.
-
-        Returns once draining and the queue is empty. On the way out every waiting
-        handler is released with Unavailable, so no handler thread outlives the node.
-        """
-        good: list[Submission] = []
-        try:
-            while not self._draining or self.queue.waiting():
-                await self._wakeup.wait()
-                self._wakeup = trio.Event()
-                good = []
-                for sub in self.queue.drain():
-                    try:
-                        self.machine.check_state(sub.data)
-                    except TandemError as exc:
-                        self.view.forget(sub.tx_id)
-                        sub.fail(exc)
-                    else:
-                        good.append(sub)
-                for chunk in _chunks(good, self.link.max_batch_entries):
-                    await self._forward(chunk)
-        finally:
-            for sub in good + self.queue.close():
-                sub.fail(Unavailable("the rollup node is shutting down: resubmit"))
-            self._forwarded.set()
-
-    async def drain(self, grace_s: float) -> None:
-        """Refuse new submissions; wait (at most `grace_s`) until accepted ones are answered."""
-        self._draining = True
-        self.queue.close_intake()
-        self._wake()
-        with trio.move_on_after(grace_s):
-            await self._forwarded.wait()
-
-    async def _forward(self, subs: Sequence[Submission]) -> None:
-        ns = self.config.rollup_id
-        try:
-            acks = await self.link.submit_batch([(ns, s.data) for s in subs])
-        except TandemError as exc:
-            for s in subs:
-                self.view.forget(s.tx_id)
-                s.fail(exc)
-            return
-        for s, (height, index, duplicate) in zip(subs, acks, strict=True):
-            self.view.sequenced(s.tx_id, height, index)
-            s.resolve((height, index), duplicate)
 
     # -- outbox ----------------------------------------------------------------------------
 
@@ -227,7 +144,7 @@ class Node:
             await self._written.wait()
 
     def _queue_outbox(self, entries: list[tuple[int, bytes, str, bytes]]) -> None:
-        for chunk in _chunks(entries, self.link.max_batch_entries):
+        for chunk in chunks(entries, self.link.max_batch_entries):
             self._outbox_send.send_nowait(list(chunk))
 
     async def resubmit_owed(self) -> None:
@@ -242,50 +159,15 @@ class Node:
     # -- following the log -----------------------------------------------------------------
 
     def apply(self, blk: VerifiedBlock) -> Applied:
-        """Run one block through the machine; collect what must be persisted and sent."""
-        m = self.machine
-        receipts = list(m.begin_block(blk.height, blk.time_ms))
-        executed: list[bytes] = []
-        txs = 0
-        for entry in blk.entries:
-            r = m.apply(entry)
-            if entry.namespace == self.config.rollup_id:
-                executed.append(entry.id)
-                txs += 1
-            if r is not None:
-                receipts.append(r)
-        root = m.state_root()
-        outbox = [(codec.entry_id(n, d), n, d) for n, d in m.take_outbox()]
-        linger = self.config.submit and self.config.vote_linger_ms
-        if linger and any(n == SWAP_NAMESPACE for _, n, _ in outbox) and self._shared_votes(blk):
+        """Run one block through the machine (`apply_block`); note votes worth holding."""
+        cfg = self.config
+        signer = self.key if cfg.submit else None
+        a = apply_block(
+            self.machine, blk, cfg.rollup_id, signer=signer, attest_every=cfg.attest_every
+        )
+        if a.shared and cfg.vote_linger_ms:
             self._company.add(blk.height)
-        every = self.config.attest_every
-        if self.config.submit and every and blk.height % every == 0:
-            data = attestation.Attestation.make(
-                self.config.rollup_id, blk.height, root, self.key
-            ).encode()
-            outbox.append((codec.entry_id(SETTLEMENT_NAMESPACE, data), SETTLEMENT_NAMESPACE, data))
-        if not self.config.submit:
-            outbox = []
-        record = BlockRecord(blk.height, blk.time_ms, root, receipts, outbox)
-        return Applied(record, executed, txs)
-
-    def _shared_votes(self, blk: VerifiedBlock) -> bool:
-        """True when an intent in `blk` that this rollup votes on has other rollups voting
-        too: their votes are on their way, so this node's may wait for them (linger_ms)
-        and all land in one block. A swap on this rollup alone must not wait."""
-        me = self.config.rollup_id
-        for entry in blk.entries:
-            if entry.namespace != SWAP_NAMESPACE or entry.data[:1] != _INTENT_KIND:
-                continue
-            try:
-                item = swap.decode_swap_entry(entry.data)
-            except InvalidArgument:
-                continue
-            rollups = item.intent.rollups() if isinstance(item, swap.SignedIntent) else ()
-            if me in rollups and len(rollups) > 1:
-                return True
-        return False
+        return a
 
     def hand_over(self, group: list[Applied]) -> None:
         """Send a group's outbox now and give its records to the writer.
@@ -332,7 +214,7 @@ class Node:
             self.head_seen = max(self.head_seen, last.height)
             head = Head(last.height, last.time_ms, last.state_root, self.head_seen)
             self.view.publish(head, [i for a in group for i in a.executed])
-            self.metrics.applied(head, sum(a.txs for a in group))
+            self.metrics.applied(head, sum(len(a.executed) for a in group))
             self.written_height = last.height
             self._written.set()
             self._written = trio.Event()
@@ -381,10 +263,6 @@ class Node:
                     task_status.started()
 
 
-def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 def restore(store: NodeStore, fresh: Callable[[], StateMachine]) -> StateMachine:
     """A machine at the newest snapshot that restores cleanly (the log replays the rest).
 
@@ -408,11 +286,12 @@ def restore(store: NodeStore, fresh: Callable[[], StateMachine]) -> StateMachine
 async def serve(
     config: NodeConfig,
     *,
-    machine_factory: MachineFactory = token_ledger,
+    machine_factory: MachineFactory,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[Endpoints] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run a rollup node; `task_status.started(Endpoints)` once caught up.
+    """Run a rollup node of the machines `machine_factory` builds; `task_status.started(
+    Endpoints)` once caught up.
 
     Without `shutdown_trigger` it runs until cancelled. With one (hypercorn style), once
     the trigger returns it drains: health goes NOT_SERVING, new submissions are refused,
@@ -436,13 +315,16 @@ async def serve(
             durable_height=durable.height if durable else -1,
         )
         async with open_link(config, genesis, key) as link:
-            node = Node(config, genesis, key, machine, store, link, view, metrics)
-            edge = RollupEdge(config, node, reader, trio.lowlevel.current_trio_token())
+            node = Node(config, key, machine, store, link, view, metrics)
+            token = trio.lowlevel.current_trio_token()
+            forwarder = Forwarder(config.rollup_id, machine, link, view, config.max_queued)
+            parts = NodeParts(machine, view, forwarder.queue, reader, key.public, token)
+            edge = RollupEdge(config, parts)
             edge.start()
             try:
                 async with trio.open_nursery() as nursery:
                     if config.submit:
-                        nursery.start_soon(node.forward_submissions)
+                        nursery.start_soon(forwarder.run)
                         nursery.start_soon(node.send_outbox)
                         await node.resubmit_owed()
                     t0 = time.monotonic()
@@ -464,7 +346,7 @@ async def serve(
                         _event("draining")
                         edge.draining()
                         if config.submit:
-                            await node.drain(_DRAIN_S)
+                            await forwarder.drain(_DRAIN_S)
                         nursery.cancel_scope.cancel()
             finally:
                 edge.draining()

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from rollup_client.node.apply import BlockRecord
 from rollup_client.protocol.errors import ResourceExhausted
 from rollup_client.protocol.statemachine import Receipt
 from rollup_client.rpc import PerThread
@@ -58,18 +59,6 @@ class Progress:
     height: int
     time_ms: int
     state_root: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class BlockRecord:
-    """What one applied block leaves in the store."""
-
-    height: int
-    time_ms: int
-    state_root: bytes
-    receipts: Sequence[Receipt]
-    outbox: Sequence[tuple[bytes, str, bytes]]
-    """(entry id, namespace, data) the node still has to submit."""
 
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:

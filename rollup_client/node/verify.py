@@ -1,9 +1,10 @@
 """Independent verification of a rollup: re-execute the log, check every attestation.
 
-Anyone holding the genesis can do this; it needs neither the rollup node nor its key,
-only the sequencer's blocks for the rollup's namespace, `swap` and `settlement`. The
-`Verifier` is a pure core fed verified blocks in order; `verify_log` drives it from a
-sequencer client (the `tandem verify` command).
+Anyone holding the genesis and the rollup's execution environment (its machine factory)
+can do this; it needs neither the rollup node nor its key, only the sequencer's blocks
+for the rollup's namespace, `swap` and `settlement`. The `Verifier` is a pure core fed
+verified blocks in order; `tandem verify` (verify_cli.py) drives it from a sequencer
+client and chooses the machine.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rollup_client.ledger import TokenLedger
 from rollup_client.protocol import attestation, codec
 from rollup_client.protocol.block import VerifiedBlock
 from rollup_client.protocol.errors import FailedPrecondition, InvalidArgument, VerificationError
 from rollup_client.protocol.genesis import SETTLEMENT_NAMESPACE, Genesis
-from rollup_client.protocol.statemachine import StateMachine
+from rollup_client.protocol.statemachine import MachineFactory, StateMachine
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +63,9 @@ class Report:
 class Verifier:
     """Re-executes one rollup block by block and checks its attestations against itself."""
 
-    def __init__(
-        self, genesis: Genesis, rollup_id: str, machine: StateMachine | None = None
-    ) -> None:
+    def __init__(self, genesis: Genesis, rollup_id: str, machine_factory: MachineFactory) -> None:
         self.rollup_key = genesis.rollup(rollup_id).key
-        self.machine: StateMachine = machine or TokenLedger(genesis, rollup_id)
+        self.machine: StateMachine = machine_factory(genesis, rollup_id, None)
         self.report = Report(rollup_id)
         self._executes = frozenset(self.machine.namespaces())
         self._roots = bytearray()
@@ -128,11 +126,12 @@ class Verifier:
 def verify_blocks(
     genesis: Genesis,
     rollup_id: str,
+    machine_factory: MachineFactory,
     blocks: Iterable[VerifiedBlock],
     progress: Callable[[Report], None] | None = None,
 ) -> Report:
     """Feed `blocks` (from height 0, in order) to a fresh Verifier; return its report."""
-    v = Verifier(genesis, rollup_id)
+    v = Verifier(genesis, rollup_id, machine_factory)
     for b in blocks:
         v.feed(b)
         if progress is not None:

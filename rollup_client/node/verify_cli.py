@@ -17,6 +17,7 @@ from typing import Annotated, cast
 import typer
 from rich.console import Console
 
+from rollup_client.ledger import TokenLedger
 from rollup_client.node.verify import Report, Verifier
 from rollup_client.protocol.block import VerifiedBlock
 from rollup_client.protocol.errors import InvalidArgument, TandemError
@@ -91,7 +92,7 @@ def verify(
     err = Console(stderr=True)
     try:
         genesis = Genesis.load(genesis_path)
-        verifier = Verifier(genesis, rollup)
+        verifier = Verifier(genesis, rollup, TokenLedger)
     except InvalidArgument as exc:
         err.print(f"error: {exc}")
         raise typer.Exit(EXIT_USAGE) from exc

@@ -10,18 +10,23 @@ The node drives a machine block by block, in log order, empty blocks included:
     for entry in block.entries:                        # only machine.namespaces(), by index
         receipt = machine.apply(entry)
     root = machine.state_root()                        # the root *after* block `height`
-    for namespace, data in machine.take_outbox(): ...  # submit to the sequencer
+    for out in machine.take_outbox(): ...              # submit to the sequencer
 
 A machine is a pure, deterministic core: no I/O, no clock, no randomness. Two machines
-fed the same log have byte-identical state roots and snapshots.
+fed the same log have byte-identical state roots and snapshots. Between blocks the node
+serves `RollupService` queries (balances, nonces, escrow) from the same object.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from rollup_client.protocol.block import LogEntry
+from rollup_client.protocol.genesis import Genesis
+from rollup_client.protocol.keys import SigningKey
+from rollup_client.protocol.swap import Leg
 
 BLOCK_START = -1
 """`Receipt.index` of effects that happen at the start of a block, before any entry."""
@@ -45,6 +50,19 @@ class Receipt:
     reason: str = ""
     kind: str = ""
     swap_id: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """An entry the machine asks the node to submit (a vote, for instance).
+
+    `peers` are the other rollups voting on the same swap when this is a vote: their votes
+    are on their way too, so the node may ask the sequencer to hold this one for them.
+    """
+
+    namespace: str
+    data: bytes
+    peers: tuple[str, ...] = ()
 
 
 class StateMachine(Protocol):
@@ -101,10 +119,34 @@ class StateMachine(Protocol):
         """Replace the whole state with a snapshot; raises InvalidArgument if it is corrupt."""
         ...
 
-    def take_outbox(self) -> list[tuple[str, bytes]]:
-        """(namespace, data) entries the node must submit, e.g. votes; emptied by the call."""
+    def take_outbox(self) -> list[Outgoing]:
+        """Entries the node must submit, e.g. votes; emptied by the call."""
         ...
 
     def owed_votes(self) -> list[tuple[str, bytes]]:
         """Entries owed but not yet seen in the log: resubmit after a restart (dedup-safe)."""
         ...
+
+    # -- queries (RollupService), read between blocks -------------------------------------
+
+    @property
+    def assets(self) -> tuple[str, ...]:
+        """The assets this rollup holds, in genesis order."""
+        ...
+
+    def balance(self, account: bytes, asset: str) -> int:
+        """Spendable balance; raises InvalidArgument for an asset this rollup lacks."""
+        ...
+
+    def nonce(self, account: bytes) -> int:
+        """The nonce the account's next transaction must carry."""
+        ...
+
+    def escrow(self, swap_id: bytes) -> tuple[Leg, ...]:
+        """The legs `swap_id` holds in escrow here (empty once settled, or if refused)."""
+        ...
+
+
+MachineFactory = Callable[[Genesis, str, SigningKey | None], StateMachine]
+"""Builds the machine of a rollup from the genesis. With the rollup's key it signs its own
+votes; without one (a read-only replica, `tandem verify`) its outbox stays empty."""

@@ -54,7 +54,7 @@ class Network:
                     if r is not None:
                         mine.append(r)
             ledger.state_root()
-            self.queued[rid] += ledger.take_outbox()
+            self.queued[rid] += [(o.namespace, o.data) for o in ledger.take_outbox()]
             self.receipts += [(rid, r) for r in mine]
             got += mine
         return got

@@ -69,7 +69,7 @@ def run_node(ledger: TokenLedger, blocks: int, every: int = 3) -> Chain:
 def test_honest_node_verifies() -> None:
     node = TokenLedger(GENESIS, RID)
     chain = run_node(node, 14)
-    report = verify_blocks(GENESIS, RID, chain.blocks)
+    report = verify_blocks(GENESIS, RID, TokenLedger, chain.blocks)
     assert report.ok and report.first_divergent_height is None
     assert report.checked == report.matched == 5  # heights 0, 3, 6, 9, 12 (ordered by 13)
     assert report.head == 13 and report.state_root == node.state_root().hex()
@@ -78,7 +78,7 @@ def test_honest_node_verifies() -> None:
 
 def test_wrong_root_is_caught_at_that_attestation() -> None:
     chain = run_node(LyingLedger(GENESIS, RID, lie_from=7), 14)
-    report = verify_blocks(GENESIS, RID, chain.blocks)
+    report = verify_blocks(GENESIS, RID, TokenLedger, chain.blocks)
     assert not report.ok
     assert report.first_divergent_height == 9
     assert [d.height for d in report.divergences] == [9, 12]
@@ -105,7 +105,7 @@ def test_junk_in_settlement_is_ignored_and_future_claims_diverge() -> None:
             (SETTLEMENT_NAMESPACE, future.encode()),
         ],
     )
-    v = Verifier(GENESIS, RID)
+    v = Verifier(GENESIS, RID, TokenLedger)
     assert {RID, SETTLEMENT_NAMESPACE} <= set(v.namespaces())
     for b in chain.blocks:
         v.feed(b)
@@ -132,7 +132,7 @@ def test_a_broken_hash_link_is_refused() -> None:
     other = Chain()
     other.seal(999, [])
     other.seal(1_010, [])
-    v = Verifier(GENESIS, RID)
+    v = Verifier(GENESIS, RID, TokenLedger)
     v.feed(chain.blocks[0])
     with pytest.raises(VerificationError, match="link to block 0 is broken"):
         v.feed(other.blocks[1])

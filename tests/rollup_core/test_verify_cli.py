@@ -119,7 +119,7 @@ def submit(target: str, items: Sequence[tuple[str, bytes]]) -> int:
 def roots(target: str, genesis: Genesis) -> list[bytes]:
     """The honest state root after every block so far, by re-execution."""
     ledger, out = TokenLedger(genesis, RID), []
-    for b in read_log(target, genesis, Verifier(genesis, RID).namespaces(), TIMEOUT_S):
+    for b in read_log(target, genesis, Verifier(genesis, RID, TokenLedger).namespaces(), TIMEOUT_S):
         ledger.begin_block(b.height, b.time_ms)
         for e in b.entries:
             if e.namespace in ledger.namespaces():

@@ -114,3 +114,12 @@ def test_port_in_use_is_a_clear_error(net: Net, sequencer: str) -> None:
     )
     assert out.returncode == 1
     assert f"cannot listen on {sequencer}" in out.stderr
+
+
+def test_run_reads_a_config_file_that_flags_override(net: Net, start_node: StartNode) -> None:
+    path = net.dir / "alpha.toml"
+    path.write_text('[rollup]\nrollup_id = "beta"\nmetrics_listen = "127.0.0.1:0"\n')
+    node, target = start_node("alpha", None, "--config", str(path))
+    assert node.ready_doc["metrics"].startswith("127.0.0.1:")  # from the file
+    with RollupClient(target, timeout=10) as c:
+        assert c.status().rollup_id == "alpha"  # --id wins over the file

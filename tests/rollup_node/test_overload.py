@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import trio
 
+from rollup_client.ledger import TokenLedger
 from rollup_client.node import NodeConfig, serve
 from rollup_client.protocol.errors import InvalidArgument, NotFound, ResourceExhausted
 from rollup_client.sdk import TrioRollupClient
@@ -34,7 +35,7 @@ async def test_waiters_beyond_the_limit_are_refused(net: Net, sequencer: str) ->
             outcomes.append(type(exc))
 
     async with trio.open_nursery() as nursery:
-        ends = await nursery.start(partial(serve, cfg))
+        ends = await nursery.start(partial(serve, cfg, machine_factory=TokenLedger))
         async with TrioRollupClient(ends.listen) as c, trio.open_nursery() as waits:
             for i in range(3):
                 waits.start_soon(wait_unknown, c, i)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from rollup_client.node.apply import BlockRecord
 from rollup_client.node.bridge import Head, NodeView, Submission, SubmitQueue
-from rollup_client.node.store import BlockRecord, NodeStore, StoreReader
+from rollup_client.node.store import NodeStore, StoreReader
 from rollup_client.protocol.errors import (
     DeadlineExceeded,
     FailedPrecondition,

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from rollup_client.ledger import TokenLedger
 from rollup_client.node import NodeConfig, serve
 from rollup_client.protocol.errors import Unavailable
 from rollup_client.rpc import TlsFiles, tls_files
@@ -86,7 +87,7 @@ async def test_mutual_tls(net: Net, sequencer: str, tmp_path: Path) -> None:
     )
     alice = key("alice").public
     async with trio.open_nursery() as nursery:
-        ends = await nursery.start(partial(serve, cfg))
+        ends = await nursery.start(partial(serve, cfg, machine_factory=TokenLedger))
         creds = user_files.channel_credentials()
         async with TrioRollupClient(ends.listen, credentials=creds) as c:
             assert await c.balance(alice, GOLD) == FUNDS

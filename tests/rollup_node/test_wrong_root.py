@@ -33,7 +33,7 @@ class LyingLedger(TokenLedger):
         return hashlib.sha256(b"lie" + root).digest() if self.height >= BAD else root
 
 
-def lying(genesis: Genesis, rollup_id: str, k: SigningKey) -> StateMachine:
+def lying(genesis: Genesis, rollup_id: str, k: SigningKey | None) -> StateMachine:
     return LyingLedger(genesis, rollup_id, signer=k)
 
 
