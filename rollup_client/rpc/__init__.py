@@ -1,7 +1,8 @@
 """grpc plumbing that every Tandem process shares: the server, TLS, per-thread SQLite
-readers for grpc's worker threads, and the hand-written SubmitBatch wire fast path."""
+readers for grpc's worker threads, the hand-written wire bytes of the hot paths and the
+one reader of submit requests."""
 
-from rollup_client.rpc import submit_wire
+from rollup_client.rpc import submit_reader, wire_bytes
 from rollup_client.rpc.server import GrpcServer, abort, call, server_options
 from rollup_client.rpc.sqlite_threads import PerThread
 from rollup_client.rpc.tls import TlsFiles, tls_files
@@ -13,6 +14,7 @@ __all__ = [
     "abort",
     "call",
     "server_options",
-    "submit_wire",
+    "submit_reader",
     "tls_files",
+    "wire_bytes",
 ]
