@@ -12,12 +12,12 @@ from collections.abc import Iterator
 import grpc
 
 from rollup_client.protocol.errors import TandemError
-from rollup_client.rpc import GrpcServer, abort, call, submit_wire
+from rollup_client.rpc import GrpcServer, abort, call, submit_reader
 from rollup_client.wire import sequencer_pb2 as pb
 from sequencer.handlers import Handlers
 
-# SubmitBatch requests laid out as the SDK writes them are read without protobuf.
-READERS = {"SubmitBatch": submit_wire.read_batch}
+# Both submit calls arrive as the same columns, read by the one reader of submit requests.
+READERS = {"SubmitBatch": submit_reader.read_batch, "Submit": submit_reader.read_submit}
 
 
 class SequencerServicer:
@@ -31,34 +31,13 @@ class SequencerServicer:
         self.h = handlers
 
     def SubmitBatch(
-        self,
-        request: pb.SubmitBatchRequest | submit_wire.BatchFields,
-        context: grpc.ServicerContext,
+        self, request: submit_reader.BatchFields, context: grpc.ServicerContext
     ) -> bytes:
-        """The request comes read from its bytes (`READERS`) when the SDK wrote it."""
-        if isinstance(request, submit_wire.BatchFields):
-            return call(context, lambda: self.h.submit_fields(request, context.time_remaining()))
-        return call(
-            context,
-            lambda: self.h.submit_batch(
-                request.client_key,
-                request.entries,
-                request.bundle,
-                request.signature,
-                context.time_remaining(),
-                request.linger_ms,
-            ),
-        )
+        return call(context, lambda: self.h.submit(request, context.time_remaining()))
 
-    def Submit(self, request: pb.SubmitRequest, context: grpc.ServicerContext) -> bytes:
+    def Submit(self, request: submit_reader.BatchFields, context: grpc.ServicerContext) -> bytes:
         """A SubmitBatchResponse of one ack is, byte for byte, the SubmitResponse."""
-        entries = [request.entry] if request.HasField("entry") else []
-        return call(
-            context,
-            lambda: self.h.submit_batch(
-                request.client_key, entries, False, request.signature, context.time_remaining()
-            ),
-        )
+        return call(context, lambda: self.h.submit(request, context.time_remaining()))
 
     def GetBlock(
         self, request: pb.GetBlockRequest, context: grpc.ServicerContext

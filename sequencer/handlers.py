@@ -25,10 +25,10 @@ from rollup_client.protocol.errors import (
     VerificationError,
 )
 from rollup_client.protocol.genesis import Genesis
-from rollup_client.rpc import submit_wire
+from rollup_client.rpc import wire_bytes
+from rollup_client.rpc.submit_reader import BatchFields
 from rollup_client.wire import sequencer_pb2 as pb
 from sequencer.config import Config
-from sequencer.core import Acks, Batch
 from sequencer.headwatch import HeadWatch
 from sequencer.intake import Intake, Ticket
 from sequencer.metrics import Metrics
@@ -44,64 +44,6 @@ RECENT_BLOCKS = 8
 # At most this many namespaces' proofs are kept per recent block: bounds memory whatever
 # namespaces are subscribed.
 RECENT_PARTS = 256
-
-
-def encode_acks(acks: Acks) -> bytes:
-    """The batch's SubmitBatchResponse, joined from wire bytes (see `submit_wire`).
-
-    Building an EntryAck and a Position object per entry, or even parsing hand-made
-    bytes into them, was a large share of the handler's time. With exactly one ack these
-    are also the bytes of a SubmitResponse (`ack` is field 1 too).
-    """
-    if acks.positions is None:
-        return submit_wire.ack_run(acks.ids, acks.height, acks.first)
-    return b"".join(
-        [
-            submit_wire.ack(eid, h, i, dup)
-            for eid, (h, i, dup) in zip(acks.ids, acks.positions, strict=True)
-        ]
-    )
-
-
-# Varints of the lengths and indices an entry's wire bytes need, looked up, not computed.
-_VARINTS = tuple(submit_wire.varint(n) for n in range(1 << 14))
-# NamespaceProof.entries (field 5) and IndexedEntry.index (1, varint).
-_ENTRIES_TAG, _INDEX_TAG = b"\x2a", b"\x08"
-
-
-def _varint(n: int) -> bytes:
-    return _VARINTS[n] if n < len(_VARINTS) else submit_wire.varint(n)
-
-
-def proof_field(
-    table: Sequence[block.NsRow], ns: str, entries: Sequence[tuple[int, bytes]]
-) -> bytes:
-    """FilteredBlock.namespaces field of `block.namespace_proof(table, ns, entries)`, the
-    same bytes protobuf writes, with its entries joined from wire bytes.
-
-    Every live subscriber gets each new block at once, and building an IndexedEntry and
-    an Entry object per entry was most of the sequencer's work per block for it (~0.5 ms
-    of GIL for 100 entries, when the block's handlers are answering and the next batches
-    arriving); entries sharing a size share the bytes between their index and data
-    (~0.07 ms). The entries field comes last (its number is the highest), so it follows
-    protobuf's serialization of the rest.
-    """
-    parts = [block.namespace_proof(table, ns, ()).SerializeToString()]
-    name = ns.encode()
-    heads: dict[int, bytes] = {}  # data size -> the bytes of an entry before its data
-    for i, data in entries:
-        n = len(data)
-        head = heads.get(n)
-        if head is None:
-            # Protobuf leaves an empty data field out: then the entry is its name alone.
-            head = heads[n] = (
-                submit_wire.entry_head(name, n)
-                if n
-                else submit_wire.field(2, submit_wire.field(1, name))
-            )
-        index = _INDEX_TAG + _varint(i) if i else b""
-        parts += (_ENTRIES_TAG, _varint(len(index) + len(head) + n), index, head, data)
-    return submit_wire.field(2, b"".join(parts))
 
 
 class RecentBlock:
@@ -179,32 +121,12 @@ class Handlers:
         self.max_subscriptions = max(1, config.grpc_workers // 2)
         self._streams = threading.BoundedSemaphore(self.max_subscriptions)
 
-    def submit_batch(
-        self,
-        client_key: bytes,
-        entries: Sequence[pb.Entry],
-        bundle: bool,
-        signature: bytes,
-        timeout: float | None,
-        linger_ms: int = 0,
-    ) -> bytes:
+    def submit(self, req: BatchFields, timeout: float | None) -> bytes:
         """The serialized SubmitBatchResponse, once the block holding the batch is fsynced."""
-        _, batch = self.validator.batch(client_key, entries, bundle, signature)
-        return self._submit(client_key, batch, timeout, linger_ms)
-
-    def submit_fields(self, req: submit_wire.BatchFields, timeout: float | None) -> bytes:
-        """`submit_batch` of a request read without protobuf (`submit_wire.read_batch`)."""
-        _, batch = self.validator.columns(
-            req.client_key, req.namespaces, req.datas, req.bundle, req.signature
-        )
-        return self._submit(req.client_key, batch, timeout, req.linger_ms)
-
-    def _submit(
-        self, client_key: bytes, batch: Batch, timeout: float | None, linger_ms: int
-    ) -> bytes:
-        linger = min(linger_ms, self.config.limits.max_linger_ms)
+        _, batch = self.validator.batch(req)
+        linger = min(req.linger_ms, self.config.limits.max_linger_ms)
         until = time.monotonic() + linger / 1000 if linger else 0.0
-        ticket = self.intake.submit(client_key, batch, until)
+        ticket = self.intake.submit(req.client_key, batch, until)
         self.metrics.batch_size.observe(len(batch.ids))
         self.drive(ticket)
         if not ticket.done.wait(DEFAULT_WAIT_S if timeout is None else timeout):
@@ -216,7 +138,7 @@ class Handlers:
         if isinstance(outcome, TandemError):
             raise outcome
         assert outcome is not None
-        return encode_acks(outcome)
+        return wire_bytes.acks(outcome.ids, outcome.height, outcome.first, outcome.positions)
 
     def _namespaces(self, names: Sequence[str]) -> list[str]:
         return [codec.check_namespace(n) for n in names]
@@ -332,14 +254,14 @@ class Handlers:
                     if len(recent.parts) < self.recent.parts:
                         recent.parts[ns] = part
                 fields.append(part)
-        return submit_wire.field(1, b"".join(fields))
+        return wire_bytes.field(1, b"".join(fields))
 
     def _proof_part(self, sh: StoredHeader, ns: str) -> bytes:
         """Namespace `ns` of block `sh` as a FilteredBlock field: its entries and leaf, or
         the proof of its absence."""
         present = ns in _names(sh)
         entries = self.reader.entries(sh.header.height, [ns]).get(ns, []) if present else []
-        return proof_field(sh.table, ns, entries)
+        return wire_bytes.proof_field(sh.table, ns, entries)
 
     def status(self) -> pb.StatusResponse:
         head = self.watch.head

@@ -19,10 +19,8 @@ whose ids above the watermark recovery rebuilds from the block store, and tables
 Lookups: most ids a SubmitBatch brings are new, and probing every run for each would cost
 a B-tree descent per run, so an in-memory Bloom filter over the ids in the runs (built
 from the runs after an open, in the first maintenance pass) answers "not indexed" for
-nearly all of them without SQLite; the rest are probed in every live run in one
-statement. The filter is rbloom's (Rust): adding a flush's 20k ids in a Python loop held
-the GIL for ~35 ms, and every handler thread of the process waited it out (the batches
-submitted then set the half-load p99); rbloom adds them in ~6 ms, in slices.
+nearly all of them without SQLite (`sequencer.idfilter`); the rest are probed in every
+live run in one statement.
 """
 
 from __future__ import annotations
@@ -36,9 +34,8 @@ from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 
-import rbloom
-
 from rollup_client.protocol import codec
+from sequencer.idfilter import IdFilter
 from sequencer.sqlite_files import Statement, readers, transaction, writer
 
 SCHEMA = """
@@ -75,35 +72,6 @@ MERGE_FANOUT = 4
 MERGE_STEP_IDS = 5_000
 _KEY_END = b"\xff" * (codec.HASH_BYTES + 1)  # above every id
 _LOC = struct.Struct(">QQ")  # height, index
-# The filter holds at least this many ids at this false-positive rate (~4.4 MB), and is
-# rebuilt larger once it holds more (reading every id back: ~0.3 s per 1M).
-_FILTER_MIN_IDS = 4_000_000
-_FILTER_FALSE_POSITIVES = 0.014
-# Ids per call into rbloom, which holds the GIL for a whole call: a slice is about a
-# millisecond, so a rebuild over 1M ids does not stop the handler threads for 0.3 s.
-_FILTER_SLICE = 4096
-
-
-class _Filter:
-    """A Bloom filter over ids (keyed by Python's hash of the id bytes, which a dict key
-    already has cached): an id it does not hold was never added. In memory only: hashes
-    vary by process."""
-
-    def __init__(self, ids: int) -> None:
-        self.capacity = max(_FILTER_MIN_IDS, 2 * ids)
-        self.count = 0
-        self._bloom = rbloom.Bloom(self.capacity, _FILTER_FALSE_POSITIVES)
-
-    def add(self, ids: Iterable[bytes]) -> None:
-        it = iter(ids)
-        while chunk := list(itertools.islice(it, _FILTER_SLICE)):
-            self._bloom.update(chunk)
-            self.count += len(chunk)
-
-    def maybe(self, ids: Iterable[bytes]) -> list[bytes]:
-        """Those of `ids` that may have been added."""
-        bloom = self._bloom
-        return [eid for eid in ids if eid in bloom]
 
 
 @dataclass
@@ -152,7 +120,7 @@ class IdIndex:
         # The part of the tail a running flush is writing; still served until committed.
         self._flushing_tail: dict[bytes, bytes] = {}
         self._runs: dict[str, int] = {}  # live run -> rows, oldest first
-        self._filter: _Filter | None = None  # covers every live run once built
+        self._filter: IdFilter | None = None  # covers every live run once built
         self._gen = 0  # bumped when a merge retires runs
         self._users: Counter[int] = Counter()  # lookups in flight per generation
         self._retired: list[tuple[int, list[str]]] = []  # (gen retired in, runs) to drop
@@ -400,7 +368,7 @@ class IdIndex:
     def _build_filter(self) -> None:
         """A filter over every id in the live runs (merges keep that set; flushes add)."""
         runs = list(self._runs)
-        filt = _Filter(sum(self._runs.values()) + MIN_FLUSH_IDS)
+        filt = IdFilter(sum(self._runs.values()) + MIN_FLUSH_IDS)
         for name in runs:
             filt.add(map(itemgetter(0), self._db.execute(f"SELECT id FROM {name}")))
         with self._lock:

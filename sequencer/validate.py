@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rollup_client.protocol import codec, keys
 from rollup_client.protocol.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from rollup_client.protocol.genesis import Client, Genesis
-from rollup_client.wire import sequencer_pb2 as pb
+from rollup_client.rpc.submit_reader import BatchFields
 from sequencer.config import Limits
 from sequencer.core import Batch
 
@@ -44,25 +44,10 @@ class Validator:
         # of the handler's GIL time than the rest of the signature check around it.
         self._keys: dict[bytes, Ed25519PublicKey | None] = {}
 
-    def batch(
-        self, client_key: bytes, entries: Sequence[pb.Entry], bundle: bool, signature: bytes
-    ) -> tuple[Client, Batch]:
+    def batch(self, req: BatchFields) -> tuple[Client, Batch]:
         """The authenticated client and its batch; one signature check for the whole batch."""
-        client = self._client(client_key, len(entries))
-        namespaces, datas = zip(*[(e.namespace, e.data) for e in entries], strict=True)
-        return client, self._checked(client, namespaces, datas, bundle, signature)
-
-    def columns(
-        self,
-        client_key: bytes,
-        namespaces: Sequence[str],
-        datas: Sequence[bytes],
-        bundle: bool,
-        signature: bytes,
-    ) -> tuple[Client, Batch]:
-        """`batch` for entries read as columns (`submit_wire.read_batch`)."""
-        client = self._client(client_key, len(datas))
-        return client, self._checked(client, namespaces, datas, bundle, signature)
+        client = self._client(req.client_key, len(req.datas))
+        return client, self._checked(client, req.namespaces, req.datas, req.bundle, req.signature)
 
     def _client(self, client_key: bytes, entries: int) -> Client:
         """The registered client, once the key and the entry count are acceptable."""
@@ -101,7 +86,7 @@ class Validator:
         names = set(namespaces)
         for ns in [ns for ns in names if ns not in self._valid_ns]:
             self._valid_ns.add(codec.check_namespace(ns))
-        ids = self._ids(namespaces, datas, names)
+        ids = tuple(codec.entry_ids(namespaces, datas))
         if bundle and len(set(ids)) != len(ids):
             raise InvalidArgument("bundle repeats an entry: each entry may appear once")
         if not signature:
@@ -121,12 +106,3 @@ class Validator:
         if public not in self._keys:
             self._keys[public] = keys.load_public(public)
         return self._keys[public]
-
-    @staticmethod
-    def _ids(
-        namespaces: Sequence[str], datas: Sequence[bytes], names: set[str]
-    ) -> tuple[bytes, ...]:
-        """Entry ids, hashed namespace by namespace (a batch usually has just one)."""
-        if len(names) == 1:
-            return tuple(codec.entry_ids(namespaces[0], datas))
-        return tuple(map(codec.entry_id, namespaces, datas))

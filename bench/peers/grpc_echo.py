@@ -3,7 +3,7 @@
 It answers SubmitBatch and Submit with one ack per entry and does nothing else: no
 signature check, no ordering, no disk. Whatever Tandem loses against it is the cost of
 sequencing and durability, not of grpcio. The acks are joined as wire bytes, as the
-sequencer writes its own (`submit_wire.ack_run`): building an EntryAck object per entry was
+sequencer writes its own (`wire_bytes.ack_run`): building an EntryAck object per entry was
 more than half of this server's GIL time, work no sequencer has to do, and an echo slower
 than a sequencer could be is no ceiling. Run as `python -m bench.peers.grpc_echo`.
 """
@@ -27,7 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from bench.procs import LOOPBACK, Server, running
-from rollup_client.rpc import server_options, submit_wire
+from rollup_client.rpc import server_options, wire_bytes
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 
@@ -42,12 +42,12 @@ _FAKE_ID = b"\x11" * 32
 
 def _submit_batch(request: pb.SubmitBatchRequest, context: grpc.ServicerContext) -> bytes:
     """A SubmitBatchResponse acking every entry at (1, i)."""
-    return submit_wire.ack_run([_FAKE_ID] * len(request.entries), 1, 0)
+    return wire_bytes.ack_run([_FAKE_ID] * len(request.entries), 1, 0)
 
 
 def _submit(request: pb.SubmitRequest, context: grpc.ServicerContext) -> bytes:
     """A SubmitResponse: with one ack, the same bytes as a SubmitBatchResponse."""
-    return submit_wire.ack_run([_FAKE_ID], 1, 0)
+    return wire_bytes.ack_run([_FAKE_ID], 1, 0)
 
 
 def _as_is(response: bytes) -> bytes:

@@ -38,9 +38,12 @@ def entry_id(namespace: str, data: bytes) -> bytes:
     return hashlib.sha256(struct.pack(">H", len(ns)) + ns + data).digest()
 
 
-def entry_ids(namespace: str, datas: Iterable[bytes]) -> list[bytes]:
-    """`entry_id(namespace, d)` for each d: the prefix is encoded once, not per entry."""
-    ns = namespace.encode()
+def entry_ids(namespaces: Sequence[str], datas: Sequence[bytes]) -> list[bytes]:
+    """`entry_id(ns, d)` for each pair; when every entry has the same namespace (a batch
+    usually does), its prefix is encoded once, not per entry."""
+    if not namespaces or namespaces.count(namespaces[0]) != len(namespaces):
+        return list(map(entry_id, namespaces, datas))
+    ns = namespaces[0].encode()
     prefix = struct.pack(">H", len(ns)) + ns
     sha256 = hashlib.sha256
     return [sha256(prefix + d).digest() for d in datas]

@@ -1,9 +1,9 @@
 """grpc plumbing that every Tandem process shares: the server, client channels, the table
 between library errors and status codes, TLS, per-thread SQLite readers for grpc's worker
-threads, the hand-written SubmitBatch wire fast path, and what each process reports (its
-event log, the endpoints it serves)."""
+threads, the hand-written wire bytes of the hot paths and the one reader of submit
+requests, and what each process reports (its event log, the endpoints it serves)."""
 
-from rollup_client.rpc import channels, config_file, status, submit_wire
+from rollup_client.rpc import channels, config_file, status, submit_reader, wire_bytes
 from rollup_client.rpc.events import Endpoints, EventLog
 from rollup_client.rpc.server import GrpcServer, abort, call, server_options
 from rollup_client.rpc.sqlite_threads import PerThread
@@ -21,6 +21,7 @@ __all__ = [
     "config_file",
     "server_options",
     "status",
-    "submit_wire",
+    "submit_reader",
     "tls_files",
+    "wire_bytes",
 ]

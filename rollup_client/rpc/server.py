@@ -60,20 +60,17 @@ class _Unparseable:
         self.message = message
 
 
-# Reads a request's bytes without protobuf, or answers None to leave them to protobuf.
-Reader = Callable[[bytes], object | None]
+# Reads a request's bytes in place of protobuf's parse, raising DecodeError as it does.
+Reader = Callable[[bytes], object]
 
 
 def _lenient(message: type[Message], reader: Reader | None = None) -> Callable[[bytes], object]:
     name = message.DESCRIPTOR.full_name
+    read = message.FromString if reader is None else reader
 
     def parse(data: bytes) -> object:
-        if reader is not None:
-            read = reader(data)
-            if read is not None:
-                return read
         try:
-            return message.FromString(data)
+            return read(data)
         except DecodeError as exc:
             return _Unparseable(
                 f"request bytes are not a valid {name} ({exc}): "
@@ -125,8 +122,8 @@ def lenient_handlers(
     """`servicer`'s methods for `service`, like the generated registration, except that
     request bytes that do not parse get INVALID_ARGUMENT (bad input) instead of INTERNAL.
 
-    `readers` may name, per method, a reader of the request bytes that runs before
-    protobuf: whatever it returns is passed to the method instead of the message.
+    `readers` may name, per method, a reader of the request bytes to use instead of
+    protobuf's parse: whatever it returns is passed to the method instead of the message.
     """
     readers = readers or {}
     return grpc.method_handlers_generic_handler(

@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from rollup_client.protocol import block, codec
 from rollup_client.protocol.errors import FailedPrecondition, InvalidArgument, VerificationError
 from rollup_client.protocol.keys import SigningKey
-from rollup_client.rpc import submit_wire
+from rollup_client.rpc import wire_bytes
 from rollup_client.wire import sequencer_pb2 as pb
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -166,20 +166,17 @@ class ClientCore:
     ) -> tuple[bytes, list[bytes]]:
         """A signed SubmitBatch request, serialized, and the entry ids it must be
         acknowledged with (send it through `channels.raw_method`)."""
-        if not 0 <= linger_ms <= submit_wire.MAX_UINT32:
+        if not 0 <= linger_ms <= wire_bytes.MAX_UINT32:
             raise InvalidArgument(
-                f"linger_ms must be 0..{submit_wire.MAX_UINT32} milliseconds, got {linger_ms}"
+                f"linger_ms must be 0..{wire_bytes.MAX_UINT32} milliseconds, got {linger_ms}"
             )
         key, (chain_id, _) = self._signer(), self._anchors()
-        namespaces = {ns for ns, _ in entries}
-        for ns in namespaces:
+        namespaces = [ns for ns, _ in entries]
+        for ns in set(namespaces):
             codec.check_namespace(ns)
-        if len(namespaces) == 1:
-            ids = codec.entry_ids(next(iter(namespaces)), [data for _, data in entries])
-        else:
-            ids = [codec.entry_id(ns, data) for ns, data in entries]
+        ids = codec.entry_ids(namespaces, [data for _, data in entries])
         signature = key.sign(codec.batch_digest(chain_id, ids, bundle))
-        request = submit_wire.batch_request(key.public, entries, bundle, signature, linger_ms)
+        request = wire_bytes.batch_request(key.public, entries, bundle, signature, linger_ms)
         return request, ids
 
     def batch_acks(self, raw: bytes, ids: Sequence[bytes], bundle: bool) -> list[Ack]:
@@ -195,7 +192,7 @@ class ClientCore:
         if resp.acks and not resp.acks[0].duplicate:
             at = resp.acks[0].position
             height, first, n = at.height, at.index, len(ids)
-            if raw == submit_wire.ack_run(ids, height, first):
+            if raw == wire_bytes.ack_run(ids, height, first):
                 positions = range(first, first + n)
                 return list(map(Ack, ids, repeat(height, n), positions, repeat(False)))
         return self._acks(resp.acks, ids, bundle)

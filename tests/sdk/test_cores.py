@@ -16,7 +16,7 @@ from rollup_client.protocol.errors import (
     VerificationError,
 )
 from rollup_client.protocol.keys import SigningKey
-from rollup_client.rpc import submit_wire
+from rollup_client.rpc import wire_bytes
 from rollup_client.sdk.core import MAX_DELAY_S, Ack, ClientCore, backoff, retry_delay
 from rollup_client.sdk.subscription import Follower
 from rollup_client.wire import sequencer_pb2 as pb
@@ -173,13 +173,13 @@ def test_acks_must_match_what_was_sent() -> None:
 def test_the_sequencers_answer_for_a_fresh_run_is_recognised_whole() -> None:
     core = ClientCore(CLIENT, "c", KEY)
     _, ids = core.batch_request([("a", b"%d" % i) for i in range(300)], False)
-    fast = core.batch_acks(submit_wire.ack_run(ids, 1 << 40, 200), ids, False)
+    fast = core.batch_acks(wire_bytes.ack_run(ids, 1 << 40, 200), ids, False)
     slow = core.batch_acks(_acks(*[(e, 1 << 40, 200 + k) for k, e in enumerate(ids)]), ids, False)
     assert fast == slow == [Ack(e, 1 << 40, 200 + k, False) for k, e in enumerate(ids)]
-    lying = submit_wire.ack_run([*ids[:-1], bytes(32)], 1 << 40, 200)
+    lying = wire_bytes.ack_run([*ids[:-1], bytes(32)], 1 << 40, 200)
     with pytest.raises(VerificationError, match="other entries"):
         core.batch_acks(lying, ids, False)
-    dup = submit_wire.ack(ids[0], 3, 1, True) + submit_wire.ack_run(ids[1:], 9, 0)
+    dup = wire_bytes.ack(ids[0], 3, 1, True) + wire_bytes.ack_run(ids[1:], 9, 0)
     assert core.batch_acks(dup, ids, False)[:2] == [
         Ack(ids[0], 3, 1, True),
         Ack(ids[1], 9, 0, False),

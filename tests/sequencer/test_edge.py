@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from rollup_client.rpc import submit_wire
+from rollup_client.rpc import submit_reader, wire_bytes
 from rollup_client.rpc.status import CODES
 from rollup_client.wire import sequencer_pb2 as pb
 from tests.sequencer.helpers import signed_batch
@@ -25,12 +25,12 @@ async def quiet(tmp_path: Path) -> AsyncIterator[Running]:
 
 def layouts(req: pb.SubmitBatchRequest) -> tuple[bytes, bytes]:
     """`req` as the SDK joins it, and the same fields with the signature first (valid
-    protobuf that `read_batch` leaves to protobuf)."""
+    protobuf that `read_sdk_layout` leaves to protobuf)."""
     items = [(e.namespace, e.data) for e in req.entries]
-    sdk = submit_wire.batch_request(req.client_key, items, req.bundle, req.signature)
+    sdk = wire_bytes.batch_request(req.client_key, items, req.bundle, req.signature)
     rest = pb.SubmitBatchRequest(client_key=req.client_key, entries=req.entries, bundle=req.bundle)
-    moved = submit_wire.field(4, req.signature) + rest.SerializeToString()
-    assert submit_wire.read_batch(moved) is None
+    moved = wire_bytes.field(4, req.signature) + rest.SerializeToString()
+    assert submit_reader.read_sdk_layout(moved) is None
     return sdk, moved
 
 
@@ -55,7 +55,7 @@ async def test_a_bad_batch_gets_the_same_status_and_message_either_way(
 async def test_a_good_batch_is_acknowledged_the_same_either_way(quiet: Running) -> None:
     req = signed_batch(quiet.net.client, [("alpha", b"one"), ("alpha", b"two")], bundle=True)
     sdk, moved = layouts(req)
-    assert submit_wire.read_batch(sdk) is not None
+    assert submit_reader.read_sdk_layout(sdk) is not None
     first = await send(quiet, sdk)
     again = await send(quiet, moved)
     assert isinstance(first, pb.SubmitBatchResponse) and isinstance(again, pb.SubmitBatchResponse)

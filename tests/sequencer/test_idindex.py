@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from sequencer import idindex
+from sequencer import idfilter, idindex
 from sequencer.idindex import IdIndex
 from sequencer.sqlite_files import Statement
 
@@ -31,8 +31,8 @@ def small(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(idindex, "MIN_FLUSH_IDS", 10)
     monkeypatch.setattr(idindex, "MERGE_FANOUT", 2)
     monkeypatch.setattr(idindex, "MERGE_STEP_IDS", 7)
-    monkeypatch.setattr(idindex, "_FILTER_MIN_IDS", 8)
-    monkeypatch.setattr(idindex, "_FILTER_SLICE", 3)
+    monkeypatch.setattr(idfilter, "MIN_IDS", 8)
+    monkeypatch.setattr(idfilter, "SLICE_IDS", 3)
 
 
 def step(idx: IdIndex) -> None:

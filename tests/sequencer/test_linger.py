@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from rollup_client.protocol.errors import InvalidArgument
-from rollup_client.rpc import submit_wire
+from rollup_client.rpc import submit_reader, wire_bytes
 from rollup_client.sdk import SequencerClient
 from tests.sequencer.helpers import CHAIN_ID, signed_batch
 from tests.sequencer.test_service import LIMITS, TIMEOUT, call, serving
@@ -24,7 +24,7 @@ from tests.sequencer.test_service import LIMITS, TIMEOUT, call, serving
 # Held for longer than any test runs: only company (or the cap) can end the wait.
 FOREVER_MS = 600_000
 LAYOUTS = {
-    # One namespace and one size: read from its bytes (`submit_wire.read_batch`).
+    # One namespace and one size: read from its bytes (`submit_reader.read_sdk_layout`).
     "sdk": [("alpha", b"one"), ("alpha", b"two")],
     # Anything else: parsed by protobuf.
     "protobuf": [("alpha", b"one"), ("beta", b"three")],
@@ -39,7 +39,7 @@ async def test_a_lone_lingering_batch_is_held_until_another_batch_comes(
     async with serving(tmp_path, heartbeat_ms=600_000, limits=limits) as r:
         held = signed_batch(r.net.client, LAYOUTS[layout])
         held.linger_ms = FOREVER_MS
-        fast = submit_wire.read_batch(held.SerializeToString())
+        fast = submit_reader.read_sdk_layout(held.SerializeToString())
         assert (fast is not None and fast.linger_ms == FOREVER_MS) == (layout == "sdk")
         with pytest.raises(grpc.RpcError) as waited:
             await call(lambda: r.stub.SubmitBatch(held, timeout=1.0))
@@ -57,7 +57,7 @@ async def test_the_sequencer_caps_how_long_a_batch_may_linger(tmp_path: Path) ->
     async with serving(tmp_path, heartbeat_ms=600_000, limits=limits) as r:
         assert (await r.status()).limits.max_linger_ms == 50
         req = signed_batch(r.net.client, [("alpha", b"alone")])
-        req.linger_ms = submit_wire.MAX_UINT32
+        req.linger_ms = wire_bytes.MAX_UINT32
         acks = await r.submit(req)
         assert acks[0].position.height == 1 and not acks[0].duplicate
 

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rollup_client.protocol import block, codec
-from rollup_client.rpc import submit_wire
+from rollup_client.rpc import wire_bytes
 from rollup_client.wire import sequencer_pb2 as pb
-from sequencer.handlers import RecentBlock, RecentBlocks, proof_field
+from sequencer.handlers import RecentBlock, RecentBlocks
 from tests.sequencer.helpers import signed_batch
 from tests.sequencer.test_service import TIMEOUT, Running, call, serving
 
@@ -58,7 +58,7 @@ def test_a_proof_field_is_the_bytes_protobuf_writes(
     entries: list[tuple[str, bytes]], ns: str, far: int, big: int
 ) -> None:
     """Present and absent namespaces, index 0 and empty data (both left out by protobuf),
-    indices and sizes past the varint table (a two-byte varint holds 16383)."""
+    indices and sizes past the varint cache (a two-byte varint holds 16383)."""
     names = [n for n, _ in entries] + [ns, ns]
     datas = [d for _, d in entries] + [b"x" * big, b""]
     table = block.table_of(names, [codec.entry_id(n, d) for n, d in zip(names, datas, strict=True)])
@@ -66,7 +66,7 @@ def test_a_proof_field_is_the_bytes_protobuf_writes(
     mine[-1] = (len(names) + far, b"")
     for wanted, got in ((ns, mine), ("absent", [])):
         expected = block.namespace_proof(table, wanted, got).SerializeToString()
-        assert proof_field(table, wanted, got) == submit_wire.field(2, expected)
+        assert wire_bytes.proof_field(table, wanted, got) == wire_bytes.field(2, expected)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from rollup_client.protocol.errors import (
     TandemError,
     Unauthenticated,
 )
+from rollup_client.rpc import submit_reader
 from rollup_client.wire import sequencer_pb2 as pb
 from sequencer.config import Limits
 from sequencer.validate import Validator
@@ -27,13 +28,13 @@ def net(tmp_path: Path) -> Net:
 
 
 def check(net: Net, req: pb.SubmitBatchRequest) -> None:
-    Validator(net.genesis, LIMITS).batch(req.client_key, req.entries, req.bundle, req.signature)
+    Validator(net.genesis, LIMITS).batch(submit_reader.read_batch(req.SerializeToString()))
 
 
 def test_a_good_batch_becomes_a_core_batch(net: Net) -> None:
     req = signed_batch(net.client, [("alpha", b"x"), ("beta", b"y")], bundle=True)
     client, batch = Validator(net.genesis, LIMITS).batch(
-        req.client_key, req.entries, req.bundle, req.signature
+        submit_reader.read_batch(req.SerializeToString())
     )
     assert client.name == "default" and batch.bundle
     assert [it.id for it in batch.items] == [
