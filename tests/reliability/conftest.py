@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.rollup_node.conftest import net, procs, sequencer, start_node  # noqa: F401
+from tests.rollup_node.conftest import net, sequencer, start_node  # noqa: F401
 
 
 def pytest_configure(config: pytest.Config) -> None:

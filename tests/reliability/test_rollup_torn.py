@@ -17,15 +17,11 @@ import grpc
 
 from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+from tests.keys import key
+from tests.network import Net, wait_height
+from tests.procs import Proc, tandem
 from tests.reliability.storage import commit_ends, feed_transfers, overwrite, truncate
-from tests.rollup_node.conftest import (
-    Net,
-    Proc,
-    StartNode,
-    key,
-    tandem,
-    wait_height,
-)
+from tests.rollup_node.conftest import StartNode
 
 WAL = "rollup.sqlite-wal"
 

@@ -11,10 +11,8 @@ import contextlib
 import json
 import os
 import select
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -30,17 +28,13 @@ from rollup_client.protocol.attestation import Attestation
 from rollup_client.protocol.genesis import ANY_NAMESPACE, Client, Genesis
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+from tests.procs import tandem
 
 from .helpers import SEQUENCER, key, make_genesis, rollup_key
 
 RID = "alpha"
 WRITER = key(50)
 ALICE, BOB = key(1), key(2)
-TANDEM = (
-    str(Path(sys.executable).parent / "tandem")
-    if (Path(sys.executable).parent / "tandem").exists()
-    else (shutil.which("tandem") or "tandem")
-)
 TIMEOUT_S = 30.0
 
 
@@ -59,8 +53,7 @@ def sequencer(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     log_path = tmp_path / "sequencer.log"
     log = log_path.open("wb")
     popen = subprocess.Popen(
-        [
-            TANDEM,
+        tandem(
             "sequencer",
             "run",
             "--data-dir",
@@ -71,7 +64,7 @@ def sequencer(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             "",
             "--heartbeat-ms",
             "50",
-        ],
+        ),
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -132,7 +125,7 @@ def verify(
     target: str, genesis_path: Path, rollup: str, *flags: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [TANDEM, "verify", "--rollup", rollup, *flags],
+        tandem("verify", "--rollup", rollup, *flags),
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,

@@ -20,8 +20,9 @@ from rollup_client.protocol.errors import (
 )
 from rollup_client.protocol.keys import SigningKey
 from rollup_client.sdk import RollupClient
+from tests.keys import key
 
-from .conftest import FUNDS, GOLD, SILVER, StartNode, key
+from .conftest import FUNDS, GOLD, SILVER, StartNode
 
 
 def _signed(

@@ -15,13 +15,16 @@ from rollup_client.protocol.errors import FailedPrecondition
 from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+from tests.keys import key
+from tests.network import Net
+from tests.procs import tandem
 
-from .conftest import CHAIN_ID, FUNDS, GOLD, SILVER, Net, StartNode, key, tandem
+from .conftest import CHAIN_ID, FUNDS, GOLD, SILVER, StartNode
 
 
 def _tandem(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*tandem(), "rollup", *args], capture_output=True, text=True, timeout=60, check=False
+        tandem("rollup", *args), capture_output=True, text=True, timeout=60, check=False
     )
 
 

@@ -12,8 +12,10 @@ from rollup_client.protocol import codec, tx
 from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+from tests.keys import key
+from tests.network import Net, wait_height
 
-from .conftest import CHAIN_ID, GOLD, Net, StartNode, key, wait_height
+from .conftest import CHAIN_ID, GOLD, StartNode
 
 BATCHES, PER_BATCH = 12, 25
 

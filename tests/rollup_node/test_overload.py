@@ -12,8 +12,10 @@ import trio
 from rollup_client.node import NodeConfig, serve
 from rollup_client.protocol.errors import InvalidArgument, NotFound, ResourceExhausted
 from rollup_client.sdk import TrioRollupClient
+from tests.keys import key
+from tests.network import Net
 
-from .conftest import FUNDS, GOLD, Net, key
+from .conftest import FUNDS, GOLD
 
 
 async def test_waiters_beyond_the_limit_are_refused(net: Net, sequencer: str) -> None:

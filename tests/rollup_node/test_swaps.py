@@ -14,8 +14,10 @@ from rollup_client.protocol.keys import SigningKey
 from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+from tests.keys import key
+from tests.network import HEARTBEAT_MS
 
-from .conftest import CHAIN_ID, FUNDS, GOLD, HEARTBEAT_MS, StartNode, key
+from .conftest import CHAIN_ID, FUNDS, GOLD, StartNode
 
 
 def _propose(sequencer: str, legs: tuple[swap.Leg, ...], payers: list[SigningKey]) -> bytes:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from rollup_client.protocol import tx
 from rollup_client.protocol.errors import FailedPrecondition, Unauthenticated
 from rollup_client.sdk import RollupClient, Submitted, TrioRollupClient
+from tests.keys import key
 
-from .conftest import FUNDS, GOLD, SILVER, StartNode, key
+from .conftest import FUNDS, GOLD, SILVER, StartNode
 
 
 def test_transfer_receipts_balances_and_roots(start_node: StartNode) -> None:

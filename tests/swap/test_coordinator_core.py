@@ -18,8 +18,9 @@ from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator import convert
 from swap_coordinator.core import Coordinator, Lock, State, SwapView, deadline_for
 from swap_coordinator.store import Store
+from tests.keys import key
 
-from .helpers import ASSET, USERS, genesis, key, make_block, vote
+from .helpers import ASSET, USERS, genesis, make_block, vote
 
 A, B, _ = USERS
 G = genesis()

@@ -35,20 +35,11 @@ from swap_coordinator import convert
 from swap_coordinator.client import SwapClient
 from swap_coordinator.service import Config, serve
 from swap_coordinator.store import Store
+from tests.keys import key
+from tests.network import HEARTBEAT_MS, Net, cli, spawn_node, start_coordinator, until
+from tests.procs import Proc
 
-from .network import (
-    ASSETS,
-    HEARTBEAT_MS,
-    LOAD_NAMESPACE,
-    USERS,
-    Net,
-    Proc,
-    cli,
-    key,
-    start_coordinator,
-    start_node,
-    until,
-)
+from .conftest import ASSETS, LOAD_NAMESPACE, USERS
 
 ALICE, BOB, CAROL = key("alice"), key("bob"), key("carol")
 Balances = dict[str, dict[str, int]]
@@ -615,7 +606,7 @@ def test_a_rollup_down_at_the_intent_votes_after_restart_before_the_deadline(net
 
         until("alpha's escrow", alpha_locked)
         assert c.get(sid).legs[1].lock == pb.LOCK_STATE_WAITING
-        restarted = start_node(net, net.procs, "beta")  # same data dir: resumes, then votes
+        restarted = spawn_node(net, net.procs, "beta")  # same data dir: resumes, then votes
         net.node_procs["beta"] = restarted
         net.nodes["beta"] = restarted.ready()["listen"]
         st = decided(c, sid)
@@ -641,7 +632,7 @@ def test_a_rollup_down_past_the_deadline_applies_the_abort_on_restart(net: Net) 
         st = decided(c, sid)
     assert st.state == pb.SWAP_STATE_ABORTED and st.decision_at_block_start
     assert [ls.lock for ls in st.legs] == [pb.LOCK_STATE_REFUNDED, pb.LOCK_STATE_RELEASED]
-    restarted = start_node(net, net.procs, "beta")  # replays the intent, then the abort
+    restarted = spawn_node(net, net.procs, "beta")  # replays the intent, then the abort
     net.node_procs["beta"] = restarted
     net.nodes["beta"] = restarted.ready()["listen"]
     assert changed(before, balances(net)) == {"alpha": {}, "beta": {}}
@@ -693,7 +684,7 @@ async def test_mutual_tls_on_the_coordinator(net: Net, tmp_path: Path) -> None:
         "127.0.0.1:0",
         tmp_path / "tls-coordinator",
         net.genesis_path,
-        net.node_key("coordinator"),
+        net.key_paths["coordinator"],
         tls=server,
     )
 

@@ -10,8 +10,9 @@ from rollup_client.protocol import swap
 from rollup_client.protocol.block import VerifiedBlock
 from rollup_client.protocol.errors import InvalidArgument, Unauthenticated
 from rollup_client.protocol.swap import Decided, IntentOrdered, Outcome
+from tests.keys import key
 
-from .helpers import ASSET, USERS, genesis, key, make_block, signed, vote
+from .helpers import ASSET, USERS, genesis, make_block, signed, vote
 
 A, B, C = USERS
 G = genesis()
