@@ -142,8 +142,7 @@ class Net:
             return
         _group(rec, signal.SIGKILL)
         with trio.fail_after(10):
-            while procs.alive(rec.handle):
-                await trio.sleep(procs.POLL_S)
+            await procs.gone([rec.handle])
         await trio.sleep(f.hold_s)
         await self.restart(rec)
 
@@ -211,8 +210,7 @@ def start_clients(cfg: ChaosConfig, net: Net, layout: Layout) -> list[tuple[proc
 
 async def wait_clients(clients: list[tuple[procs.Handle, Path]], limit_s: float) -> None:
     with trio.move_on_after(limit_s):
-        while any(procs.alive(h) for h, _ in clients):
-            await trio.sleep(POLL_S)
+        await procs.gone([h for h, _ in clients], POLL_S)
     await procs.stop([h for h, _ in clients], 1.0)
 
 
@@ -271,7 +269,8 @@ async def settle(net: Net, swaps: dict[bytes, int]) -> int:
     """Wait (bounded) until every deadline passed and every node caught up; that height."""
     after = max(swaps.values(), default=0) + 1_000
     with trio.move_on_after(SETTLE_TIMEOUT_S):
-        while (height := await trio.to_thread.run_sync(_settled, net, after)) is None:
+        # Polled: log time and the nodes' heights live in other processes.
+        while (height := await trio.to_thread.run_sync(_settled, net, after)) is None:  # noqa: ASYNC110
             await trio.sleep(POLL_S)
         return height
     raise FailedPrecondition("the network did not settle: log time or a node stopped advancing")

@@ -25,9 +25,11 @@ def test_server_ready_line_and_stop(tmp_path: Path) -> None:
     code = "import sys,time; print('booting'); print('READY 4242', flush=True); time.sleep(60)"
     server = Server([sys.executable, "-c", code], tmp_path / "s.log", re.compile(r"READY (\d+)"))
     with running(server, timeout_s=30) as s:
-        assert s.ready_match is not None and s.ready_match.group(1) == "4242"
+        assert s.ready_match is not None
+        assert s.ready_match.group(1) == "4242"
         assert s.ready_at >= s.started_at
-    assert server.proc is not None and server.proc.poll() is not None
+    assert server.proc is not None
+    assert server.proc.poll() is not None
     assert "booting" in (tmp_path / "s.log").read_text()
 
 
@@ -36,7 +38,8 @@ def test_server_that_dies_before_ready_fails_with_its_log(tmp_path: Path) -> Non
     server = Server([sys.executable, "-c", code], tmp_path / "s.log", re.compile("READY"))
     with pytest.raises(ServerFailed, match="cannot bind"), running(server, timeout_s=30):
         pass
-    assert server.proc is not None and server.proc.returncode == 3
+    assert server.proc is not None
+    assert server.proc.returncode == 3
 
 
 def test_cells_and_markdown() -> None:
@@ -54,7 +57,9 @@ def test_cells_and_markdown() -> None:
     text = markdown(report)
     assert "| system | rate | note |" in text
     assert "| b | — | missing |" in text
-    assert "workers=4" in text and "- a note" in text and "PROBLEM: broken" in text
+    assert "workers=4" in text
+    assert "- a note" in text
+    assert "PROBLEM: broken" in text
 
 
 def test_write_json_markdown_and_png(tmp_path: Path) -> None:
@@ -101,7 +106,8 @@ def test_a_missing_peer_is_a_row_not_a_crash(
     monkeypatch.setattr(redis_streams, "require_binary", missing)
     report = throughput.run(throughput.Params.quick(), tmp_path, systems=("redis_streams",))
     row = report.doc["systems"]["redis_streams"]
-    assert row["available"] is False and "redis-server not found" in row["reason"]
+    assert row["available"] is False
+    assert "redis-server not found" in row["reason"]
     assert report.doc["ratios"]["vs_redis_streams"] is None
     assert report.problems == []
     assert "redis-server not found" in markdown(report)
@@ -149,9 +155,8 @@ def test_sampling_each_profiles_every_process_over_one_window(tmp_path: Path) ->
     assert set(profiles) == {"one", "two"}
     for name, profile in profiles.items():
         assert "error" not in profile, profile
-        assert (
-            profile["samples"] > 0 and profile["collapsed_stacks"] == f"logs/x/{name}.collapsed.txt"
-        )
+        assert profile["samples"] > 0
+        assert profile["collapsed_stacks"] == f"logs/x/{name}.collapsed.txt"
         assert "spin" in (tmp_path / f"{name}.collapsed.txt").read_text()
         assert any("spin" in f["frame"] for f in profile["inclusive"])
         [line] = note(name, profile)

@@ -130,7 +130,8 @@ def test_foreground_up_stops_everything_on_ctrl_c(layout: Layout, tmp_path: Path
             )
             assert cli.poll() is None, err_path.read_text()
             recorded = state.load(layout)
-            assert recorded is not None and len(_alive(recorded)) == 3
+            assert recorded is not None
+            assert len(_alive(recorded)) == 3
             cli.send_signal(signal.SIGINT)
             cli.wait(timeout=CLI_TIMEOUT_S)
         finally:

@@ -45,8 +45,10 @@ def test_a_60_second_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     doc = json.loads(report.read_text())
     assert doc["violations"] == []
-    assert doc["kills"] >= 1 and doc["entries_acked"] > 0, doc
-    assert doc["swaps_committed"] > 0 and doc["swaps_aborted"] > 0, doc
+    assert doc["kills"] >= 1, doc
+    assert doc["entries_acked"] > 0, doc
+    assert doc["swaps_committed"] > 0, doc
+    assert doc["swaps_aborted"] > 0, doc
     assert doc["invariants_checked"] > doc["entries_acked"]
     targets = [SEQUENCER, COORDINATOR, *ROLLUPS]
     want = chaos_core.schedule(SEED, DURATION_S, targets)

@@ -151,7 +151,8 @@ def test_tandem_verify_passes_honest_roots_and_names_the_first_lie(
 
     code, report = verify_json(target, genesis_path, RID)
     assert code == 0, report
-    assert report["ok"] is True and report["checked"] == report["matched"] == 1
+    assert report["ok"] is True
+    assert report["checked"] == report["matched"] == 1
 
     pay2 = tx.Transfer(ALICE.public, BOB.public, "USD", 1, 1, RID).sign(ALICE).encode()
     h2 = submit(target, [(RID, pay2)])
@@ -161,14 +162,17 @@ def test_tandem_verify_passes_honest_roots_and_names_the_first_lie(
 
     code, report = verify_json(target, genesis_path, RID)
     assert code == 1
-    assert report["ok"] is False and report["first_divergent_height"] == h2
+    assert report["ok"] is False
+    assert report["first_divergent_height"] == h2
     assert report["matched"] == 1
 
     text = verify(target, genesis_path, RID)
-    assert text.returncode == 1 and f"FAIL: first divergent height {h2}" in text.stdout
+    assert text.returncode == 1
+    assert f"FAIL: first divergent height {h2}" in text.stdout
 
     code, report = verify_json(target, genesis_path, "beta")  # posted nothing: nothing diverges
-    assert code == 0 and report["checked"] == 0
+    assert code == 0
+    assert report["checked"] == 0
 
 
 def test_tandem_verify_exit_codes_for_bad_arguments_and_no_sequencer(tmp_path: Path) -> None:
@@ -178,6 +182,8 @@ def test_tandem_verify_exit_codes_for_bad_arguments_and_no_sequencer(tmp_path: P
         s.bind(("127.0.0.1", 0))
         target = f"127.0.0.1:{s.getsockname()[1]}"
     unknown = verify(target, genesis_path, "nosuch")
-    assert unknown.returncode == 2 and "not in the genesis" in unknown.stderr
+    assert unknown.returncode == 2
+    assert "not in the genesis" in unknown.stderr
     down = verify(target, genesis_path, RID, "--json", "--timeout", "1")
-    assert down.returncode == 3 and json.loads(down.stdout)["ok"] is False
+    assert down.returncode == 3
+    assert json.loads(down.stdout)["ok"] is False

@@ -28,12 +28,14 @@ async def test_waiters_beyond_the_limit_are_refused(net: Net, sequencer: str) ->
         grpc_workers=4,  # so at most 2 WaitReceipt calls may wait at once
     )
     outcomes: list[type[Exception]] = []
+    first = trio.Event()
 
     async def wait_unknown(c: TrioRollupClient, i: int) -> None:
         try:
             await c.wait_receipt(bytes([i]) * 32, 3)
         except (NotFound, ResourceExhausted) as exc:
             outcomes.append(type(exc))
+            first.set()
 
     async with trio.open_nursery() as nursery:
         ends = await nursery.start(partial(serve, cfg))
@@ -41,8 +43,7 @@ async def test_waiters_beyond_the_limit_are_refused(net: Net, sequencer: str) ->
             for i in range(3):
                 waits.start_soon(wait_unknown, c, i)
             with trio.fail_after(2):
-                while not outcomes:
-                    await trio.sleep(0.01)
+                await first.wait()
                 assert outcomes == [ResourceExhausted]
                 assert await c.balance(key("alice").public, GOLD) == FUNDS
         assert sorted(o.__name__ for o in outcomes) == [

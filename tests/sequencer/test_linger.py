@@ -59,7 +59,8 @@ async def test_the_sequencer_caps_how_long_a_batch_may_linger(tmp_path: Path) ->
         req = signed_batch(r.net.client, [("alpha", b"alone")])
         req.linger_ms = submit_wire.MAX_UINT32
         acks = await r.submit(req)
-        assert acks[0].position.height == 1 and not acks[0].duplicate
+        assert acks[0].position.height == 1
+        assert not acks[0].duplicate
 
 
 async def test_lingering_sdk_batches_of_two_clients_share_one_block(tmp_path: Path) -> None:

@@ -35,7 +35,8 @@ def test_a_good_batch_becomes_a_core_batch(net: Net) -> None:
     client, batch = Validator(net.genesis, LIMITS).batch(
         req.client_key, req.entries, req.bundle, req.signature
     )
-    assert client.name == "default" and batch.bundle
+    assert client.name == "default"
+    assert batch.bundle
     assert [it.id for it in batch.items] == [
         codec.entry_id("alpha", b"x"),
         codec.entry_id("beta", b"y"),
