@@ -21,6 +21,7 @@ from bench.profile import note, sampling_each, top_frames
 from bench.report import Chart, Report, fmt, markdown, write
 
 
+@pytest.mark.processes
 def test_server_ready_line_and_stop(tmp_path: Path) -> None:
     code = "import sys,time; print('booting'); print('READY 4242', flush=True); time.sleep(60)"
     server = Server([sys.executable, "-c", code], tmp_path / "s.log", re.compile(r"READY (\d+)"))
@@ -33,6 +34,7 @@ def test_server_ready_line_and_stop(tmp_path: Path) -> None:
     assert "booting" in (tmp_path / "s.log").read_text()
 
 
+@pytest.mark.processes
 def test_server_that_dies_before_ready_fails_with_its_log(tmp_path: Path) -> None:
     code = "import sys; print('cannot bind'); sys.exit(3)"
     server = Server([sys.executable, "-c", code], tmp_path / "s.log", re.compile("READY"))
@@ -71,6 +73,7 @@ def test_write_json_markdown_and_png(tmp_path: Path) -> None:
     assert paths[2].read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.processes
 def test_workers_that_answered_may_exit_before_the_others_answer(tmp_path: Path) -> None:
     procs = [subprocess.Popen([sys.executable, "-c", "pass"]) for _ in range(2)]
     try:
@@ -97,6 +100,7 @@ def test_top_frames_of_collapsed_stacks() -> None:
     assert top["inclusive"][1] == {"frame": "serve", "share": 0.9}
 
 
+@pytest.mark.processes
 def test_a_missing_peer_is_a_row_not_a_crash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -113,6 +117,7 @@ def test_a_missing_peer_is_a_row_not_a_crash(
     assert "redis-server not found" in markdown(report)
 
 
+@pytest.mark.processes
 def test_tandem_bench_is_python_m_bench() -> None:
     run = subprocess.run(
         [sys.executable, "-m", "deploy", "bench", "--help"],
@@ -141,6 +146,7 @@ def test_a_failing_benchmark_does_not_cost_the_others(tmp_path: Path) -> None:
     assert both["fine"]["value"] == 1
 
 
+@pytest.mark.processes
 def test_sampling_each_profiles_every_process_over_one_window(tmp_path: Path) -> None:
     busy = "import time\ndef spin():\n    while True: sum(range(1000))\nspin()"
     procs = {n: subprocess.Popen([sys.executable, "-c", busy]) for n in ("one", "two")}

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.processes
+
 BUDGET_S = 150
 PEER_BINARIES = {"redis_streams": "redis-server", "nats_jetstream": "nats-server"}
 

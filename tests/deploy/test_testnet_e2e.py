@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 
 from deploy import state
 from deploy.layout import Layout
@@ -21,6 +22,8 @@ from rollup_client.protocol.keys import SigningKey
 from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2, sequencer_pb2_grpc
 from tests.deploy.cli_helpers import CLI_TIMEOUT_S, inprocess, tandem, wait_for
+
+pytestmark = pytest.mark.processes
 
 
 def _alive(testnet: state.TestnetState) -> list[int]:

@@ -42,6 +42,8 @@ from tests.network import HEARTBEAT_MS, Net, spawn_node, start_sequencer, wait_h
 from tests.procs import Proc
 from tests.rollup_node.conftest import CHAIN_ID, FUNDS, GOLD, SILVER, write_net
 
+pytestmark = pytest.mark.processes
+
 SERVICE = "/tandem.v1.RollupService/"
 ACCOUNTS = ("alice", "bob", "carol")
 

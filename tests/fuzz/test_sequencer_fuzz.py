@@ -32,6 +32,8 @@ from tests.fuzz.common import (
 from tests.sequencer.helpers import CHAIN_ID, Net, make_net, signed_batch
 from tests.sequencer.proc import running
 
+pytestmark = pytest.mark.processes
+
 SERVICE = "/tandem.v1.SequencerService/"
 MAX_ENTRY = 64 * 1024
 MAX_BATCH_ENTRIES = 1000

@@ -40,6 +40,8 @@ from tests.network import start_coordinator, start_sequencer
 from tests.procs import Proc
 from tests.rollup_node.conftest import GOLD, write_net
 
+pytestmark = pytest.mark.processes
+
 SERVICE = "/tandem.v1.SwapService/"
 
 

@@ -18,6 +18,8 @@ from deploy.chaos import ROLLUPS
 from deploy.layout import COORDINATOR, SEQUENCER
 from tests.procs import tandem
 
+pytestmark = pytest.mark.processes
+
 DURATION_S = 60
 SEED = 2
 

@@ -26,6 +26,8 @@ from tests.reliability.storage import FSIZE_LIMITED, TIMEOUT_S, Acked
 from tests.sequencer.helpers import Net, make_net, signed_batch
 from tests.sequencer.proc import read_ready, running
 
+pytestmark = pytest.mark.processes
+
 LIMIT_BYTES = 3 * 1024 * 1024
 ENTRY_BYTES = 30_000
 

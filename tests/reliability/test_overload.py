@@ -18,11 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import pytest
 
 from rollup_client.wire import sequencer_pb2 as pb
 from tests.fuzz.common import assert_serving
 from tests.sequencer.helpers import CHAIN_ID, make_net
 from tests.sequencer.proc import Proc, running
+
+pytestmark = pytest.mark.processes
 
 FLOOD = Path(__file__).with_name("flood.py")
 REPO = Path(__file__).resolve().parents[2]

@@ -46,6 +46,8 @@ from tests.reliability.storage import (
 from tests.sequencer.helpers import Net, make_net, signed_batch
 from tests.sequencer.proc import running, tandem
 
+pytestmark = pytest.mark.processes
+
 WAL = "blocks.sqlite-wal"
 IDS_WAL = "blocks.ids.sqlite-wal"
 

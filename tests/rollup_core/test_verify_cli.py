@@ -32,6 +32,8 @@ from tests.procs import tandem
 
 from .helpers import SEQUENCER, key, make_genesis, rollup_key
 
+pytestmark = pytest.mark.processes
+
 RID = "alpha"
 WRITER = key(50)
 ALICE, BOB = key(1), key(2)

@@ -23,6 +23,8 @@ from rollup_client.sdk import SequencerClient
 from tests.procs import Sequencer
 from tests.sdk.conftest import CHAIN_ID
 
+pytestmark = pytest.mark.processes
+
 
 def test_sync_client_submits_reads_and_subscribes(shared_sequencer: Sequencer) -> None:
     with shared_sequencer.client() as client:

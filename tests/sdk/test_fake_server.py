@@ -23,6 +23,8 @@ from rollup_client.sdk import SequencerClient, TrioSequencerClient
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from tests.sdk.fake import Fake
 
+pytestmark = pytest.mark.processes
+
 NAMESPACES = ["a"]
 WANT = [(h, bytes([h]) * 3) for h in range(12)]
 KEY = SigningKey.from_seed(b"\x0b" * 32)

@@ -15,6 +15,8 @@ from tests.sequencer.helpers import signed_batch
 from tests.sequencer.test_service import TIMEOUT, Running, call, serving
 from tests.sequencer.test_validate import CASES, bad_request
 
+pytestmark = pytest.mark.processes
+
 
 @pytest.fixture
 async def quiet(tmp_path: Path) -> AsyncIterator[Running]:

@@ -21,6 +21,8 @@ from rollup_client.sdk import SequencerClient
 from tests.sequencer.helpers import CHAIN_ID, signed_batch
 from tests.sequencer.test_service import LIMITS, TIMEOUT, call, serving
 
+pytestmark = pytest.mark.processes
+
 # Held for longer than any test runs: only company (or the cap) can end the wait.
 FOREVER_MS = 600_000
 LAYOUTS = {

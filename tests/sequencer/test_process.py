@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rollup_client.protocol import block, codec
@@ -20,6 +21,8 @@ from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from tests.sequencer.helpers import make_net, signed_batch
 from tests.sequencer.proc import running, tandem
+
+pytestmark = pytest.mark.processes
 
 TIMEOUT = 10.0
 

@@ -27,6 +27,8 @@ from sequencer.service import serve
 from tests.sequencer.helpers import Net, make_net, signed_batch
 from tests.sequencer.test_validate import CASES, LIMITS, bad_request
 
+pytestmark = pytest.mark.processes
+
 T = TypeVar("T")
 TIMEOUT = 10.0
 

@@ -21,6 +21,8 @@ from tests.sequencer.helpers import make_net, signed_batch
 from tests.sequencer.test_service import TIMEOUT, call
 from tests.sequencer.test_validate import LIMITS
 
+pytestmark = pytest.mark.processes
+
 
 async def test_subscriptions_past_half_the_workers_are_refused_and_submits_still_served(
     tmp_path: Path,

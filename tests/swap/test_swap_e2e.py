@@ -41,6 +41,8 @@ from tests.procs import Proc
 
 from .conftest import ASSETS, LOAD_NAMESPACE, USERS
 
+pytestmark = pytest.mark.processes
+
 ALICE, BOB, CAROL = key("alice"), key("bob"), key("carol")
 Balances = dict[str, dict[str, int]]
 Issuer = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
