@@ -6,7 +6,7 @@ the same address). Client processes (deploy/chaos_client.py) send random transfe
 every 1 to 5 s it kills -9 or SIGSTOPs a random process (sequencer, a rollup node, the
 coordinator) for a while, then restarts or continues it. At the end it heals, waits until
 log time has passed every swap's deadline and every node has caught up, reads the whole
-log, and checks every invariant of DESIGN.md section 4 (chaos_core.Checker).
+log, and checks every invariant of DESIGN.md section 4 (`chaos_core.check_*`).
 
 Exit code 0 when every invariant held, 1 on a violation (the seed and the first violated
 invariant with its evidence go to stderr) or an error.

@@ -2,7 +2,7 @@
 
 Anyone holding the genesis can do this; it needs neither the rollup node nor its key,
 only the sequencer's blocks for the rollup's namespace, `swap` and `settlement`. The
-`Verifier` is a pure core fed verified blocks in order; `verify_log` drives it from a
+`Verifier` is a pure core fed verified blocks in order; `verify_cli` drives it from a
 sequencer client (the `tandem verify` command).
 """
 

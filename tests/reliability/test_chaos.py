@@ -1,6 +1,6 @@
 """The CI chaos run: `tandem chaos --duration 60` as a real command, every invariant kept.
 
-One test, marked `chaos` (about 90 s with start-up, settling and the final check). The
+One test, marked `chaos` (the longest here: start-up, the run, settling, the check). The
 report must show faults really happened, transfers were acknowledged, swaps committed and
 aborted, and the schedule it ran must be the one its seed defines.
 """
