@@ -96,14 +96,10 @@ def start_sequencer(
     return net.sequencer
 
 
-def spawn_node(net: Net, procs: list[Proc], rollup: str, *extra: str, name: str = "") -> Proc:
-    """Start `tandem rollup run` for `rollup` (data dir `name`, default the rollup's) on
-    `net.sequencer`; returns at once, so several nodes start side by side (then `.ready()`)."""
-    name = name or rollup
-    return _start(
-        net,
-        procs,
-        name,
+def node_argv(net: Net, rollup: str, *extra: str, name: str = "") -> list[str]:
+    """argv of `tandem rollup run` for `rollup` on `net.sequencer`, its data dir `name`
+    (default the rollup's) under the network's."""
+    return tandem(
         "rollup",
         "run",
         "--id",
@@ -111,13 +107,21 @@ def spawn_node(net: Net, procs: list[Proc], rollup: str, *extra: str, name: str 
         "--sequencer",
         net.sequencer,
         "--data-dir",
-        str(net.dir / name),
+        str(net.dir / (name or rollup)),
         "--genesis",
         str(net.genesis_path),
         "--key",
         str(net.key_paths[rollup]),
         *extra,
     )
+
+
+def spawn_node(net: Net, procs: list[Proc], rollup: str, *extra: str, name: str = "") -> Proc:
+    """Start `node_argv(...)`; returns at once, so several nodes start side by side (then
+    `.ready()`)."""
+    p = Proc(node_argv(net, rollup, *extra, name=name), net.dir / f"{name or rollup}.err")
+    procs.append(p)
+    return p
 
 
 def start_coordinator(

@@ -18,8 +18,8 @@ import grpc
 from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from tests.keys import key
-from tests.network import Net, wait_height
-from tests.procs import Proc, tandem
+from tests.network import Net, node_argv, wait_height
+from tests.procs import Proc
 from tests.reliability.storage import commit_ends, feed_transfers, overwrite, truncate
 from tests.rollup_node.conftest import StartNode
 
@@ -68,25 +68,7 @@ def test_torn_node_stores_recover_the_replica_root_or_refuse(
                 truncate(d / file, offset)
             else:
                 overwrite(d / file, offset, junk)
-            p = Proc(
-                [
-                    *tandem(),
-                    "rollup",
-                    "run",
-                    "--id",
-                    "alpha",
-                    "--sequencer",
-                    sequencer,
-                    "--data-dir",
-                    str(d),
-                    "--genesis",
-                    str(net.genesis_path),
-                    "--key",
-                    str(net.key_paths["alpha"]),
-                    "--replica",
-                ],
-                net.dir / f"{name}.err",
-            )
+            p = Proc(node_argv(net, "alpha", "--replica", name=name), net.dir / f"{name}.err")
             procs.append(p)
             started[name] = p
         outcomes: dict[str, str] = {}

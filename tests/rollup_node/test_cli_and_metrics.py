@@ -16,7 +16,7 @@ from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from tests.keys import key
-from tests.network import Net
+from tests.network import Net, node_argv
 from tests.procs import tandem
 
 from .conftest import CHAIN_ID, FUNDS, GOLD, SILVER, StartNode
@@ -104,20 +104,8 @@ def test_metrics_external_receipts_replica_and_sigterm(
 
 
 def test_port_in_use_is_a_clear_error(net: Net, sequencer: str) -> None:
-    out = _tandem(
-        "run",
-        "--id",
-        "alpha",
-        "--sequencer",
-        sequencer,
-        "--listen",
-        sequencer,  # taken by the sequencer itself
-        "--data-dir",
-        str(net.dir / "alpha"),
-        "--genesis",
-        str(net.genesis_path),
-        "--key",
-        str(net.key_paths["alpha"]),
-    )
+    taken = ("--listen", sequencer)  # by the sequencer itself
+    argv = node_argv(net, "alpha", *taken)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 1
     assert f"cannot listen on {sequencer}" in out.stderr
