@@ -4,7 +4,7 @@
 Tandem: `Store.write` of pre-cut blocks, paced, while `service.maintain` checkpoints the
 block WAL and flushes and merges the id index exactly as in the server. Its tail, against
 the disk's, is what maintenance I/O on the same disk adds to a block commit (large index
-writes once put 1 ms commits behind 1.2 MB writes). No grpc, no clients: the CPU noise
+writes can queue commits behind them). No grpc, no clients: the CPU noise
 of a shared machine moves it far less than the end-to-end half-load figure.
 """
 

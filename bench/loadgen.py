@@ -105,7 +105,8 @@ def run_load(load: Load, log_dir: Path, connect_timeout_s: float = 60.0) -> Load
                     start_new_session=True,
                 )
             procs.append(p)
-            assert p.stdin is not None and p.stdout is not None
+            assert p.stdin is not None
+            assert p.stdout is not None
             p.stdin.write(json.dumps(load.worker_spec(i)).encode() + b"\n")
             p.stdin.flush()
             threading.Thread(target=_lines, args=(p.stdout, i, lines), daemon=True).start()

@@ -6,7 +6,7 @@ the same address). Client processes (deploy/chaos_client.py) send random transfe
 every 1 to 5 s it kills -9 or SIGSTOPs a random process (sequencer, a rollup node, the
 coordinator) for a while, then restarts or continues it. At the end it heals, waits until
 log time has passed every swap's deadline and every node has caught up, reads the whole
-log, and checks every invariant of DESIGN.md section 4 (chaos_core.Checker).
+log, and checks every invariant of DESIGN.md section 4 (`chaos_core.check_*`).
 
 Exit code 0 when every invariant held, 1 on a violation (the seed and the first violated
 invariant with its evidence go to stderr) or an error.
@@ -108,8 +108,7 @@ def start_clients(cfg: ChaosConfig, net: Net, layout: Layout) -> list[tuple[proc
 
 async def wait_clients(clients: list[tuple[procs.Handle, Path]], limit_s: float) -> None:
     with trio.move_on_after(limit_s):
-        while any(procs.alive(h) for h, _ in clients):
-            await trio.sleep(POLL_S)
+        await procs.gone([h for h, _ in clients], POLL_S)
     await procs.stop([h for h, _ in clients], 1.0)
 
 

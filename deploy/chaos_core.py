@@ -1,9 +1,9 @@
 """The pure half of `tandem chaos`: the fault schedule and the invariant checker.
 
 No I/O, clocks or randomness beyond the seed given: `schedule(seed, ...)` is the same list
-of faults for the same arguments, and `Checker` turns the verified log plus what clients
-and servers reported into the violations of DESIGN.md section 4 (an empty list when the
-run kept every invariant).
+of faults for the same arguments, and the `check_*` functions turn the verified log plus
+what clients and servers reported into the violations of DESIGN.md section 4 (an empty
+list when the run kept every invariant).
 
 The reference model is built from the log alone: balances, nonces and escrow per rollup,
 applied with the token-ledger rules written out again here, with decisions taken by the

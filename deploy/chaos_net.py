@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 from pathlib import Path
 
 import trio
@@ -22,13 +21,6 @@ ACCOUNTS = tuple(f"acct{i}" for i in range(6))
 FUNDS = 1_000
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def network(heartbeat_ms: int) -> config.NetworkConfig:
     """Three rollups, six funded accounts, a fixed free port for every process."""
     host = "127.0.0.1"
@@ -39,10 +31,10 @@ def network(heartbeat_ms: int) -> config.NetworkConfig:
             "heartbeat_ms": heartbeat_ms,
             "snapshot_interval": 25,
             "attestation_interval": 20,
-            "sequencer": {"port": _free_port(host)},
-            "coordinator": {"port": _free_port(host)},
+            "sequencer": {"port": procs.free_port(host)},
+            "coordinator": {"port": procs.free_port(host)},
             "rollups": [
-                {"id": r, "assets": list(ASSETS), "port": _free_port(host)} for r in ROLLUPS
+                {"id": r, "assets": list(ASSETS), "port": procs.free_port(host)} for r in ROLLUPS
             ],
             "accounts": {
                 a: {r: {asset: FUNDS for asset in ASSETS} for r in ROLLUPS} for a in ACCOUNTS
@@ -72,8 +64,7 @@ class Net:
             return
         _group(rec, signal.SIGKILL)
         with trio.fail_after(10):
-            while procs.alive(rec.handle):
-                await trio.sleep(procs.POLL_S)
+            await procs.gone([rec.handle])
         await trio.sleep(f.hold_s)
         await self.restart(rec)
 

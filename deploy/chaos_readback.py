@@ -55,7 +55,8 @@ async def settle(net: Net, swaps: dict[bytes, int]) -> int:
     """Wait (bounded) until every deadline passed and every node caught up; that height."""
     after = max(swaps.values(), default=0) + 1_000
     with trio.move_on_after(SETTLE_TIMEOUT_S):
-        while (height := await trio.to_thread.run_sync(_settled, net, after)) is None:
+        # Polled: log time and the nodes' heights live in other processes.
+        while (height := await trio.to_thread.run_sync(_settled, net, after)) is None:  # noqa: ASYNC110
             await trio.sleep(POLL_S)
         return height
     raise FailedPrecondition("the network did not settle: log time or a node stopped advancing")

@@ -197,7 +197,8 @@ async def start_process(
                 )
             await trio.sleep(procs.POLL_S)
         listen = str(ready["listen"])
-        while not await trio.to_thread.run_sync(probe.serving, listen, 1.0, credentials):
+        # Polled: the health status lives in the child process.
+        while not await trio.to_thread.run_sync(probe.serving, listen, 1.0, credentials):  # noqa: ASYNC110
             await trio.sleep(procs.POLL_S)
         return ProcessRecord(
             name,

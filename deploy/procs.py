@@ -112,14 +112,20 @@ async def stop(handles: list[Handle], grace_s: float) -> None:
     for h in handles:
         _signal(h, signal.SIGTERM)
     with trio.move_on_after(grace_s):
-        while any(alive(h) for h in handles):
-            await trio.sleep(POLL_S)
+        await gone(handles)
     for h in handles:
         _signal(h, signal.SIGKILL)
     # SIGKILL cannot be refused; this only waits for the kernel to tear the process down.
     with trio.fail_after(10):
-        while any(alive(h) for h in handles):
-            await trio.sleep(POLL_S)
+        await gone(handles)
+
+
+async def gone(handles: list[Handle], every_s: float = POLL_S) -> None:
+    """Return once none of `handles` is alive (unbounded: the caller sets the deadline)."""
+    # Polled: they need not be our children, so nothing in this process learns of an exit
+    # that could set a trio.Event.
+    while any(alive(h) for h in handles):  # noqa: ASYNC110
+        await trio.sleep(every_s)
 
 
 def parse_ready(line: str) -> dict[str, Any] | None:

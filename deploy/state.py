@@ -41,8 +41,6 @@ class TestnetState:
     processes: list[ProcessRecord]
     # account name -> key file
     accounts: dict[str, str]
-    # pid of the `testnet up` that watches the processes; 0 when detached.
-    supervisor_pid: int = 0
     # Directory of the testnet's certificates when it serves mutual TLS only; "" when not.
     tls_dir: str = ""
 

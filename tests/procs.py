@@ -13,7 +13,7 @@ SIGTERM, then SIGKILL if it has not ended within `stop_timeout`, so nothing outl
 test. Stdout after the ready line is collected by a thread (`Running.output()`), and
 stderr goes to a temporary file quoted in the failure message if the ready line never comes.
 `Proc` is the same for fixtures that keep several servers and stop or kill -9 them one by
-one (the rollup-node and swap networks).
+one (`tests.network`); `ended()` is the list that stops them all.
 """
 
 from __future__ import annotations
@@ -314,3 +314,14 @@ class Proc:
         assert self.proc.stdout is not None
         self.proc.stdout.close()
         return self.proc.returncode
+
+
+@contextmanager
+def ended() -> Iterator[list[Proc]]:
+    """A list for the `Proc`s a block starts; at exit all are stopped, last first."""
+    procs: list[Proc] = []
+    try:
+        yield procs
+    finally:
+        for p in reversed(procs):
+            p.stop()

@@ -313,7 +313,8 @@ def test_honest_blocks_verify_and_every_tamper_is_rejected(
 ) -> None:
     sealed = seal(height, hashlib.sha256(b"parent").digest(), 5_000, entries)
     vb = block.verify_block(sealed.filtered(query), KEY, query)
-    assert vb.height == height and vb.hash == sealed.header.hash
+    assert vb.height == height
+    assert vb.hash == sealed.header.hash
     assert [(e.namespace, e.data) for e in vb.entries] == _expected(entries, query)
     assert [e.index for e in vb.entries] == [
         i for i, (ns, _) in enumerate(entries) if query is None or ns in query
@@ -321,9 +322,11 @@ def test_honest_blocks_verify_and_every_tamper_is_rejected(
     for name, tamper in TAMPERS.items():
         fb = sealed.filtered(query)
         if tamper(fb):
-            with pytest.raises(VerificationError):
+            try:
                 block.verify_block(fb, KEY, query)
-                pytest.fail(f"tamper {name!r} was accepted")
+            except VerificationError:
+                continue
+            pytest.fail(f"tamper {name!r} was accepted")
 
 
 @given(entry_lists.filter(bool), queries)
@@ -415,9 +418,11 @@ def test_entry_proofs_verify_and_every_tamper_is_rejected(
     for name, tamper in ENTRY_TAMPERS.items():
         resp = sealed.entry(index)
         tamper(resp)
-        with pytest.raises(VerificationError):
+        try:
             block.verify_entry(resp, KEY)
-            pytest.fail(f"entry tamper {name!r} was accepted")
+        except VerificationError:
+            continue
+        pytest.fail(f"entry tamper {name!r} was accepted")
     resp = sealed.entry(index)
     if resp.entry_path:
         resp.entry_path[0] = _flip(resp.entry_path[0])

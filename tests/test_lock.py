@@ -60,12 +60,14 @@ def test_the_ranges_admit_the_generated_code() -> None:
     grpc_code, proto_code = ((wire / f).read_text() for f in ("swap_pb2_grpc.py", "swap_pb2.py"))
     grpc_stamp = re.search(r"GRPC_GENERATED_VERSION = '([\d.]+)'", grpc_code)
     proto_stamp = re.search(r"Protobuf Python Version: ([\d.]+)", proto_code)
-    assert grpc_stamp and proto_stamp
+    assert grpc_stamp
+    assert proto_stamp
     floors = {
         normalise(r.name): r.specifier
         for r in map(Requirement, PYPROJECT["project"]["dependencies"])
     }
     for dist, stamp in (("grpcio", grpc_stamp[1]), ("protobuf", proto_stamp[1])):
         low = [Version(s.version) for s in floors[dist] if s.operator == ">="]
-        assert low and low[0] >= Version(stamp), f"{dist} must be >= {stamp}, the generated code's"
+        assert low, f"{dist} must be >= {stamp}, the generated code's"
+        assert low[0] >= Version(stamp), f"{dist} must be >= {stamp}, the generated code's"
         assert floors[dist].contains(locked_versions()[dist])

@@ -18,7 +18,8 @@ WIRE = ROOT / "rollup_client" / "wire"
 
 def _generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location("proto_generate", ROOT / "proto" / "generate.py")
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     return gen

@@ -92,10 +92,3 @@ def load_public(public: bytes) -> Ed25519PublicKey | None:
         return Ed25519PublicKey.from_public_bytes(public)
     except ValueError:
         return None
-
-
-def public_pem(public: bytes) -> bytes:
-    """SubjectPublicKeyInfo PEM for a raw public key."""
-    return Ed25519PublicKey.from_public_bytes(public).public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )

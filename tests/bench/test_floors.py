@@ -17,12 +17,14 @@ def test_light_floor_adds_every_step_to_the_echo() -> None:
     floor = light_floor(1.0, COSTS)
     assert floor["p50_ms"] == 1.5
     assert floor["p50_vs_grpc_echo"] == 1.5
-    assert floor["verify_ms"] == 0.15 and floor["fsync_ms"] == 0.25
+    assert floor["verify_ms"] == 0.15
+    assert floor["fsync_ms"] == 0.25
 
 
 def test_light_floor_without_an_echo_is_unknown() -> None:
     floor = light_floor(None, COSTS)
-    assert floor["p50_ms"] is None and floor["p50_vs_grpc_echo"] is None
+    assert floor["p50_ms"] is None
+    assert floor["p50_vs_grpc_echo"] is None
 
 
 def test_ceilings_are_the_echo_over_each_peer() -> None:
@@ -42,12 +44,14 @@ def test_a_note_exactly_when_the_bound_is_beyond_the_target(
     out_of_reach = bound is not None and (bound > target if at_most else bound < target)
     assert len(notes) == int(out_of_reach)
     if out_of_reach:
-        assert notes[0].startswith("x target") and ("floor" if at_most else "ceiling") in notes[0]
+        assert notes[0].startswith("x target")
+        assert ("floor" if at_most else "ceiling") in notes[0]
 
 
 def test_measured_costs_are_real_and_positive(tmp_path: Path) -> None:
     costs = measure_ack_costs(tmp_path, rounds=20, fsync_s=0.05)
-    assert 0 < costs.client_sign_ms < 50 and 0 < costs.verify_ms < 50
+    assert 0 < costs.client_sign_ms < 50
+    assert 0 < costs.verify_ms < 50
     assert costs.fsync_ms > 0
     assert costs.total_ms() > costs.verify_ms
     assert list(tmp_path.iterdir()) == []

@@ -21,22 +21,27 @@ from bench.profile import note, sampling_each, top_frames
 from bench.report import Chart, Report, fmt, markdown, write
 
 
+@pytest.mark.processes
 def test_server_ready_line_and_stop(tmp_path: Path) -> None:
     code = "import sys,time; print('booting'); print('READY 4242', flush=True); time.sleep(60)"
     server = Server([sys.executable, "-c", code], tmp_path / "s.log", re.compile(r"READY (\d+)"))
     with running(server, timeout_s=30) as s:
-        assert s.ready_match is not None and s.ready_match.group(1) == "4242"
+        assert s.ready_match is not None
+        assert s.ready_match.group(1) == "4242"
         assert s.ready_at >= s.started_at
-    assert server.proc is not None and server.proc.poll() is not None
+    assert server.proc is not None
+    assert server.proc.poll() is not None
     assert "booting" in (tmp_path / "s.log").read_text()
 
 
+@pytest.mark.processes
 def test_server_that_dies_before_ready_fails_with_its_log(tmp_path: Path) -> None:
     code = "import sys; print('cannot bind'); sys.exit(3)"
     server = Server([sys.executable, "-c", code], tmp_path / "s.log", re.compile("READY"))
     with pytest.raises(ServerFailed, match="cannot bind"), running(server, timeout_s=30):
         pass
-    assert server.proc is not None and server.proc.returncode == 3
+    assert server.proc is not None
+    assert server.proc.returncode == 3
 
 
 def test_cells_and_markdown() -> None:
@@ -54,7 +59,9 @@ def test_cells_and_markdown() -> None:
     text = markdown(report)
     assert "| system | rate | note |" in text
     assert "| b | — | missing |" in text
-    assert "workers=4" in text and "- a note" in text and "PROBLEM: broken" in text
+    assert "workers=4" in text
+    assert "- a note" in text
+    assert "PROBLEM: broken" in text
 
 
 def test_write_json_markdown_and_png(tmp_path: Path) -> None:
@@ -66,6 +73,7 @@ def test_write_json_markdown_and_png(tmp_path: Path) -> None:
     assert paths[2].read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.processes
 def test_workers_that_answered_may_exit_before_the_others_answer(tmp_path: Path) -> None:
     procs = [subprocess.Popen([sys.executable, "-c", "pass"]) for _ in range(2)]
     try:
@@ -92,6 +100,7 @@ def test_top_frames_of_collapsed_stacks() -> None:
     assert top["inclusive"][1] == {"frame": "serve", "share": 0.9}
 
 
+@pytest.mark.processes
 def test_a_missing_peer_is_a_row_not_a_crash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -101,12 +110,14 @@ def test_a_missing_peer_is_a_row_not_a_crash(
     monkeypatch.setattr(redis_streams, "require_binary", missing)
     report = throughput.run(throughput.Params.quick(), tmp_path, systems=("redis_streams",))
     row = report.doc["systems"]["redis_streams"]
-    assert row["available"] is False and "redis-server not found" in row["reason"]
+    assert row["available"] is False
+    assert "redis-server not found" in row["reason"]
     assert report.doc["ratios"]["vs_redis_streams"] is None
     assert report.problems == []
     assert "redis-server not found" in markdown(report)
 
 
+@pytest.mark.processes
 def test_tandem_bench_is_python_m_bench() -> None:
     run = subprocess.run(
         [sys.executable, "-m", "deploy", "bench", "--help"],
@@ -135,6 +146,7 @@ def test_a_failing_benchmark_does_not_cost_the_others(tmp_path: Path) -> None:
     assert both["fine"]["value"] == 1
 
 
+@pytest.mark.processes
 def test_sampling_each_profiles_every_process_over_one_window(tmp_path: Path) -> None:
     busy = "import time\ndef spin():\n    while True: sum(range(1000))\nspin()"
     procs = {n: subprocess.Popen([sys.executable, "-c", busy]) for n in ("one", "two")}
@@ -149,9 +161,8 @@ def test_sampling_each_profiles_every_process_over_one_window(tmp_path: Path) ->
     assert set(profiles) == {"one", "two"}
     for name, profile in profiles.items():
         assert "error" not in profile, profile
-        assert (
-            profile["samples"] > 0 and profile["collapsed_stacks"] == f"logs/x/{name}.collapsed.txt"
-        )
+        assert profile["samples"] > 0
+        assert profile["collapsed_stacks"] == f"logs/x/{name}.collapsed.txt"
         assert "spin" in (tmp_path / f"{name}.collapsed.txt").read_text()
         assert any("spin" in f["frame"] for f in profile["inclusive"])
         [line] = note(name, profile)

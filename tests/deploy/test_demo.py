@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from deploy.layout import Layout
 from tests.deploy.cli_helpers import processes_under, tandem
+
+pytestmark = pytest.mark.processes
 
 DEMO_BUDGET_S = 60.0
 

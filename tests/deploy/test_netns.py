@@ -20,7 +20,7 @@ from tests.deploy import netns_lab
 from tests.deploy.cli_helpers import CLI_TIMEOUT_S, processes_under
 
 REASON = netns_lab.unavailable_reason()
-pytestmark = pytest.mark.skipif(REASON is not None, reason=str(REASON))
+pytestmark = [pytest.mark.processes, pytest.mark.skipif(REASON is not None, reason=str(REASON))]
 
 NAMES = ["client", "sequencer", "rollup-a", "rollup-b", "coordinator"]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 
 from deploy import state
 from deploy.layout import Layout
@@ -21,6 +22,8 @@ from rollup_client.protocol.keys import SigningKey
 from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2, sequencer_pb2_grpc
 from tests.deploy.cli_helpers import CLI_TIMEOUT_S, inprocess, tandem, wait_for
+
+pytestmark = pytest.mark.processes
 
 
 def _alive(testnet: state.TestnetState) -> list[int]:
@@ -130,7 +133,8 @@ def test_foreground_up_stops_everything_on_ctrl_c(layout: Layout, tmp_path: Path
             )
             assert cli.poll() is None, err_path.read_text()
             recorded = state.load(layout)
-            assert recorded is not None and len(_alive(recorded)) == 3
+            assert recorded is not None
+            assert len(_alive(recorded)) == 3
             cli.send_signal(signal.SIGINT)
             cli.wait(timeout=CLI_TIMEOUT_S)
         finally:

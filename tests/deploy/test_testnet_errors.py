@@ -8,9 +8,13 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+
 from deploy import config, genesis_gen
 from deploy.layout import Layout
 from tests.deploy.cli_helpers import processes_under, tandem
+
+pytestmark = pytest.mark.processes
 
 
 def _config(tmp_path: Path, text: str) -> Path:

@@ -38,6 +38,7 @@ def _health(channel: grpc.Channel) -> int:
     return int(resp.status)
 
 
+@pytest.mark.processes
 def test_demo_over_mutual_tls(layout: Layout) -> None:
     began = time.monotonic()
     done = tandem("demo", "--tls", "--dir", str(layout.root), timeout=DEMO_BUDGET_S)
@@ -59,6 +60,7 @@ def _exports(d: str) -> dict[str, str]:
     return {k: v for k, v in pairs}
 
 
+@pytest.mark.processes
 def test_tls_testnet_serves_certified_clients_only(layout: Layout) -> None:
     d = str(layout.root)
     up = tandem("testnet", "up", "--tls", "--dir", d, "--rollups", "2", "--detach", "--json")
@@ -87,7 +89,8 @@ def test_tls_testnet_serves_certified_clients_only(layout: Layout) -> None:
             assert "not a valid" in str(garbage.value.details()), p.name
 
         doc = json.loads(inprocess("status", "--dir", d, "--json").stdout)
-        assert doc["sequencer"] is not None and doc["sequencer"]["height"] >= 0
+        assert doc["sequencer"] is not None
+        assert doc["sequencer"]["height"] >= 0
         assert all(r is not None for r in doc["rollups"].values())
         assert doc["coordinator_serving"]
 

@@ -59,6 +59,7 @@ def _check(target: str, creds: grpc.ChannelCredentials) -> int:
     return int(resp.status)
 
 
+@pytest.mark.processes
 def test_mutual_tls_serves_only_certified_clients(
     mtls_server: tuple[str, dict[str, TlsFiles]], tmp_path: Path
 ) -> None:

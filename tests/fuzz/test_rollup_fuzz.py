@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
@@ -38,19 +37,12 @@ from tests.fuzz.common import (
     parses,
     raw_code,
 )
-from tests.rollup_node.conftest import (
-    CHAIN_ID,
-    FUNDS,
-    GOLD,
-    HEARTBEAT_MS,
-    SILVER,
-    Net,
-    Proc,
-    key,
-    tandem,
-    wait_height,
-    write_net,
-)
+from tests.keys import key
+from tests.network import HEARTBEAT_MS, Net, spawn_node, start_sequencer, wait_height
+from tests.procs import Proc
+from tests.rollup_node.conftest import CHAIN_ID, FUNDS, GOLD, SILVER, write_net
+
+pytestmark = pytest.mark.processes
 
 SERVICE = "/tandem.v1.RollupService/"
 ACCOUNTS = ("alice", "bob", "carol")
@@ -64,33 +56,6 @@ class World:
     nodes: dict[str, RollupClient]
     channels: dict[str, grpc.Channel]
     replay: tx.SignedTransfer
-
-
-def _start(argv: list[str], log: Path, procs: list[Proc]) -> str:
-    p = Proc(argv, log)
-    procs.append(p)
-    listen: str = p.ready()["listen"]
-    return listen
-
-
-def _node_argv(net: Net, rollup: str, sequencer: str) -> list[str]:
-    return [
-        *tandem(),
-        "rollup",
-        "run",
-        "--id",
-        rollup,
-        "--sequencer",
-        sequencer,
-        "--data-dir",
-        str(net.dir / rollup),
-        "--genesis",
-        str(net.genesis_path),
-        "--key",
-        str(net.key_paths[rollup]),
-        "--attest-every",
-        "0",
-    ]
 
 
 def snapshot(w: World, roots: bool = True) -> tuple[object, ...]:
@@ -122,25 +87,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     clients: dict[str, RollupClient] = {}
     channels: dict[str, grpc.Channel] = {}
     try:
-        sequencer = _start(
-            [
-                *tandem(),
-                "sequencer",
-                "run",
-                "--data-dir",
-                str(net.dir / "sequencer"),
-                "--genesis",
-                str(net.genesis_path),
-                "--key",
-                str(net.key_paths["sequencer"]),
-                "--heartbeat-ms",
-                str(HEARTBEAT_MS),
-            ],
-            net.dir / "sequencer.err",
-            procs,
-        )
+        sequencer = start_sequencer(net, procs)
         for r in ("alpha", "beta"):
-            target = _start(_node_argv(net, r, sequencer), net.dir / f"{r}.err", procs)
+            target = spawn_node(net, procs, r, "--attest-every", "0").ready()["listen"]
             clients[r] = RollupClient(target)
             channels[r] = grpc.insecure_channel(target)
         seq_channel = grpc.insecure_channel(sequencer)

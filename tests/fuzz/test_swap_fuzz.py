@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
@@ -36,7 +35,12 @@ from tests.fuzz.common import (
     raw_code,
     raw_stream_code,
 )
-from tests.rollup_node.conftest import GOLD, HEARTBEAT_MS, Proc, key, tandem, write_net
+from tests.keys import key
+from tests.network import start_coordinator, start_sequencer
+from tests.procs import Proc
+from tests.rollup_node.conftest import GOLD, write_net
+
+pytestmark = pytest.mark.processes
 
 SERVICE = "/tandem.v1.SwapService/"
 
@@ -50,55 +54,16 @@ class Coord:
     baseline: spb.ListSwapsResponse
 
 
-def _ready(argv: list[str], log: Path, procs: list[Proc]) -> str:
-    p = Proc(argv, log)
-    procs.append(p)
-    listen: str = p.ready()["listen"]
-    return listen
-
-
 @pytest.fixture(scope="module")
 def coord(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coord]:
     """A sequencer and a coordinator holding one proposal (alice pays bob 5 gold on alpha)."""
     net = write_net(tmp_path_factory.mktemp("fuzz-swap"))
-    common = ["--genesis", str(net.genesis_path)]
     procs: list[Proc] = []
     channels: list[grpc.Channel] = []
     try:
-        seq_addr = _ready(
-            [
-                *tandem(),
-                "sequencer",
-                "run",
-                "--data-dir",
-                str(net.dir / "sequencer"),
-                "--key",
-                str(net.key_paths["sequencer"]),
-                "--heartbeat-ms",
-                str(HEARTBEAT_MS),
-                *common,
-            ],
-            net.dir / "sequencer.err",
-            procs,
-        )
-        addr = _ready(
-            [
-                *tandem(),
-                "coordinator",
-                "run",
-                "--sequencer",
-                seq_addr,
-                "--data-dir",
-                str(net.dir / "coordinator"),
-                "--key",
-                str(net.key_paths["alpha"]),
-                "--listen",
-                "127.0.0.1:0",
-                *common,
-            ],
-            net.dir / "coordinator.err",
-            procs,
-        )
+        seq_addr = start_sequencer(net, procs)
+        # The rollup-node network has no coordinator client: alpha may write `swap`.
+        _, addr = start_coordinator(net, procs, "coordinator", signer="alpha")
         channel, seq_channel = grpc.insecure_channel(addr), grpc.insecure_channel(seq_addr)
         channels += [channel, seq_channel]
         stub = spb_grpc.SwapServiceStub(channel)

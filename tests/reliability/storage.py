@@ -24,8 +24,9 @@ from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from sequencer.core import Head
 from sequencer.store import Store
+from tests.keys import key
 from tests.rollup_node.conftest import CHAIN_ID as NODE_CHAIN_ID
-from tests.rollup_node.conftest import GOLD, key
+from tests.rollup_node.conftest import GOLD
 from tests.sequencer.helpers import Net, signed_batch
 
 # `python -c FSIZE_LIMITED BYTES ARGV...`: exec ARGV with at most BYTES per file written

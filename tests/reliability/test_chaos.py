@@ -1,6 +1,6 @@
 """The CI chaos run: `tandem chaos --duration 60` as a real command, every invariant kept.
 
-One test, marked `chaos` (about 90 s with start-up, settling and the final check). The
+One test, marked `chaos` (the longest here: start-up, the run, settling, the check). The
 report must show faults really happened, transfers were acknowledged, swaps committed and
 aborted, and the schedule it ran must be the one its seed defines.
 """
@@ -17,6 +17,8 @@ from deploy import chaos_core
 from deploy.chaos_net import ROLLUPS
 from deploy.layout import COORDINATOR, SEQUENCER
 from tests.procs import tandem
+
+pytestmark = pytest.mark.processes
 
 DURATION_S = 60
 SEED = 2
@@ -45,8 +47,10 @@ def test_a_60_second_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     doc = json.loads(report.read_text())
     assert doc["violations"] == []
-    assert doc["kills"] >= 1 and doc["entries_acked"] > 0, doc
-    assert doc["swaps_committed"] > 0 and doc["swaps_aborted"] > 0, doc
+    assert doc["kills"] >= 1, doc
+    assert doc["entries_acked"] > 0, doc
+    assert doc["swaps_committed"] > 0, doc
+    assert doc["swaps_aborted"] > 0, doc
     assert doc["invariants_checked"] > doc["entries_acked"]
     targets = [SEQUENCER, COORDINATOR, *ROLLUPS]
     want = chaos_core.schedule(SEED, DURATION_S, targets)

@@ -18,20 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import pytest
 
 from rollup_client.wire import sequencer_pb2 as pb
 from tests.fuzz.common import assert_serving
 from tests.sequencer.helpers import CHAIN_ID, make_net
 from tests.sequencer.proc import Proc, running
 
+pytestmark = pytest.mark.processes
+
 FLOOD = Path(__file__).with_name("flood.py")
 REPO = Path(__file__).resolve().parents[2]
 PROCESSES, THREADS, BATCH, SECONDS = 8, 24, 200, 2.0
 RSS_LIMIT_MB = 400
 # Boundedness, not speed (bench/ measures speed): unbounded queueing ends at the flood's
-# 5 s call deadline (DEADLINE_EXCEEDED, p99 ~4.9 s before the limits were fixed), while
-# bounded admission stays well below it; full-suite runs on a loaded 2-core machine have
-# measured admitted p99 up to ~2.2 s, so 2.0 s was a timing assertion, not a bound.
+# 5 s call deadline (DEADLINE_EXCEEDED), while bounded admission stays well below it. The
+# bound leaves room for a loaded 2-core machine running the whole suite: it separates the
+# two behaviours, it does not time the server.
 LATENCY_P99_S = 3.5
 
 

@@ -15,8 +15,11 @@ import grpc
 from rollup_client.protocol.errors import TandemError
 from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+from tests.keys import key
+from tests.network import Net, node_argv, wait_height
+from tests.procs import Proc
 from tests.reliability.storage import FSIZE_LIMITED, feed_transfers
-from tests.rollup_node.conftest import Net, Proc, StartNode, key, tandem, wait_height
+from tests.rollup_node.conftest import StartNode
 
 LIMIT_BYTES = 256 * 1024
 
@@ -25,21 +28,7 @@ def test_a_node_out_of_space_recovers_the_replica_root(
     net: Net, sequencer: str, start_node: StartNode, procs: list[Proc]
 ) -> None:
     _, replica_target = start_node("alpha", "alpha-replica", "--replica")
-    argv = [
-        *tandem(),
-        "rollup",
-        "run",
-        "--id",
-        "alpha",
-        "--sequencer",
-        sequencer,
-        "--data-dir",
-        str(net.dir / "alpha"),
-        "--genesis",
-        str(net.genesis_path),
-        "--key",
-        str(net.key_paths["alpha"]),
-    ]
+    argv = node_argv(net, "alpha")
     limited = Proc(
         [sys.executable, "-c", FSIZE_LIMITED, str(LIMIT_BYTES), *argv], net.dir / "full.err"
     )
@@ -64,8 +53,11 @@ def test_a_node_out_of_space_recovers_the_replica_root(
                     assert served == replica.state_root(h).state_root
                     checked += 1
         err = (net.dir / "full.err").read_text()
-        assert limited.proc.wait() == 1 and "error: " in err and "Traceback" not in err, err
-        assert "disk" in err and "cannot rollback" not in err, err
+        assert limited.proc.wait() == 1, err
+        assert "error: " in err, err
+        assert "Traceback" not in err, err
+        assert "disk" in err, err
+        assert "cannot rollback" not in err, err
         assert checked >= 1
         wait_height(replica, last)
         _, again = start_node("alpha", "alpha")

@@ -17,15 +17,11 @@ import grpc
 
 from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+from tests.keys import key
+from tests.network import Net, node_argv, wait_height
+from tests.procs import Proc
 from tests.reliability.storage import commit_ends, feed_transfers, overwrite, truncate
-from tests.rollup_node.conftest import (
-    Net,
-    Proc,
-    StartNode,
-    key,
-    tandem,
-    wait_height,
-)
+from tests.rollup_node.conftest import StartNode
 
 WAL = "rollup.sqlite-wal"
 
@@ -72,25 +68,7 @@ def test_torn_node_stores_recover_the_replica_root_or_refuse(
                 truncate(d / file, offset)
             else:
                 overwrite(d / file, offset, junk)
-            p = Proc(
-                [
-                    *tandem(),
-                    "rollup",
-                    "run",
-                    "--id",
-                    "alpha",
-                    "--sequencer",
-                    sequencer,
-                    "--data-dir",
-                    str(d),
-                    "--genesis",
-                    str(net.genesis_path),
-                    "--key",
-                    str(net.key_paths["alpha"]),
-                    "--replica",
-                ],
-                net.dir / f"{name}.err",
-            )
+            p = Proc(node_argv(net, "alpha", "--replica", name=name), net.dir / f"{name}.err")
             procs.append(p)
             started[name] = p
         outcomes: dict[str, str] = {}
@@ -100,7 +78,8 @@ def test_torn_node_stores_recover_the_replica_root_or_refuse(
                 target = p.ready()["listen"]
             except AssertionError:
                 err = (net.dir / f"{name}.err").read_text()
-                assert p.proc.returncode == 1 and "error: " in err, err[-2000:]
+                assert p.proc.returncode == 1, err[-2000:]
+                assert "error: " in err, err[-2000:]
                 assert "Traceback" not in err, err[-2000:]
                 outcomes[name] = "refused"
                 continue

@@ -46,6 +46,8 @@ from tests.reliability.storage import (
 from tests.sequencer.helpers import Net, make_net, signed_batch
 from tests.sequencer.proc import running, tandem
 
+pytestmark = pytest.mark.processes
+
 WAL = "blocks.sqlite-wal"
 IDS_WAL = "blocks.ids.sqlite-wal"
 
@@ -121,14 +123,16 @@ def test_wal_torn_after_the_last_ack_keeps_every_ack(crashed: Crashed, tmp_path:
         d = copy_dir(crashed.dir, tmp_path / "cut")
         truncate(d / WAL, cut)
         got = recover(d, key, check)
-        assert got.head is not None and got.head.height >= crashed.top, (cut, got.refused)
+        assert got.head is not None, (cut, got.refused)
+        assert got.head.height >= crashed.top, (cut, got.refused)
     # Junk over whatever follows the last acknowledged commit (if anything does).
     for _ in range(10 if len(crashed.wal) > crashed.last_ack_end else 0):
         d = copy_dir(crashed.dir, tmp_path / "junk")
         at = rng.randrange(crashed.last_ack_end, len(crashed.wal))
         overwrite(d / WAL, at, rng.randbytes(16))
         got = recover(d, key, check)
-        assert got.head is not None and got.head.height >= crashed.top, (at, got.refused)
+        assert got.head is not None, (at, got.refused)
+        assert got.head.height >= crashed.top, (at, got.refused)
 
 
 def test_the_id_index_torn_anywhere_is_rebuilt(crashed: Crashed, tmp_path: Path) -> None:
@@ -139,7 +143,8 @@ def test_the_id_index_torn_anywhere_is_rebuilt(crashed: Crashed, tmp_path: Path)
         d = copy_dir(crashed.dir, tmp_path / "ids")
         truncate(d / IDS_WAL, cut)
         got = recover(d, key, lambda store, head: assert_acked(store, crashed.acked))
-        assert got.head is not None and got.head.height >= crashed.top, (cut, got.refused)
+        assert got.head is not None, (cut, got.refused)
+        assert got.head.height >= crashed.top, (cut, got.refused)
 
 
 def test_wal_torn_inside_acknowledged_data_never_yields_a_bad_chain(
@@ -202,8 +207,10 @@ def test_a_store_torn_below_its_index_refuses_to_start_clearly(
         (d / name).write_bytes((crashed.dir / name).read_bytes())
     truncate(d / WAL, 0)  # the block store loses its log, the index does not
     out = tandem("sequencer", "run", "--data-dir", str(d), "--listen", "127.0.0.1:0")
-    assert out.returncode == 1 and out.stdout == ""
-    assert out.stderr.startswith("error: ") and "beyond the head" in out.stderr
+    assert out.returncode == 1
+    assert out.stdout == ""
+    assert out.stderr.startswith("error: ")
+    assert "beyond the head" in out.stderr
     assert "Traceback" not in out.stderr
 
 
@@ -222,7 +229,8 @@ def test_damaged_block_pages_are_never_served(crashed: Crashed, tmp_path: Path) 
         try:
             codes |= _serve_every_block(d, crashed.top, key)
         except AssertionError as exc:  # the damage hit the head: refused at start-up
-            assert "error: " in str(exc) and "Traceback" not in str(exc), str(exc)
+            assert "error: " in str(exc), str(exc)
+            assert "Traceback" not in str(exc), str(exc)
             codes.add("refused")
     assert "DATA_LOSS" in codes, codes
 

@@ -26,7 +26,9 @@ def test_put_get_range_delete(etcd: Running) -> None:
         c.put(b"head", b"2")
         assert second == first + 1
         kv = c.get(b"block/1")
-        assert kv is not None and kv.value == b"one" and kv.mod_revision == first
+        assert kv is not None
+        assert kv.value == b"one"
+        assert kv.mod_revision == first
         assert c.get(b"block/3") is None
         r = c.range(b"block/", e.prefix_end(b"block/"))
         assert [kv.key for kv in r.kvs] == [b"block/1", b"block/2"]
@@ -39,13 +41,16 @@ def test_a_key_is_created_once_by_a_compare_on_its_creation(etcd: Running) -> No
     with etcd.client() as c:
         won = c.txn([e.created_at(b"leader", 0)], [e.put(b"leader", b"a")], [e.get(b"leader")])
         lost = c.txn([e.created_at(b"leader", 0)], [e.put(b"leader", b"b")], [e.get(b"leader")])
-        assert won.succeeded and not lost.succeeded
+        assert won.succeeded
+        assert not lost.succeeded
         holder = lost.responses[0].response_range.kvs[0]
-        assert holder.value == b"a" and holder.create_revision == won.header.revision
+        assert holder.value == b"a"
+        assert holder.create_revision == won.header.revision
         # The winner's writes hold only while its key is the one it created.
         fenced = c.txn([e.created_at(b"leader", won.header.revision)], [e.put(b"head", b"1")])
         stale = c.txn([e.created_at(b"leader", won.header.revision - 1)], [e.put(b"head", b"2")])
-        assert fenced.succeeded and not stale.succeeded
+        assert fenced.succeeded
+        assert not stale.succeeded
         assert c.get(b"head").value == b"1"  # type: ignore[union-attr]
 
 

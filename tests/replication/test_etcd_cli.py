@@ -18,14 +18,16 @@ def test_up_status_down(tmp_path: Path) -> None:
         up = tandem("etcd", "up", "--dir", str(root))
         assert "export TANDEM_ETCD=127.0.0.1:" in up.stdout
         again = tandem("etcd", "up", "--dir", str(root), check=False)
-        assert again.returncode == 1 and "already running" in again.stderr
+        assert again.returncode == 1
+        assert "already running" in again.stderr
         doc = json.loads(tandem("etcd", "status", "--dir", str(root), "--json").stdout)
         assert len(doc["members"]) == 3
         assert sum(m["leader"] for m in doc["members"]) == 1
         assert all(m["running"] and m["version"].startswith("3.") for m in doc["members"])
         assert "stopped 3 etcd members" in tandem("etcd", "down", "--dir", str(root)).stdout
         stopped = tandem("etcd", "status", "--dir", str(root), check=False)
-        assert stopped.returncode == 1 and stopped.stdout.count("down") == 3
+        assert stopped.returncode == 1
+        assert stopped.stdout.count("down") == 3
     finally:
         cluster = etcd_cluster.load(Layout(root))
         left = [m for m in cluster.members if procs.alive(m.handle)] if cluster else []
@@ -36,4 +38,5 @@ def test_up_status_down(tmp_path: Path) -> None:
 
 def test_status_without_a_cluster_says_how_to_start_one(tmp_path: Path) -> None:
     done = tandem("etcd", "status", "--dir", str(tmp_path), check=False)
-    assert done.returncode == 1 and "tandem etcd up" in done.stderr
+    assert done.returncode == 1
+    assert "tandem etcd up" in done.stderr

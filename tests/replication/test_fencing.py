@@ -104,7 +104,8 @@ def test_no_interleaving_commits_two_blocks_at_one_height(
                 if r.succeeded:
                     assert h.height not in committed, "two blocks at one height"
                     holder = c.get(keys.leader)
-                    assert holder is not None and holder.create_revision == term[replica]
+                    assert holder is not None
+                    assert holder.create_revision == term[replica]
                     assert Leader.decode(holder.value).replica == replica, "a deposed leader wrote"
                     committed[h.height] = body
                     if action == "commit":

@@ -48,7 +48,8 @@ def test_a_block_gives_the_receipts_and_root_the_machine_gives() -> None:
     blk = chain.seal(2_000, entries)
     a = apply_block(node_ledger(), blk, RID, signer=SIGNER, attest_every=0)
     receipts, root = by_hand(node_ledger(), blk)
-    assert list(a.record.receipts) == receipts and a.record.state_root == root
+    assert list(a.record.receipts) == receipts
+    assert a.record.state_root == root
     assert [r.ok for r in receipts] == [True, False]
     assert a.executed == [e.id for e in blk.entries if e.namespace == RID]
     assert (a.record.height, a.record.time_ms, a.record.outbox, a.shared) == (0, 2_000, [], False)
@@ -65,7 +66,8 @@ def test_every_kth_block_attests_its_root() -> None:
     for a in got[::2]:
         ((_, ns, data),) = a.record.outbox
         att = attestation.decode(data)
-        assert ns == SETTLEMENT_NAMESPACE and att.verify(SIGNER.public)
+        assert ns == SETTLEMENT_NAMESPACE
+        assert att.verify(SIGNER.public)
         assert (att.rollup, att.height, att.state_root) == (
             RID,
             a.record.height,
@@ -99,11 +101,14 @@ def test_votes_are_shared_only_when_other_rollups_vote_on_the_swap() -> None:
         return apply_block(ledger, blk, RID, signer=SIGNER, attest_every=0)
 
     alone = run(one_rollup_intent(b"1"))
-    assert [ns for _, ns, _ in alone.record.outbox] == [SWAP_NAMESPACE] and not alone.shared
+    assert [ns for _, ns, _ in alone.record.outbox] == [SWAP_NAMESPACE]
+    assert not alone.shared
     unsigned = run(two_rollup_intent(b"2", signed=False))
-    assert unsigned.record.outbox == [] and not unsigned.shared  # void by the rules: no vote
+    assert unsigned.record.outbox == []
+    assert not unsigned.shared
     both = run(two_rollup_intent(b"3"))
-    assert [ns for _, ns, _ in both.record.outbox] == [SWAP_NAMESPACE] and both.shared
+    assert [ns for _, ns, _ in both.record.outbox] == [SWAP_NAMESPACE]
+    assert both.shared
     assert [r.kind for r in both.record.receipts] == ["escrow"]
 
 
@@ -111,7 +116,8 @@ def test_a_replica_submits_nothing_and_keeps_no_outbox() -> None:
     chain, ledger = Chain(), node_ledger()
     blk = chain.seal(1_100, [two_rollup_intent(b"r")])
     a = apply_block(ledger, blk, RID, signer=None, attest_every=1)
-    assert a.record.outbox == [] and not a.shared
+    assert a.record.outbox == []
+    assert not a.shared
     assert [r.kind for r in a.record.receipts] == ["escrow"]
     assert ledger.take_outbox() == []  # the machine's vote was taken, and dropped
 

@@ -33,17 +33,24 @@ def test_two_rollup_swap_commits_and_pays_exactly() -> None:
     net = Network(GENESIS)
     intent = two_way()
     got = net.step([intent_entry(intent, [A, B])])
-    assert sorted(r.kind for r in got) == ["escrow", "escrow"] and all(r.ok for r in got)
+    assert sorted(r.kind for r in got) == ["escrow", "escrow"]
+    assert all(r.ok for r in got)
     alpha, beta = net.ledgers["alpha"], net.ledgers["beta"]
-    assert alpha.balance(A.public, "USD") == 70 and alpha.escrow(intent.swap_id)
+    assert alpha.balance(A.public, "USD") == 70
+    assert alpha.escrow(intent.swap_id)
     assert len(net.queued["alpha"]) == len(net.queued["beta"]) == 1
     got = net.step()
     assert sorted(r.kind for r in got) == ["commit", "commit"]
-    assert alpha.balance(B.public, "USD") == 30 and alpha.balance(A.public, "USD") == 70
-    assert beta.balance(A.public, "EUR") == 20 and beta.balance(B.public, "EUR") == 30
-    assert not alpha.escrow(intent.swap_id) and not beta.escrow(intent.swap_id)
-    assert net.supply("USD") == 330 and net.supply("EUR") == 150
-    assert alpha.owed_votes() == [] and alpha.take_outbox() == []
+    assert alpha.balance(B.public, "USD") == 30
+    assert alpha.balance(A.public, "USD") == 70
+    assert beta.balance(A.public, "EUR") == 20
+    assert beta.balance(B.public, "EUR") == 30
+    assert not alpha.escrow(intent.swap_id)
+    assert not beta.escrow(intent.swap_id)
+    assert net.supply("USD") == 330
+    assert net.supply("EUR") == 150
+    assert alpha.owed_votes() == []
+    assert alpha.take_outbox() == []
 
 
 def test_three_legs_on_three_rollups_and_two_legs_on_one() -> None:
@@ -63,7 +70,8 @@ def test_three_legs_on_three_rollups_and_two_legs_on_one() -> None:
     net.step()
     alpha, beta, gamma = (net.ledgers[r] for r in ("alpha", "beta", "gamma"))
     assert (alpha.balance(B.public, "USD"), alpha.balance(C.public, "USD")) == (60, 50)
-    assert beta.balance(C.public, "EUR") == 50 and gamma.balance(A.public, "USD") == 110
+    assert beta.balance(C.public, "EUR") == 50
+    assert gamma.balance(A.public, "USD") == 110
     assert net.supply("USD") == 330
 
 
@@ -72,12 +80,14 @@ def test_leg_short_of_funds_votes_no_and_every_rollup_refunds() -> None:
     intent = two_way(amount_b=51)
     got = net.step([intent_entry(intent, [A, B])])
     (refused,) = [r for r in got if not r.ok]
-    assert refused.kind == "refuse" and "has 50 EUR, needs 51" in refused.reason
+    assert refused.kind == "refuse"
+    assert "has 50 EUR, needs 51" in refused.reason
     net.step()
     assert net.ledgers["alpha"].balance(A.public, "USD") == 100
     assert not net.ledgers["alpha"].escrow(intent.swap_id)
     assert {r.kind for _, r in net.receipts[-2:]} == {"abort"}
-    assert net.supply("USD") == 330 and net.supply("EUR") == 150
+    assert net.supply("USD") == 330
+    assert net.supply("EUR") == 150
 
 
 def test_several_legs_on_one_rollup_are_checked_together() -> None:
@@ -91,7 +101,8 @@ def test_several_legs_on_one_rollup_are_checked_together() -> None:
         b"x",
     )
     (r,) = net.step([intent_entry(intent, [A])])
-    assert not r.ok and "has 100 USD, needs 101" in r.reason
+    assert not r.ok
+    assert "has 100 USD, needs 101" in r.reason
     assert net.ledgers["alpha"].balance(A.public, "USD") == 100
 
 
@@ -108,7 +119,8 @@ def test_silent_rollup_aborts_at_the_first_block_past_the_deadline() -> None:
         sorted((r.kind, r.index, r.entry_id) for r in got)
         == [("abort", BLOCK_START, intent.swap_id)] * 2
     )
-    assert alpha.balance(A.public, "USD") == 100 and not alpha.escrow(intent.swap_id)
+    assert alpha.balance(A.public, "USD") == 100
+    assert not alpha.escrow(intent.swap_id)
     assert net.ledgers["beta"].balance(B.public, "EUR") == 50
 
 
@@ -117,10 +129,12 @@ def test_escrowed_funds_cannot_be_spent_and_competing_swaps_get_one_escrow() -> 
     first, second = two_way(80, 1, b"1"), two_way(80, 1, b"2")
     got = net.step([intent_entry(first, [A, B]), intent_entry(second, [A, B])], deliver=[])
     alpha_kinds = [(r.swap_id, r.kind) for r in got if r.kind in ("escrow", "refuse")][:2]
-    assert (first.swap_id, "escrow") in alpha_kinds and (second.swap_id, "refuse") in alpha_kinds
+    assert (first.swap_id, "escrow") in alpha_kinds
+    assert (second.swap_id, "refuse") in alpha_kinds
     spend = transfer(sender=A, to=C, amount=21, rollup="alpha")
     (r,) = net.step([("alpha", spend)], deliver=[])
-    assert not r.ok and r.reason == "insufficient balance: has 20, needs 21"
+    assert not r.ok
+    assert r.reason == "insufficient balance: has 20, needs 21"
 
 
 def test_owed_votes_survive_restore_until_seen_in_the_log() -> None:
@@ -129,10 +143,12 @@ def test_owed_votes_survive_restore_until_seen_in_the_log() -> None:
     net.step([intent_entry(intent, [A, B])], deliver=[])
     alpha = net.ledgers["alpha"]
     owed = alpha.owed_votes()
-    assert owed == net.queued["alpha"] and owed[0][0] == SWAP_NAMESPACE
+    assert owed == net.queued["alpha"]
+    assert owed[0][0] == SWAP_NAMESPACE
     restarted = TokenLedger(GENESIS, "alpha", rollup_key("alpha"))
     restarted.restore(alpha.snapshot())
-    assert restarted.owed_votes() == owed and restarted.take_outbox() == []
+    assert restarted.owed_votes() == owed
+    assert restarted.take_outbox() == []
     assert restarted.state_root() == alpha.state_root()
     observer = TokenLedger(GENESIS, "alpha")
     observer.restore(alpha.snapshot())
@@ -142,7 +158,8 @@ def test_owed_votes_survive_restore_until_seen_in_the_log() -> None:
     # Duplicate votes are harmless: resubmitting changes nothing.
     before = alpha.state_root()
     net.step(list(owed), deliver=[])
-    assert alpha.state_root() == before and alpha.escrow(intent.swap_id)
+    assert alpha.state_root() == before
+    assert alpha.escrow(intent.swap_id)
 
 
 def test_intent_ordered_at_its_deadline_is_void_and_escrows_nothing() -> None:

@@ -43,19 +43,19 @@ def run(ledger: TokenLedger, *txs: bytes, time_ms: int = 2_000) -> list[Receipt 
 def test_transfer_moves_funds_and_bumps_nonce() -> None:
     ledger = TokenLedger(GENESIS, RID)
     (r,) = run(ledger, transfer(amount=7))
-    assert (
-        r is not None
-        and r.ok
-        and r.reason == ""
-        and r.kind == "transfer"
-        and (r.height, r.index) == (0, 0)
-    )
+    assert r is not None
+    assert r.ok
+    assert r.reason == ""
+    assert r.kind == "transfer"
+    assert (r.height, r.index) == (0, 0)
     assert ledger.balance(ALICE.public, "USD") == 93
     assert ledger.balance(BOB.public, "USD") == 17
     assert ledger.nonce(ALICE.public) == 1
     run(ledger, transfer(to=CAROL, asset="EUR", amount=5, nonce=1))
-    assert ledger.balance(CAROL.public, "EUR") == 5 and ledger.accounts() == 3
-    assert ledger.supply("USD") == 110 and ledger.supply("EUR") == 5
+    assert ledger.balance(CAROL.public, "EUR") == 5
+    assert ledger.accounts() == 3
+    assert ledger.supply("USD") == 110
+    assert ledger.supply("EUR") == 5
 
 
 def nonce_only(ledger: TokenLedger) -> bytes:
@@ -89,18 +89,23 @@ def test_bad_transfer_fails_with_exact_reason_and_changes_nothing_else(
     expected = nonce_only(ledger) if consumes_nonce else before
     r = ledger.apply(entry(RID, data, 0, 0))
     assert r is not None
-    assert not r.ok and reason in r.reason, r.reason
+    assert not r.ok, r.reason
+    assert reason in r.reason, r.reason
     assert ledger.state_root() == expected
     assert ledger.nonce(ALICE.public) == (1 if consumes_nonce else 0)
-    assert ledger.balance(ALICE.public, "USD") == 100 and ledger.supply("USD") == 110
+    assert ledger.balance(ALICE.public, "USD") == 100
+    assert ledger.supply("USD") == 110
 
 
 def test_reused_nonce_fails() -> None:
     ledger = TokenLedger(GENESIS, RID)
     first = transfer(amount=1)
     (ok, again) = run(ledger, first, first)
-    assert ok is not None and again is not None
-    assert ok.ok and not again.ok and again.reason == "bad nonce: expected 1, got 0"
+    assert ok is not None
+    assert again is not None
+    assert ok.ok
+    assert not again.ok
+    assert again.reason == "bad nonce: expected 1, got 0"
     assert ledger.balance(ALICE.public, "USD") == 99
 
 
@@ -128,7 +133,9 @@ def test_genesis_supply_above_max_is_refused_so_no_balance_can_overflow() -> Non
     )
     ledger = TokenLedger(g, RID)
     (r,) = run(ledger, transfer(sender=BOB, to=ALICE, amount=1))
-    assert r is not None and r.ok and ledger.balance(ALICE.public, "USD") == MAX_AMOUNT
+    assert r is not None
+    assert r.ok
+    assert ledger.balance(ALICE.public, "USD") == MAX_AMOUNT
 
 
 @given(st.binary(max_size=200))
@@ -143,7 +150,9 @@ def test_random_entry_bytes_fail_cleanly_and_change_nothing(data: bytes) -> None
     ledger.begin_block(0, 1_500)
     before = ledger.snapshot()
     r = ledger.apply(entry(RID, data, 0, 0))
-    assert r is not None and not r.ok and r.reason
+    assert r is not None
+    assert not r.ok
+    assert r.reason
     assert ledger.snapshot() == before
 
 
@@ -199,7 +208,8 @@ def test_replicas_agree_and_snapshot_replay_equals_genesis_replay(
         assert ra == rb
         roots_a.append(a.state_root())
         assert b.state_root() == roots_a[-1]
-        assert a.supply("USD") == 110 and a.supply("EUR") == 5
+        assert a.supply("USD") == 110
+        assert a.supply("EUR") == 5
     assert a.snapshot() == b.snapshot()
     # Restart a third replica from a snapshot taken after block `cut`, replay the tail.
     c = TokenLedger(GENESIS, RID)
@@ -209,10 +219,12 @@ def test_replicas_agree_and_snapshot_replay_equals_genesis_replay(
     snap = c.snapshot()
     d = TokenLedger(GENESIS, RID)
     d.restore(snap)
-    assert d.snapshot() == snap and d.height == c.height
+    assert d.snapshot() == snap
+    assert d.height == c.height
     for blk in blocks[cut:]:
         run(d, *blk)
-    assert d.state_root() == a.state_root() and d.snapshot() == a.snapshot()
+    assert d.state_root() == a.state_root()
+    assert d.snapshot() == a.snapshot()
 
 
 def test_corrupt_snapshot_is_refused() -> None:
@@ -291,7 +303,8 @@ def test_ledger_matches_a_reference_model(stream: list[Draw]) -> None:
             nonces[s] += 1
         (got,) = run(ledger, data)
         expected = model.apply(s, r, asset, amount, n, forged)
-        assert got is not None and got.ok == (expected == "")
+        assert got is not None
+        assert got.ok == (expected == "")
         assert expected in got.reason
     for (account, asset), amount in model.bal.items():
         assert ledger.balance(account, asset) == amount

@@ -58,7 +58,8 @@ def run_node(ledger: TokenLedger, blocks: int, every: int = 3) -> Chain:
         for e in b.entries:
             if e.namespace == RID:
                 r = ledger.apply(e)
-                assert r is not None and r.ok, r
+                assert r is not None, r
+                assert r.ok, r
         root = ledger.state_root()
         if h % every == 0:
             a = Attestation.make(RID, h, root, rollup_key(RID))
@@ -70,9 +71,11 @@ def test_honest_node_verifies() -> None:
     node = TokenLedger(GENESIS, RID)
     chain = run_node(node, 14)
     report = verify_blocks(GENESIS, RID, TokenLedger, chain.blocks)
-    assert report.ok and report.first_divergent_height is None
+    assert report.ok
+    assert report.first_divergent_height is None
     assert report.checked == report.matched == 5  # heights 0, 3, 6, 9, 12 (ordered by 13)
-    assert report.head == 13 and report.state_root == node.state_root().hex()
+    assert report.head == 13
+    assert report.state_root == node.state_root().hex()
     assert report.to_json()["ok"] is True
 
 
@@ -84,7 +87,8 @@ def test_wrong_root_is_caught_at_that_attestation() -> None:
     assert [d.height for d in report.divergences] == [9, 12]
     assert report.matched == 3
     d = report.divergences[0]
-    assert d.at_height == 10 and d.reason == "state root differs from re-execution"
+    assert d.at_height == 10
+    assert d.reason == "state root differs from re-execution"
     assert d.attested != d.computed
 
 
@@ -109,9 +113,11 @@ def test_junk_in_settlement_is_ignored_and_future_claims_diverge() -> None:
     assert {RID, SETTLEMENT_NAMESPACE} <= set(v.namespaces())
     for b in chain.blocks:
         v.feed(b)
-    assert len(v.report.ignored) == 2 and v.report.checked == 1
+    assert len(v.report.ignored) == 2
+    assert v.report.checked == 1
     (d,) = v.report.divergences
-    assert d.height == 5 and "before it was executed" in d.reason
+    assert d.height == 5
+    assert "before it was executed" in d.reason
 
 
 @given(st.binary(max_size=150))
@@ -122,7 +128,8 @@ def test_attestation_decode_raises_only_invalid_argument(data: bytes) -> None:
 
 def test_attestation_round_trip() -> None:
     a = Attestation.make(RID, 42, b"\x05" * 32, rollup_key(RID))
-    assert attestation.decode(a.encode()) == a and a.verify(rollup_key(RID).public)
+    assert attestation.decode(a.encode()) == a
+    assert a.verify(rollup_key(RID).public)
     assert not a.verify(key(1).public)
 
 

@@ -11,10 +11,8 @@ import contextlib
 import json
 import os
 import select
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -30,17 +28,15 @@ from rollup_client.protocol.attestation import Attestation
 from rollup_client.protocol.genesis import ANY_NAMESPACE, Client, Genesis
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+from tests.procs import tandem
 
 from .helpers import SEQUENCER, key, make_genesis, rollup_key
+
+pytestmark = pytest.mark.processes
 
 RID = "alpha"
 WRITER = key(50)
 ALICE, BOB = key(1), key(2)
-TANDEM = (
-    str(Path(sys.executable).parent / "tandem")
-    if (Path(sys.executable).parent / "tandem").exists()
-    else (shutil.which("tandem") or "tandem")
-)
 TIMEOUT_S = 30.0
 
 
@@ -59,8 +55,7 @@ def sequencer(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     log_path = tmp_path / "sequencer.log"
     log = log_path.open("wb")
     popen = subprocess.Popen(
-        [
-            TANDEM,
+        tandem(
             "sequencer",
             "run",
             "--data-dir",
@@ -71,7 +66,7 @@ def sequencer(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             "",
             "--heartbeat-ms",
             "50",
-        ],
+        ),
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -132,7 +127,7 @@ def verify(
     target: str, genesis_path: Path, rollup: str, *flags: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [TANDEM, "verify", "--rollup", rollup, *flags],
+        tandem("verify", "--rollup", rollup, *flags),
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
@@ -158,7 +153,8 @@ def test_tandem_verify_passes_honest_roots_and_names_the_first_lie(
 
     code, report = verify_json(target, genesis_path, RID)
     assert code == 0, report
-    assert report["ok"] is True and report["checked"] == report["matched"] == 1
+    assert report["ok"] is True
+    assert report["checked"] == report["matched"] == 1
 
     pay2 = tx.Transfer(ALICE.public, BOB.public, "USD", 1, 1, RID).sign(ALICE).encode()
     h2 = submit(target, [(RID, pay2)])
@@ -168,14 +164,17 @@ def test_tandem_verify_passes_honest_roots_and_names_the_first_lie(
 
     code, report = verify_json(target, genesis_path, RID)
     assert code == 1
-    assert report["ok"] is False and report["first_divergent_height"] == h2
+    assert report["ok"] is False
+    assert report["first_divergent_height"] == h2
     assert report["matched"] == 1
 
     text = verify(target, genesis_path, RID)
-    assert text.returncode == 1 and f"FAIL: first divergent height {h2}" in text.stdout
+    assert text.returncode == 1
+    assert f"FAIL: first divergent height {h2}" in text.stdout
 
     code, report = verify_json(target, genesis_path, "beta")  # posted nothing: nothing diverges
-    assert code == 0 and report["checked"] == 0
+    assert code == 0
+    assert report["checked"] == 0
 
 
 def test_tandem_verify_exit_codes_for_bad_arguments_and_no_sequencer(tmp_path: Path) -> None:
@@ -185,6 +184,8 @@ def test_tandem_verify_exit_codes_for_bad_arguments_and_no_sequencer(tmp_path: P
         s.bind(("127.0.0.1", 0))
         target = f"127.0.0.1:{s.getsockname()[1]}"
     unknown = verify(target, genesis_path, "nosuch")
-    assert unknown.returncode == 2 and "not in the genesis" in unknown.stderr
+    assert unknown.returncode == 2
+    assert "not in the genesis" in unknown.stderr
     down = verify(target, genesis_path, RID, "--json", "--timeout", "1")
-    assert down.returncode == 3 and json.loads(down.stdout)["ok"] is False
+    assert down.returncode == 3
+    assert json.loads(down.stdout)["ok"] is False

@@ -1,16 +1,11 @@
-"""A real network on loopback for the rollup node tests: genesis, sequencer, node processes.
+"""The rollup node tests' network: two rollups, alpha (gold, silver) and beta (gold).
 
-Every process started here is ended here (SIGTERM, then SIGKILL of its process group),
-and every wait is on a real condition (a ready line, a height) with a bounded deadline.
+The processes are started by `tests.network` and ended by the `procs` fixture.
 """
 
 from __future__ import annotations
 
-import shutil
-import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,79 +17,45 @@ from rollup_client.protocol.genesis import (
     Genesis,
     Rollup,
 )
-from rollup_client.protocol.keys import SigningKey
-from rollup_client.sdk import RollupClient
+from tests import network
+from tests.keys import key
+from tests.network import Net, spawn_node, start_sequencer
 from tests.procs import Proc
 
 CHAIN_ID = "rollup-node-test"
 GOLD, SILVER = "gold", "silver"
 FUNDS = 1_000_000
-HEARTBEAT_MS = 50
 
 
-def key(name: str) -> SigningKey:
-    """A deterministic key per name, so failures are reproducible."""
-    return SigningKey.from_seed(name.encode().ljust(32, b".")[:32])
-
-
-def tandem() -> list[str]:
-    beside = Path(sys.executable).parent / "tandem"
-    found = str(beside) if beside.exists() else shutil.which("tandem")
-    assert found, "the tandem command is not installed (pip install -e .)"
-    return [found]
-
-
-@dataclass
-class Net:
-    """Genesis and key files of a two-rollup network: alpha (gold, silver) and beta (gold)."""
-
-    dir: Path
-    genesis: Genesis
-    genesis_path: Path
-    key_paths: dict[str, Path] = field(default_factory=dict)
-
-
-def write_net(root: Path) -> Net:
-    names = ["sequencer", "alpha", "beta", "feeder", "alice", "bob", "carol"]
-    keys = {n: key(n) for n in names}
-    paths = {}
-    for n, k in keys.items():
-        paths[n] = root / "keys" / f"{n}.pem"
-        k.save(paths[n])
+def genesis() -> Genesis:
+    """alice holds FUNDS of both assets on alpha, bob 5 gold; carol FUNDS of gold on beta."""
     system = {SWAP_NAMESPACE, SETTLEMENT_NAMESPACE}
-    genesis = Genesis(
+    alice, bob, carol = key("alice").public, key("bob").public, key("carol").public
+    return Genesis(
         CHAIN_ID,
-        keys["sequencer"].public,
+        key("sequencer").public,
         (
-            Client("alpha", keys["alpha"].public, frozenset({"alpha", *system})),
-            Client("beta", keys["beta"].public, frozenset({"beta", *system})),
-            Client("feeder", keys["feeder"].public, frozenset({"alpha", "beta", SWAP_NAMESPACE})),
+            Client("alpha", key("alpha").public, frozenset({"alpha", *system})),
+            Client("beta", key("beta").public, frozenset({"beta", *system})),
+            Client("feeder", key("feeder").public, frozenset({"alpha", "beta", SWAP_NAMESPACE})),
         ),
         (
             Rollup(
                 "alpha",
-                keys["alpha"].public,
+                key("alpha").public,
                 (GOLD, SILVER),
-                {keys["alice"].public: {GOLD: FUNDS, SILVER: FUNDS}, keys["bob"].public: {GOLD: 5}},
+                {alice: {GOLD: FUNDS, SILVER: FUNDS}, bob: {GOLD: 5}},
             ),
-            Rollup("beta", keys["beta"].public, (GOLD,), {keys["carol"].public: {GOLD: FUNDS}}),
+            Rollup("beta", key("beta").public, (GOLD,), {carol: {GOLD: FUNDS}}),
         ),
         time_ms=1_000,
     )
-    genesis_path = root / "genesis.json"
-    genesis.save(genesis_path)
-    return Net(root, genesis, genesis_path, paths)
 
 
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    """Every process a test starts; all are ended at teardown, even on failure."""
-    started: list[Proc] = []
-    try:
-        yield started
-    finally:
-        for p in reversed(started):
-            p.stop()
+def write_net(root: Path) -> Net:
+    """This network's genesis and key files under `root`."""
+    users, servers = ("alice", "bob", "carol"), ("sequencer", "alpha", "beta", "feeder")
+    return network.write_net(root, genesis(), users=users, servers=servers)
 
 
 @pytest.fixture
@@ -102,34 +63,10 @@ def net(tmp_path: Path) -> Net:
     return write_net(tmp_path)
 
 
-def start_sequencer(net: Net, procs: list[Proc], heartbeat_ms: int, *extra: str) -> str:
-    """Start a real sequencer process with `extra` flags; returns its HOST:PORT."""
-    p = Proc(
-        [
-            *tandem(),
-            "sequencer",
-            "run",
-            "--data-dir",
-            str(net.dir / "sequencer"),
-            "--genesis",
-            str(net.genesis_path),
-            "--key",
-            str(net.key_paths["sequencer"]),
-            "--heartbeat-ms",
-            str(heartbeat_ms),
-            *extra,
-        ],
-        net.dir / "sequencer.err",
-    )
-    procs.append(p)
-    listen: str = p.ready()["listen"]
-    return listen
-
-
 @pytest.fixture
 def sequencer(net: Net, procs: list[Proc]) -> str:
     """A real sequencer process; returns its HOST:PORT."""
-    return start_sequencer(net, procs, HEARTBEAT_MS)
+    return start_sequencer(net, procs)
 
 
 StartNode = Callable[..., tuple[Proc, str]]
@@ -139,44 +76,8 @@ StartNode = Callable[..., tuple[Proc, str]]
 def start_node(net: Net, sequencer: str, procs: list[Proc]) -> StartNode:
     """Start `tandem rollup run` for a rollup; returns the process and its HOST:PORT."""
 
-    def start(
-        rollup: str = "alpha",
-        name: str | None = None,
-        *extra: str,
-    ) -> tuple[Proc, str]:
-        name = name or rollup
-        p = Proc(
-            [
-                *tandem(),
-                "rollup",
-                "run",
-                "--id",
-                rollup,
-                "--sequencer",
-                sequencer,
-                "--data-dir",
-                str(net.dir / name),
-                "--genesis",
-                str(net.genesis_path),
-                "--key",
-                str(net.key_paths[rollup]),
-                *extra,
-            ],
-            net.dir / f"{name}.err",
-        )
-        procs.append(p)
+    def start(rollup: str = "alpha", name: str | None = None, *extra: str) -> tuple[Proc, str]:
+        p = spawn_node(net, procs, rollup, *extra, name=name or rollup)
         return p, p.ready()["listen"]
 
     return start
-
-
-def wait_height(client: RollupClient, height: int, timeout: float = 20.0) -> int:
-    """Wait until the node has applied `height`, polling its status (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        h = client.status().height
-        if h >= height:
-            return h
-        if time.monotonic() > deadline:
-            raise AssertionError(f"node stuck at {h}, waiting for {height}")
-        time.sleep(HEARTBEAT_MS / 1000)

@@ -20,8 +20,9 @@ from rollup_client.protocol.errors import (
 )
 from rollup_client.protocol.keys import SigningKey
 from rollup_client.sdk import RollupClient
+from tests.keys import key
 
-from .conftest import FUNDS, GOLD, SILVER, StartNode, key
+from .conftest import FUNDS, GOLD, SILVER, StartNode
 
 
 def _signed(
@@ -89,10 +90,12 @@ def test_failed_at_execution_move_no_funds(start_node: StartNode) -> None:
         assert c.nonce(alice.public) == 0
 
         r = c.transfer(bob, alice.public, GOLD, 6)
-        assert not r.ok and r.reason == "insufficient balance: has 5, needs 6"
+        assert not r.ok
+        assert r.reason == "insufficient balance: has 5, needs 6"
 
         r = c.transfer(alice, bob.public, "platinum", 1)
-        assert not r.ok and r.reason.startswith("unknown asset 'platinum'")
+        assert not r.ok
+        assert r.reason.startswith("unknown asset 'platinum'")
 
         assert {a: c.balances(a.public) for a in (alice, bob)} == balances
         assert balances[alice] == {GOLD: FUNDS, SILVER: FUNDS}

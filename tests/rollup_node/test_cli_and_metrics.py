@@ -15,13 +15,16 @@ from rollup_client.protocol.errors import FailedPrecondition
 from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+from tests.keys import key
+from tests.network import Net, node_argv
+from tests.procs import tandem
 
-from .conftest import CHAIN_ID, FUNDS, GOLD, SILVER, Net, StartNode, key, tandem
+from .conftest import CHAIN_ID, FUNDS, GOLD, SILVER, StartNode
 
 
 def _tandem(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*tandem(), "rollup", *args], capture_output=True, text=True, timeout=60, check=False
+        tandem("rollup", *args), capture_output=True, text=True, timeout=60, check=False
     )
 
 
@@ -55,13 +58,15 @@ def test_cli_status_balance_transfer(net: Net, start_node: StartNode) -> None:
         target,
         "--json",
     )
-    assert out.returncode == 3 and "unknown asset" in json.loads(out.stdout)["reason"]
+    assert out.returncode == 3
+    assert "unknown asset" in json.loads(out.stdout)["reason"]
     out = _tandem("balance", bob, "--rollup", target, "--json")
     assert json.loads(out.stdout) == {GOLD: 15, SILVER: 0}
     out = _tandem("status", "--rollup", target, "--json")
     assert json.loads(out.stdout)["rollup"] == "alpha"
     out = _tandem("balance", "beef", "--rollup", target)
-    assert out.returncode == 1 and "32-byte public key" in out.stderr
+    assert out.returncode == 1
+    assert "32-byte public key" in out.stderr
 
 
 def test_metrics_external_receipts_replica_and_sigterm(
@@ -84,7 +89,8 @@ def test_metrics_external_receipts_replica_and_sigterm(
         )
     with RollupClient(target) as c, RollupClient(replica) as r:
         got = c.wait_receipt(stx.entry_id, 20)
-        assert got.ok and r.wait_receipt(stx.entry_id, 20) == got
+        assert got.ok
+        assert r.wait_receipt(stx.entry_id, 20) == got
         assert r.balance(alice.public, GOLD) == FUNDS - 4
         with pytest.raises(FailedPrecondition, match="replica"):
             r.transfer(alice, bob.public, GOLD, 1)
@@ -92,26 +98,15 @@ def test_metrics_external_receipts_replica_and_sigterm(
     metrics_at = node.ready_doc["metrics"]
     body = urllib.request.urlopen(f"http://{metrics_at}/metrics", timeout=10).read().decode()
     assert 'tandem_rollup_txs_applied_total{rollup="alpha"} 1.0' in body
-    assert "tandem_rollup_applied_height" in body and "tandem_rollup_lag_blocks" in body
+    assert "tandem_rollup_applied_height" in body
+    assert "tandem_rollup_lag_blocks" in body
     assert node.stop() == 0
 
 
 def test_port_in_use_is_a_clear_error(net: Net, sequencer: str) -> None:
-    out = _tandem(
-        "run",
-        "--id",
-        "alpha",
-        "--sequencer",
-        sequencer,
-        "--listen",
-        sequencer,  # taken by the sequencer itself
-        "--data-dir",
-        str(net.dir / "alpha"),
-        "--genesis",
-        str(net.genesis_path),
-        "--key",
-        str(net.key_paths["alpha"]),
-    )
+    taken = ("--listen", sequencer)  # by the sequencer itself
+    argv = node_argv(net, "alpha", *taken)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 1
     assert f"cannot listen on {sequencer}" in out.stderr
 

@@ -35,14 +35,16 @@ def test_a_file_gives_every_setting_and_flags_override_it(tmp_path: Path) -> Non
     )
     assert (cfg.genesis, cfg.key) == (Path("/etc/genesis.json"), Path("/etc/alpha.pem"))
     assert (cfg.snapshot_every, cfg.vote_linger_ms, cfg.listen) == (7, 0, "127.0.0.1:0")
-    assert cfg.attest_every == 10 and cfg.tls is None  # unset: NodeConfig's default
+    assert cfg.attest_every == 10
+    assert cfg.tls is None
 
 
 def test_flags_alone_need_no_file(tmp_path: Path) -> None:
     cfg = load(
         None, rollup_id="beta", sequencer="s:1", data_dir=tmp_path, genesis=tmp_path, key=tmp_path
     )
-    assert cfg.rollup_id == "beta" and cfg.db_path == tmp_path / "rollup.sqlite"
+    assert cfg.rollup_id == "beta"
+    assert cfg.db_path == tmp_path / "rollup.sqlite"
 
 
 def test_a_rollup_table_and_tls_files_serve_both_ends(tmp_path: Path) -> None:

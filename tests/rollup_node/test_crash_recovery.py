@@ -12,8 +12,10 @@ from rollup_client.protocol import codec, tx
 from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+from tests.keys import key
+from tests.network import Net, wait_height
 
-from .conftest import CHAIN_ID, GOLD, Net, StartNode, key, wait_height
+from .conftest import CHAIN_ID, GOLD, StartNode
 
 BATCHES, PER_BATCH = 12, 25
 
@@ -104,7 +106,8 @@ def test_damaged_snapshots_or_store_fall_back_to_a_replay(net: Net, start_node: 
     assert node.stop() == 0
     log = (net.dir / "alpha" / "rollup.log").read_text().splitlines()
     events = [json.loads(line)["event"] for line in log]
-    assert events.count("snapshot_unusable") == 2 and "restored" not in events
+    assert events.count("snapshot_unusable") == 2
+    assert "restored" not in events
 
     torn = bytearray(db_path.read_bytes())
     torn[len(torn) // 2 :] = bytes(len(torn) - len(torn) // 2)

@@ -9,8 +9,9 @@ import time
 from rollup_client.protocol import tx
 from rollup_client.protocol.errors import TandemError
 from rollup_client.sdk import RollupClient, Submitted
+from tests.keys import key
 
-from .conftest import GOLD, StartNode, key
+from .conftest import GOLD, StartNode
 
 SENDERS = 6
 

@@ -13,8 +13,10 @@ from rollup_client.ledger import TokenLedger
 from rollup_client.node import NodeConfig, serve
 from rollup_client.protocol.errors import InvalidArgument, NotFound, ResourceExhausted
 from rollup_client.sdk import TrioRollupClient
+from tests.keys import key
+from tests.network import Net
 
-from .conftest import FUNDS, GOLD, Net, key
+from .conftest import FUNDS, GOLD
 
 
 async def test_waiters_beyond_the_limit_are_refused(net: Net, sequencer: str) -> None:
@@ -27,12 +29,14 @@ async def test_waiters_beyond_the_limit_are_refused(net: Net, sequencer: str) ->
         grpc_workers=4,  # so at most 2 WaitReceipt calls may wait at once
     )
     outcomes: list[type[Exception]] = []
+    first = trio.Event()
 
     async def wait_unknown(c: TrioRollupClient, i: int) -> None:
         try:
             await c.wait_receipt(bytes([i]) * 32, 3)
         except (NotFound, ResourceExhausted) as exc:
             outcomes.append(type(exc))
+            first.set()
 
     async with trio.open_nursery() as nursery:
         ends = await nursery.start(partial(serve, cfg, machine_factory=TokenLedger))
@@ -40,8 +44,7 @@ async def test_waiters_beyond_the_limit_are_refused(net: Net, sequencer: str) ->
             for i in range(3):
                 waits.start_soon(wait_unknown, c, i)
             with trio.fail_after(2):
-                while not outcomes:
-                    await trio.sleep(0.01)
+                await first.wait()
                 assert outcomes == [ResourceExhausted]
                 assert await c.balance(key("alice").public, GOLD) == FUNDS
         assert sorted(o.__name__ for o in outcomes) == [

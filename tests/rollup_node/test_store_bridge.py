@@ -32,18 +32,23 @@ def test_store_round_trip_snapshots_and_outbox(tmp_path: Path) -> None:
     store = NodeStore(tmp_path / "n.sqlite")
     reader = StoreReader(tmp_path / "n.sqlite")
     try:
-        assert store.progress() is None and store.snapshots() == []
+        assert store.progress() is None
+        assert store.snapshots() == []
         store.write([_record(0), _record(1, [(b"\x01" * 32, "swap", b"vote")])], (1, b"s1"))
         for h in (2, 3, 4):
             store.write([_record(h)], (h, b"s%d" % h))
         p = store.progress()
-        assert p is not None and (p.height, p.time_ms, p.state_root) == (4, 1004, b"\x04" * 32)
+        assert p is not None
+        assert (p.height, p.time_ms, p.state_root) == (4, 1004, b"\x04" * 32)
         assert store.snapshots() == [(4, b"s4"), (3, b"s3")]  # the two newest are kept
-        assert reader.root_at(1) == (1001, b"\x01" * 32) and reader.root_at(9) is None
+        assert reader.root_at(1) == (1001, b"\x01" * 32)
+        assert reader.root_at(9) is None
         r = reader.receipt(b"\x02" * 32)
-        assert r is not None and (r.height, r.index, r.ok, r.kind) == (2, 0, True, "transfer")
+        assert r is not None
+        assert (r.height, r.index, r.ok, r.kind) == (2, 0, True, "transfer")
         first_abort = reader.receipt(b"\xee" * 32)
-        assert first_abort is not None and first_abort.height == 0
+        assert first_abort is not None
+        assert first_abort.height == 0
         assert first_abort.swap_id == b"\xee" * 32
         assert store.outbox() == [(b"\x01" * 32, "swap", b"vote")]
         store.write([_record(5)], None, drop=[b"\x01" * 32])  # acknowledged: forgotten
@@ -58,7 +63,8 @@ def test_store_round_trip_snapshots_and_outbox(tmp_path: Path) -> None:
     try:
         assert reopened.snapshots()[0] == (4, b"s4")
         p = reopened.progress()
-        assert p is not None and p.height == 6
+        assert p is not None
+        assert p.height == 6
     finally:
         reopened.close()
 
@@ -72,7 +78,8 @@ def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
         with pytest.raises(sqlite3.ProgrammingError):
             store.write([bad], (1, b"snap"))
         p = store.progress()
-        assert p is not None and p.height == 0
+        assert p is not None
+        assert p.height == 0
         assert store.snapshots() == []
     finally:
         store.close()
@@ -120,13 +127,15 @@ def test_view_tracks_pending_sequenced_and_executed() -> None:
     assert v.inflight(a) == (True, (5, 2))
     v.forget(a)  # forgetting only drops what was never sequenced
     v.forget(b)
-    assert v.inflight(a) == (True, (5, 2)) and v.inflight(b) == (False, None)
+    assert v.inflight(a) == (True, (5, 2))
+    assert v.inflight(b) == (False, None)
     waiter = threading.Thread(target=v.wait_block, args=(-1, 5.0))
     waiter.start()
     v.publish(Head(5, 1005, b"r" * 32, 9), [a])
     waiter.join(5)
     assert not waiter.is_alive()
-    assert v.inflight(a) == (False, None) and v.head.lag == 4
+    assert v.inflight(a) == (False, None)
+    assert v.head.lag == 4
     v.saw_sequencer(12)
     v.saw_sequencer(10)  # the head seen never goes back
     assert (v.head.height, v.head.sequencer_height, v.head.lag) == (5, 12, 7)
@@ -147,9 +156,11 @@ def test_a_damaged_store_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
     try:
         assert rebuilt.damaged is not None
         aside, why = rebuilt.damaged
-        assert aside == tmp_path / "n.sqlite.damaged" and aside.read_bytes() == bytes(data)
+        assert aside == tmp_path / "n.sqlite.damaged"
+        assert aside.read_bytes() == bytes(data)
         assert "malformed" in why or "corrupt" in why or "not a database" in why
-        assert rebuilt.progress() is None and rebuilt.snapshots() == []
+        assert rebuilt.progress() is None
+        assert rebuilt.snapshots() == []
     finally:
         rebuilt.close()
     again = NodeStore(path)

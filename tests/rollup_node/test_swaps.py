@@ -14,8 +14,10 @@ from rollup_client.protocol.keys import SigningKey
 from rollup_client.sdk import RollupClient
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+from tests.keys import key
+from tests.network import HEARTBEAT_MS
 
-from .conftest import CHAIN_ID, FUNDS, GOLD, HEARTBEAT_MS, StartNode, key
+from .conftest import CHAIN_ID, FUNDS, GOLD, StartNode
 
 
 def _propose(sequencer: str, legs: tuple[swap.Leg, ...], payers: list[SigningKey]) -> bytes:
@@ -68,7 +70,8 @@ def test_swap_commits_even_when_one_node_starts_after_the_intent(
             _eventually(lambda: b.balance(alice.public, GOLD) == 30, "beta to pay alice")
             _eventually(lambda: a.balance(carol.public, GOLD) == 100, "alpha to pay carol")
             assert b.balance(carol.public, GOLD) == FUNDS - 30
-            assert a.escrow(sid) == [] and b.escrow(sid) == []
+            assert a.escrow(sid) == []
+            assert b.escrow(sid) == []
 
 
 def test_swap_aborts_on_a_no_vote_and_refunds(sequencer: str, start_node: StartNode) -> None:
@@ -89,4 +92,5 @@ def test_swap_aborts_on_a_no_vote_and_refunds(sequencer: str, start_node: StartN
         assert b.escrow(sid) == []
         assert b.balance(carol.public, GOLD) == FUNDS
         assert b.balance(alice.public, GOLD) == 0
-        assert a.balance(bob.public, GOLD) == 5 and a.balance(carol.public, GOLD) == 0
+        assert a.balance(bob.public, GOLD) == 5
+        assert a.balance(carol.public, GOLD) == 0

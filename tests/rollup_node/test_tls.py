@@ -21,8 +21,10 @@ from rollup_client.node import NodeConfig, serve
 from rollup_client.protocol.errors import Unavailable
 from rollup_client.rpc import TlsFiles, tls_files
 from rollup_client.sdk import TrioRollupClient
+from tests.keys import key
+from tests.network import Net
 
-from .conftest import FUNDS, GOLD, Net, key
+from .conftest import FUNDS, GOLD
 
 Issuer = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
 

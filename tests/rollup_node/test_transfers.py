@@ -5,8 +5,9 @@ from __future__ import annotations
 from rollup_client.protocol import tx
 from rollup_client.protocol.errors import FailedPrecondition, Unauthenticated
 from rollup_client.sdk import RollupClient, Submitted, TrioRollupClient
+from tests.keys import key
 
-from .conftest import FUNDS, GOLD, SILVER, StartNode, key
+from .conftest import FUNDS, GOLD, SILVER, StartNode
 
 
 def test_transfer_receipts_balances_and_roots(start_node: StartNode) -> None:
@@ -15,7 +16,8 @@ def test_transfer_receipts_balances_and_roots(start_node: StartNode) -> None:
     with RollupClient(target) as c:
         before = c.state_root()
         r = c.transfer(alice, bob.public, GOLD, 40)
-        assert r.executed and r.ok, r
+        assert r.executed, r
+        assert r.ok, r
         assert c.balance(alice.public, GOLD) == FUNDS - 40
         assert c.balances(bob.public) == {GOLD: 45, SILVER: 0}
         assert c.nonce(alice.public) == 1
@@ -24,7 +26,9 @@ def test_transfer_receipts_balances_and_roots(start_node: StartNode) -> None:
         assert after.state_root != before.state_root
         assert c.state_root(r.height - 1).state_root == before.state_root
         s = c.status()
-        assert s.rollup_id == "alpha" and s.height >= r.height and s.state_root
+        assert s.rollup_id == "alpha"
+        assert s.height >= r.height
+        assert s.state_root
         assert c.escrow(b"\x07" * 32) == []
 
 
@@ -34,7 +38,8 @@ async def test_trio_client_transfers(start_node: StartNode) -> None:
     async with TrioRollupClient(target) as c:
         first = await c.transfer(alice, carol.public, SILVER, 7)
         second = await c.transfer(alice, carol.public, SILVER, 8)
-        assert first.ok and second.ok
+        assert first.ok
+        assert second.ok
         assert (second.height, second.index) > (first.height, first.index)
         assert await c.balance(carol.public, SILVER) == 15
         assert await c.nonce(alice.public) == 2

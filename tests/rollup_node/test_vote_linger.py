@@ -15,9 +15,11 @@ import pytest
 from rollup_client.protocol import swap
 from rollup_client.protocol.genesis import SWAP_NAMESPACE
 from rollup_client.sdk import SequencerClient
+from tests.keys import key
+from tests.network import Net, start_sequencer
 from tests.procs import Proc
 
-from .conftest import CHAIN_ID, GOLD, Net, StartNode, key, start_sequencer
+from .conftest import CHAIN_ID, GOLD, StartNode
 from .test_swaps import _propose
 
 LINGER_MS = 10_000
@@ -29,7 +31,7 @@ def sequencer(net: Net, procs: list[Proc]) -> str:
     """Overrides conftest's: no heartbeat blocks and a long linger allowed."""
     config = net.dir / "sequencer.toml"
     config.write_text(f"[limits]\nmax_linger_ms = {LINGER_MS}\n")
-    return start_sequencer(net, procs, 60_000, "--config", str(config))
+    return start_sequencer(net, procs, "--config", str(config), heartbeat_ms=60_000)
 
 
 def _votes(sequencer: str, swap_id: bytes, count: int) -> list[tuple[int, int]]:

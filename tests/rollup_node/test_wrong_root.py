@@ -19,8 +19,11 @@ from rollup_client.protocol.genesis import Genesis
 from rollup_client.protocol.keys import SigningKey
 from rollup_client.protocol.statemachine import StateMachine
 from rollup_client.sdk import TrioRollupClient
+from tests.keys import key
+from tests.network import Net
+from tests.procs import tandem
 
-from .conftest import GOLD, Net, key, tandem
+from .conftest import GOLD
 
 BAD, EVERY = 5, 2
 
@@ -55,14 +58,14 @@ async def test_lying_node_is_caught_at_its_first_wrong_attestation(
             r = await c.transfer(key("alice"), key("bob").public, GOLD, 3)
             assert r.ok
             with trio.fail_after(20):
-                while (await c.status()).height < BAD + 3 * EVERY:
+                # Polled: the height grows with blocks from the sequencer process.
+                while (await c.status()).height < BAD + 3 * EVERY:  # noqa: ASYNC110
                     await trio.sleep(0.05)
         nursery.cancel_scope.cancel()
 
     with trio.fail_after(60):
         out = await trio.run_process(
-            [
-                *tandem(),
+            tandem(
                 "verify",
                 "--rollup",
                 "alpha",
@@ -73,7 +76,7 @@ async def test_lying_node_is_caught_at_its_first_wrong_attestation(
                 "--json",
                 "--timeout",
                 "30",
-            ],
+            ),
             capture_stdout=True,
             capture_stderr=True,
             check=False,

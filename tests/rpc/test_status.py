@@ -57,7 +57,8 @@ def test_every_library_error_has_its_own_code() -> None:
 def test_an_error_comes_back_as_itself_by_status_and_by_number(cls: type[TandemError]) -> None:
     by_status = from_status(code_of(cls("m")), "m")
     by_number = from_number(number_of(cls("m")), "m")
-    assert type(by_status) is type(by_number) is cls and str(by_status) == "m"
+    assert type(by_status) is type(by_number) is cls
+    assert str(by_status) == "m"
 
 
 def test_unknown_codes_become_the_base_error() -> None:
@@ -67,14 +68,16 @@ def test_unknown_codes_become_the_base_error() -> None:
 
 def test_a_failed_call_names_its_server() -> None:
     got = rpc_error(FakeRpcError(grpc.StatusCode.NOT_FOUND), "sequencer")
-    assert type(got) is NotFound and str(got) == "sequencer: fake NOT_FOUND"
+    assert type(got) is NotFound
+    assert str(got) == "sequencer: fake NOT_FOUND"
     assert type(rpc_error(grpc.RpcError("odd"), "sequencer")) is TandemError
 
 
 @pytest.mark.parametrize("code", DROPPED)
 def test_a_broken_stream_is_unavailable(code: grpc.StatusCode) -> None:
     got = stream_error(FakeRpcError(code), "sequencer")
-    assert type(got) is Unavailable and str(got) == f"sequencer: fake {code.name}"
+    assert type(got) is Unavailable
+    assert str(got) == f"sequencer: fake {code.name}"
 
 
 @pytest.mark.parametrize(

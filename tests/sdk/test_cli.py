@@ -29,21 +29,27 @@ def test_submit_then_read_it_back(shared_sequencer: Sequencer) -> None:
     code, out = _run(shared_sequencer, "submit", "cli", "hello", "--key", key, "--json")
     assert code == 0, out
     ack = json.loads(out)
-    assert ack["id"] == codec.entry_id("cli", b"hello").hex() and not ack["duplicate"]
+    assert ack["id"] == codec.entry_id("cli", b"hello").hex()
+    assert not ack["duplicate"]
     code, out = _run(shared_sequencer, "submit", "cli", "68656c6c6f", "--hex", "--key", key)
-    assert code == 0 and "(already logged)" in out
+    assert code == 0
+    assert "(already logged)" in out
 
     code, out = _run(shared_sequencer, "entry", ack["id"], "--json")
-    assert code == 0 and json.loads(out)["data_hex"] == b"hello".hex()
+    assert code == 0
+    assert json.loads(out)["data_hex"] == b"hello".hex()
     code, out = _run(shared_sequencer, "block", str(ack["height"]), "-n", "cli", "--json")
     block = json.loads(out)
-    assert code == 0 and [e["id"] for e in block["entries"]] == [ack["id"]]
+    assert code == 0
+    assert [e["id"] for e in block["entries"]] == [ack["id"]]
 
     code, out = _run(shared_sequencer, "tail", "-n", "cli", "--count", "3", "--json")
     lines = [json.loads(line) for line in out.splitlines()]
-    assert code == 0 and [b["height"] for b in lines] == [0, 1, 2]
+    assert code == 0
+    assert [b["height"] for b in lines] == [0, 1, 2]
     code, out = _run(shared_sequencer, "status", "--json")
-    assert code == 0 and json.loads(out)["height"] >= ack["height"]
+    assert code == 0
+    assert json.loads(out)["height"] >= ack["height"]
 
 
 def test_exit_codes(shared_sequencer: Sequencer, tmp_path: Path) -> None:

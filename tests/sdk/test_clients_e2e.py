@@ -23,6 +23,8 @@ from rollup_client.sdk import SequencerClient
 from tests.procs import Sequencer
 from tests.sdk.conftest import CHAIN_ID
 
+pytestmark = pytest.mark.processes
+
 
 def test_sync_client_submits_reads_and_subscribes(shared_sequencer: Sequencer) -> None:
     with shared_sequencer.client() as client:
@@ -31,9 +33,11 @@ def test_sync_client_submits_reads_and_subscribes(shared_sequencer: Sequencer) -
         assert st.limits.max_batch_entries > 0
 
         ack = client.submit("s-alpha", b"one")
-        assert ack.entry_id == codec.entry_id("s-alpha", b"one") and not ack.duplicate
+        assert ack.entry_id == codec.entry_id("s-alpha", b"one")
+        assert not ack.duplicate
         again = client.submit("s-alpha", b"one")
-        assert again.duplicate and (again.height, again.index) == (ack.height, ack.index)
+        assert again.duplicate
+        assert (again.height, again.index) == (ack.height, ack.index)
 
         bundle = client.submit_batch(
             [("s-beta", b"b1"), ("s-alpha", b"a2"), ("s-beta", b"b2")], bundle=True
@@ -73,7 +77,8 @@ async def test_trio_client_submits_reads_and_subscribes(shared_sequencer: Sequen
         assert st.chain_id == CHAIN_ID
         acks = await client.submit_batch([("t-alpha", b"t1"), ("t-beta", b"t2")])
         dup = await client.submit("t-beta", b"t2")
-        assert dup.duplicate and (dup.height, dup.index) == (acks[1].height, acks[1].index)
+        assert dup.duplicate
+        assert (dup.height, dup.index) == (acks[1].height, acks[1].index)
         blk = await client.get_block(acks[0].height, ["t-alpha"])
         assert [(e.data, e.index) for e in blk.entries] == [(b"t1", acks[0].index)]
         entry = await client.get_entry(acks[1].entry_id)

@@ -91,7 +91,8 @@ def test_dropped_backs_off_resets_on_progress_and_gives_up() -> None:
     f = follower(reconnect_for=5.0)
     unavailable = Unavailable("sequencer: gone")
     delays = [f.dropped(unavailable, 0.1 * i) for i in range(8)]
-    assert delays == sorted(delays) and delays[0] < delays[-1] == MAX_DELAY_S
+    assert delays == sorted(delays)
+    assert delays[0] < delays[-1] == MAX_DELAY_S
     f.accept(sealed[0].filtered(["a"]), 4.0)
     assert f.dropped(None, 8.9) == delays[0]
     with pytest.raises(Unavailable, match="gave up after 5s"):
@@ -121,7 +122,8 @@ def test_trust_on_first_use_then_pinned() -> None:
     core = ClientCore(CLIENT, None, None)
     assert not core.trusted
     assert core.parse_status(status()).height == 3
-    assert core.trusted and (core.chain_id, core.sequencer_key) == ("c", KEY)
+    assert core.trusted
+    assert (core.chain_id, core.sequencer_key) == ("c", KEY)
     with pytest.raises(VerificationError, match="chain"):
         core.parse_status(status(chain_id="other"))
     with pytest.raises(VerificationError, match="key"):
@@ -143,7 +145,8 @@ def test_batch_request_is_signed_over_the_batch_digest() -> None:
     req = pb.SubmitBatchRequest.FromString(raw)
     assert ids == [codec.entry_id("a", b"1"), codec.entry_id("b", b"2")]
     assert [(e.namespace, e.data) for e in req.entries] == [("a", b"1"), ("b", b"2")]
-    assert req.bundle and req.client_key == CLIENT.public
+    assert req.bundle
+    assert req.client_key == CLIENT.public
     digest = codec.batch_digest("c", ids, True)
     assert keys.verify(CLIENT.public, req.signature, digest)
 

@@ -10,6 +10,8 @@ import pytest
 
 from tests import procs
 
+pytestmark = pytest.mark.processes
+
 PY = sys.executable
 
 

@@ -22,6 +22,8 @@ from rollup_client.sdk import SequencerClient, TrioSequencerClient
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from tests.sdk.fake import BLOCKS, Fake
 
+pytestmark = pytest.mark.processes
+
 Issued = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import select
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,12 +15,8 @@ from pathlib import Path
 import grpc
 
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+from tests import procs
 
-TANDEM = (
-    str(Path(sys.executable).parent / "tandem")
-    if (Path(sys.executable).parent / "tandem").exists()
-    else shutil.which("tandem") or "tandem"
-)
 READY_TIMEOUT_S = 30.0
 
 
@@ -39,7 +33,7 @@ class Proc:
 
 def tandem(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [TANDEM, *args], capture_output=True, text=True, timeout=timeout, check=False
+        procs.tandem(*args), capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -63,16 +57,9 @@ def read_ready(popen: subprocess.Popen[str], timeout: float) -> dict[str, str]:
 @contextmanager
 def running(data_dir: Path, *extra: str) -> Iterator[Proc]:
     popen = subprocess.Popen(
-        [
-            TANDEM,
-            "sequencer",
-            "run",
-            "--data-dir",
-            str(data_dir),
-            "--listen",
-            "127.0.0.1:0",
-            *extra,
-        ],
+        procs.tandem(
+            "sequencer", "run", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0", *extra
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -58,7 +58,8 @@ def lingered(committer: Committer) -> dict[str, float | None]:
 def test_a_lone_batch_is_cut_written_and_answered_by_its_own_thread(committer: Committer) -> None:
     ticket = committer.intake.submit(b"A", batch("x", 2))
     committer.drive(ticket)
-    assert ticket.finished and ticket.done.is_set()
+    assert ticket.finished
+    assert ticket.done.is_set()
     assert acks(ticket) == [(1, 0), (1, 1)]
     assert committer.watch.head.height == 1
     assert committer.store.positions({codec.entry_id("a", b"x-1")}) == {
@@ -90,10 +91,12 @@ def test_a_lone_lingering_batch_waits_for_company_and_shares_its_block(
 ) -> None:
     lingering = committer.intake.submit(b"A", batch("x", 1), time.monotonic() + 600)
     committer.drive(lingering)
-    assert not lingering.finished and committer.watch.head.height == 0
+    assert not lingering.finished
+    assert committer.watch.head.height == 0
     company = committer.intake.submit(b"B", batch("y", 1))
     committer.drive(company)
-    assert acks(lingering) == [(1, 0)] and acks(company) == [(1, 1)]
+    assert acks(lingering) == [(1, 0)]
+    assert acks(company) == [(1, 1)]
     assert lingered(committer) == {"company": 1.0, "alone": None}
 
 

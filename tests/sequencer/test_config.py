@@ -17,7 +17,8 @@ def test_toml_then_flags(tmp_path: Path) -> None:
         "[limits]\nmax_batch_entries = 10\n"
     )
     cfg = load(f, tmp_path, heartbeat_ms=None, listen="127.0.0.1:0")
-    assert cfg.listen == "127.0.0.1:0" and cfg.heartbeat_ms == 250
+    assert cfg.listen == "127.0.0.1:0"
+    assert cfg.heartbeat_ms == 250
     assert cfg.limits == Limits(max_batch_entries=10)
     assert cfg.genesis_path == Path("/g.json")
     assert cfg.key_path == tmp_path / "keys" / "sequencer.pem"

@@ -16,6 +16,8 @@ from tests.sequencer.helpers import signed_batch
 from tests.sequencer.test_service import TIMEOUT, Running, call, serving
 from tests.sequencer.test_validate import CASES, bad_request
 
+pytestmark = pytest.mark.processes
+
 
 @pytest.fixture
 async def quiet(tmp_path: Path) -> AsyncIterator[Running]:
@@ -49,7 +51,8 @@ async def test_a_bad_batch_gets_the_same_status_and_message_either_way(
     sdk, moved = layouts(bad_request(quiet.net, case))
     got = await send(quiet, sdk)
     assert got == await send(quiet, moved)
-    assert isinstance(got, tuple) and got[0] == CODES[CASES[case][0]]
+    assert isinstance(got, tuple)
+    assert got[0] == CODES[CASES[case][0]]
 
 
 async def test_a_good_batch_is_acknowledged_the_same_either_way(quiet: Running) -> None:
@@ -58,7 +61,8 @@ async def test_a_good_batch_is_acknowledged_the_same_either_way(quiet: Running) 
     assert submit_reader.read_sdk_layout(sdk) is not None
     first = await send(quiet, sdk)
     again = await send(quiet, moved)
-    assert isinstance(first, pb.SubmitBatchResponse) and isinstance(again, pb.SubmitBatchResponse)
+    assert isinstance(first, pb.SubmitBatchResponse)
+    assert isinstance(again, pb.SubmitBatchResponse)
     assert [a.position for a in again.acks] == [a.position for a in first.acks]
     assert [a.duplicate for a in first.acks] == [False, False]
     assert [a.duplicate for a in again.acks] == [True, True]

@@ -173,20 +173,25 @@ def test_a_merge_is_visible_only_once_complete_and_a_crash_mid_merge_loses_nothi
     idx.flush()  # a second run: two of one class, but a flush alone does no upkeep
     assert not idx._merges
     step(idx)  # the merge's first key range
-    assert len(idx.runs()) == 2 and idx.due()
+    assert len(idx.runs()) == 2
+    assert idx.due()
     (merge,) = idx._merges.values()
     assert merge.step == 1
     target = merge.target
-    assert target in run_tables(idx) and target not in idx.runs()
+    assert target in run_tables(idx)
+    assert target not in idx.runs()
     assert idx.lookup(model) == model
     idx.close()  # killed mid-merge
     idx = IdIndex(path)
-    assert idx.watermark() == 3 and idx.pending() == 0
-    assert run_tables(idx) == set(idx.runs()) and target not in run_tables(idx)
+    assert idx.watermark() == 3
+    assert idx.pending() == 0
+    assert run_tables(idx) == set(idx.runs())
+    assert target not in run_tables(idx)
     assert idx.lookup(model) == model
     while idx.due():
         idx.flush()
-    assert len(idx.runs()) == 1 and idx.lookup(model) == model
+    assert len(idx.runs()) == 1
+    assert idx.lookup(model) == model
     idx.close()
 
 
@@ -198,12 +203,16 @@ def test_an_upkeep_pass_leaves_a_small_tail_in_memory(small: None, tmp_path: Pat
     model = fill(idx, 1, 3)
     assert idx.due()
     assert idx.flush() == 0
-    assert idx.pending() == 3 and not idx.runs() and idx.watermark() == -1
+    assert idx.pending() == 3
+    assert not idx.runs()
+    assert idx.watermark() == -1
     assert idx.lookup(model) == model
     model |= fill(idx, 1, 8, start=1)
     step(idx)
-    assert idx.pending() == 0 and list(idx.runs().values()) == [11]
-    assert idx.watermark() == 1 and idx.lookup(model) == model
+    assert idx.pending() == 0
+    assert list(idx.runs().values()) == [11]
+    assert idx.watermark() == 1
+    assert idx.lookup(model) == model
     idx.close()
 
 
@@ -215,11 +224,13 @@ def test_the_flush_on_the_way_down_writes_any_tail_and_no_upkeep(
     model = fill(idx, 1, 3)
     assert idx.due()  # the first filter would be built by a maintenance pass
     assert idx.flush(upkeep=False) == 3
-    assert idx.pending() == 0 and list(idx.runs().values()) == [3]
+    assert idx.pending() == 0
+    assert list(idx.runs().values()) == [3]
     assert idx._filter is None
     idx.close()
     idx = IdIndex(path)
-    assert idx.watermark() == 0 and idx.lookup(model) == model
+    assert idx.watermark() == 0
+    assert idx.lookup(model) == model
     idx.close()
 
 
@@ -235,7 +246,8 @@ def test_a_legacy_single_table_index_is_adopted_as_a_run(tmp_path: Path) -> None
     db.execute("DROP TABLE runs")
     idx.close()
     idx = IdIndex(path)
-    assert idx.runs() == {"ids": 3} and idx.watermark() == 5
+    assert idx.runs() == {"ids": 3}
+    assert idx.watermark() == 5
     assert idx.lookup([*ids, *new_ids(1)]) == {eid: (5, i) for i, eid in enumerate(ids)}
     idx.close()
 
@@ -273,8 +285,10 @@ def test_lookups_stay_right_while_another_thread_flushes_and_merges(
         assert got == known
         checks += 1
     t.join()
-    assert not errors and checks > 10
-    assert len(idx.runs()) > 1 and idx.lookup(model) == model
+    assert not errors
+    assert checks > 10
+    assert len(idx.runs()) > 1
+    assert idx.lookup(model) == model
     idx.close()
 
 
@@ -305,7 +319,8 @@ def test_runs_merged_away_are_dropped_only_after_the_lookups_reading_them(
     while idx._merges:
         step(idx)
     step(idx)
-    assert sources <= run_tables(idx) and sources.isdisjoint(idx.runs())
+    assert sources <= run_tables(idx)
+    assert sources.isdisjoint(idx.runs())
     release.set()
     reader.join()
     assert got == model

@@ -61,10 +61,13 @@ def test_a_ticket_wakes_its_waiter_once_finished_and_not_before() -> None:
     intake = Intake(10, 100)
     t = intake.submit(b"A", batch(1))
     assert not t.done.is_set()
-    assert not t.done.wait(0.01) and not t.done.wait(-1.0)
+    assert not t.done.wait(0.01)
+    assert not t.done.wait(-1.0)
     waiter = threading.Thread(target=lambda: woke.append(t.done.wait(10.0)))
     woke: list[bool] = []
     waiter.start()
     intake.finish([t, t], [Acks((b"x",), 0, 0)] * 2)  # a ticket finishes once
     waiter.join()
-    assert woke == [True] and t.done.is_set() and t.done.wait(0.0)
+    assert woke == [True]
+    assert t.done.is_set()
+    assert t.done.wait(0.0)

@@ -21,6 +21,8 @@ from rollup_client.sdk import SequencerClient
 from tests.sequencer.helpers import CHAIN_ID, signed_batch
 from tests.sequencer.test_service import LIMITS, TIMEOUT, call, serving
 
+pytestmark = pytest.mark.processes
+
 # Held for longer than any test runs: only company (or the cap) can end the wait.
 FOREVER_MS = 600_000
 LAYOUTS = {
@@ -59,7 +61,8 @@ async def test_the_sequencer_caps_how_long_a_batch_may_linger(tmp_path: Path) ->
         req = signed_batch(r.net.client, [("alpha", b"alone")])
         req.linger_ms = wire_bytes.MAX_UINT32
         acks = await r.submit(req)
-        assert acks[0].position.height == 1 and not acks[0].duplicate
+        assert acks[0].position.height == 1
+        assert not acks[0].duplicate
 
 
 async def test_lingering_sdk_batches_of_two_clients_share_one_block(tmp_path: Path) -> None:

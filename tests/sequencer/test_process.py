@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rollup_client.protocol import block, codec
@@ -21,6 +22,8 @@ from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from tests.sequencer.helpers import make_net, signed_batch
 from tests.sequencer.proc import running, tandem
 
+pytestmark = pytest.mark.processes
+
 TIMEOUT = 10.0
 
 
@@ -30,7 +33,8 @@ def test_init_then_run_honours_the_ready_contract_and_sigterm_exits_zero(tmp_pat
     assert out.returncode == 0, out.stderr
     paths = json.loads(out.stdout)
     again = tandem("sequencer", "init", "--data-dir", str(data))
-    assert again.returncode != 0 and "exists already" in again.stderr
+    assert again.returncode != 0
+    assert "exists already" in again.stderr
     genesis = Genesis.load(Path(paths["genesis"]))
     client = SigningKey.load(Path(paths["client_key"]))
     assert genesis.client(client.public) is not None
@@ -53,14 +57,16 @@ def test_init_then_run_honours_the_ready_contract_and_sigterm_exits_zero(tmp_pat
         ).acks[0]
         with urllib.request.urlopen(f"http://{proc.metrics}/metrics", timeout=TIMEOUT) as r:
             text = r.read().decode()
-        assert "tandem_sequencer_height" in text and "tandem_sequencer_entries_total 1.0" in text
+        assert "tandem_sequencer_height" in text
+        assert "tandem_sequencer_entries_total 1.0" in text
         channel.close()
         proc.popen.send_signal(signal.SIGTERM)
         assert proc.popen.wait(timeout=TIMEOUT) == 0
     events = [
         json.loads(line)["event"] for line in (data / "sequencer.log").read_text().splitlines()
     ]
-    assert events[:2] == ["genesis_block", "ready"] and events[-2:] == ["draining", "stopped"]
+    assert events[:2] == ["genesis_block", "ready"]
+    assert events[-2:] == ["draining", "stopped"]
 
     with running(data) as proc:
         channel, stub = proc.stub()
@@ -121,7 +127,8 @@ def test_kill_9_under_load_loses_no_acknowledged_entry(tmp_path: Path) -> None:
         for h in range(head + 1):
             fb = stub.GetBlock(pb.GetBlockRequest(height=h), timeout=TIMEOUT).block
             v = block.verify_block(fb, net.genesis.sequencer_key, [])
-            assert v.height == h and v.header.prev_hash == prev
+            assert v.height == h
+            assert v.header.prev_hash == prev
             prev = v.hash
         fresh = stub.SubmitBatch(signed_batch(net.client, [("alpha", b"after")]), timeout=TIMEOUT)
         assert fresh.acks[0].position.height > head
@@ -140,7 +147,8 @@ def test_a_damaged_store_refuses_to_start_with_a_clear_message(tmp_path: Path) -
         )
     out = tandem("sequencer", "run", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:0")
     assert out.returncode == 1
-    assert "hash does not match" in out.stderr and out.stdout == ""
+    assert "hash does not match" in out.stderr
+    assert out.stdout == ""
 
 
 def test_run_takes_an_outside_genesis_key_and_toml_config(tmp_path: Path) -> None:
@@ -160,4 +168,5 @@ def test_run_takes_an_outside_genesis_key_and_toml_config(tmp_path: Path) -> Non
         channel.close()
         proc.popen.send_signal(signal.SIGTERM)
         assert proc.popen.wait(timeout=TIMEOUT) == 0
-    assert not (data / "genesis.json").exists() and (data / "endpoint").exists()
+    assert not (data / "genesis.json").exists()
+    assert (data / "endpoint").exists()

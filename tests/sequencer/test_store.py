@@ -58,11 +58,13 @@ def test_round_trip_and_restart_continues_at_the_next_height(tmp_path: Path) -> 
         ]
     first = written[3].items[0]
     got = reader.entry(first.id)
-    assert got is not None and got[0] == StoredEntry(3, 0, first.namespace, first.data)
+    assert got is not None
+    assert got[0] == StoredEntry(3, 0, first.namespace, first.data)
     assert store.known([first.id, b"\x00" * 32]).keys() == {first.id}
     core = Sequencer(KEY, head, 100)
     nxt = core.cut([], 0, {}).block
-    assert nxt.header.height == 6 and nxt.header.prev_hash == written[-1].hash
+    assert nxt.header.height == 6
+    assert nxt.header.prev_hash == written[-1].hash
     assert nxt.header.time_ms == written[-1].header.time_ms
     reader.close()
     store.close()
@@ -75,7 +77,8 @@ def test_id_index_serves_from_memory_then_disk_and_catches_up_after_a_crash(
     written = fill(db, 3, flush=False)  # the id index never saw these blocks
     store = Store(db)
     core = Sequencer(KEY, store.recover(KEY.public), 100)
-    assert store.index.watermark() == -1 and store.index.pending() == 3
+    assert store.index.watermark() == -1
+    assert store.index.pending() == 3
     late = item("a", b"late")
     store.write(core.cut([Batch.of((late,))], 0, {}).block)
     assert store.index.pending() == 4
@@ -90,8 +93,10 @@ def test_id_index_serves_from_memory_then_disk_and_catches_up_after_a_crash(
     store.recover(KEY.public)
     assert store.index.pending() == 4
     got = store.reader().entry(late.id)
-    assert got is not None and got[0] == StoredEntry(3, 0, "a", b"late")
-    assert store.index.flush() == 4 and store.index.watermark() == 3
+    assert got is not None
+    assert got[0] == StoredEntry(3, 0, "a", b"late")
+    assert store.index.flush() == 4
+    assert store.index.watermark() == 3
     store.close()
 
 
@@ -190,10 +195,12 @@ def test_a_sequencer_killed_mid_merge_restarts_with_every_id_indexed(
     store.close()  # killed with a merge half done: its target is not live
     store = Store(db)
     assert store.recover(KEY.public) is not None
-    assert store.index.watermark() == mark and store.index.pending() > 0
+    assert store.index.watermark() == mark
+    assert store.index.pending() > 0
     assert {e: (a.height, a.index) for e, a in store.known(logged).items()} == logged
     while store.index.due():
         store.index.flush()
-    assert store.index.pending() == 0 and len(store.index.runs()) < 4
+    assert store.index.pending() == 0
+    assert len(store.index.runs()) < 4
     assert {e: (a.height, a.index) for e, a in store.known(logged).items()} == logged
     store.close()

@@ -75,6 +75,7 @@ async def ticking(tmp_path: Path) -> AsyncIterator[Running]:
         yield r
 
 
+@pytest.mark.processes
 async def test_live_subscribers_with_different_sets_get_what_get_block_serves(
     ticking: Running,
 ) -> None:

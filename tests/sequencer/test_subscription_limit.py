@@ -21,6 +21,8 @@ from tests.sequencer.helpers import make_net, signed_batch
 from tests.sequencer.test_service import TIMEOUT, call
 from tests.sequencer.test_validate import LIMITS
 
+pytestmark = pytest.mark.processes
+
 
 async def test_subscriptions_past_half_the_workers_are_refused_and_submits_still_served(
     tmp_path: Path,
@@ -51,7 +53,8 @@ async def test_subscriptions_past_half_the_workers_are_refused_and_submits_still
 
             req = signed_batch(net.client, [("alpha", b"still served")])
             acks = await call(lambda: stub.SubmitBatch(req, timeout=TIMEOUT).acks)
-            assert acks[0].position.height == 1 and not acks[0].duplicate
+            assert acks[0].position.height == 1
+            assert not acks[0].duplicate
 
             # A cancelled stream gives its place back once its thread notices (it checks
             # its client every SUBSCRIBE_POLL_S while idle).

@@ -36,7 +36,8 @@ def test_a_good_batch_becomes_a_core_batch(net: Net) -> None:
     client, batch = Validator(net.genesis, LIMITS).batch(
         submit_reader.read_batch(req.SerializeToString())
     )
-    assert client.name == "default" and batch.bundle
+    assert client.name == "default"
+    assert batch.bundle
     assert [it.id for it in batch.items] == [
         codec.entry_id("alpha", b"x"),
         codec.entry_id("beta", b"y"),

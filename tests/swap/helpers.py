@@ -7,16 +7,10 @@ from collections.abc import Sequence
 from rollup_client.protocol import codec, keys, swap
 from rollup_client.protocol.block import Header, LogEntry, VerifiedBlock
 from rollup_client.protocol.genesis import SWAP_NAMESPACE, Client, Genesis, Rollup
+from tests.keys import key
 
 ROLLUPS = ("alpha", "beta", "gamma", "delta")
 ASSET = "TOK"
-
-
-def key(name: str) -> keys.SigningKey:
-    """A deterministic key per name."""
-    return keys.SigningKey.from_seed(codec.entry_id("swap-test-key", name.encode()))
-
-
 USERS = tuple(key(f"user{i}") for i in range(3))
 ROLLUP_KEYS = {r: key(f"rollup-{r}") for r in ROLLUPS}
 COORDINATOR = key("coordinator")

@@ -50,7 +50,8 @@ def test_a_node_between_its_yes_and_the_decision_holds_the_legs() -> None:
     assert check(Held("alpha", 2, ALPHA_LEGS)) == ("ok", [])
     assert check(Held("alpha", 0, ALPHA_LEGS)) == ("ok", [])  # escrowed at the intent
     status, problems = check(Held("alpha", 2, ()))
-    assert status == "MISMATCH" and problems
+    assert status == "MISMATCH"
+    assert problems
 
 
 def test_a_node_past_the_decision_holds_nothing() -> None:

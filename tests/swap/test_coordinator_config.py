@@ -24,14 +24,16 @@ def test_the_file_gives_settings_and_flags_override_them(tmp_path: Path) -> None
         Path("k.pem"),
     )
     assert (cfg.workers, cfg.metrics_listen, cfg.listen) == (8, "127.0.0.1:0", "127.0.0.1:7300")
-    assert cfg.tls is None and cfg.sequencer_tls is None
+    assert cfg.tls is None
+    assert cfg.sequencer_tls is None
 
 
 def test_tls_files_secure_both_directions(tmp_path: Path) -> None:
     toml = tmp_path / "c.toml"
     toml.write_text('tls_ca = "ca.pem"\ntls_cert = "c.crt"\ntls_key = "c.key"\n')
     cfg = config.load(toml, sequencer="s:1", data_dir=tmp_path, genesis=tmp_path, key=tmp_path)
-    assert cfg.tls is not None and cfg.sequencer_tls == cfg.tls
+    assert cfg.tls is not None
+    assert cfg.sequencer_tls == cfg.tls
     assert cfg.tls.ca == Path("ca.pem")
 
 

@@ -18,8 +18,9 @@ from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator import convert
 from swap_coordinator.core import Coordinator, Lock, State, SwapView, deadline_for
 from swap_coordinator.store import Store
+from tests.keys import key
 
-from .helpers import ASSET, USERS, genesis, key, make_block, vote
+from .helpers import ASSET, USERS, genesis, make_block, vote
 
 A, B, _ = USERS
 G = genesis()
@@ -69,9 +70,11 @@ def test_signatures_are_checked_and_complete_the_proposal() -> None:
     assert core.to_submit() == []
     core.sign(sid, B.public, B.sign(intent.signing_bytes()))
     v = core.view(sid)
-    assert v.state is State.SUBMITTED and v.missing == ()
+    assert v.state is State.SUBMITTED
+    assert v.missing == ()
     ((got_sid, data),) = core.to_submit()
-    assert got_sid == sid and swap.decode_swap_entry(data).swap_id == sid
+    assert got_sid == sid
+    assert swap.decode_swap_entry(data).swap_id == sid
     core.submitted(sid, 3, 0)
     assert core.to_submit() == []
 
@@ -82,11 +85,13 @@ def test_propose_with_signatures_keeps_all_or_nothing() -> None:
     data = intent.signing_bytes()
     with pytest.raises(Unauthenticated):
         core.propose(LEGS, 100, b"n", {A.public: A.sign(data), B.public: A.sign(data)})
-    assert core.proposals == {} and core.to_submit() == []
+    assert core.proposals == {}
+    assert core.to_submit() == []
     half = core.propose(LEGS, 100, b"n", {A.public: A.sign(data)})
     assert core.view(intent.swap_id).missing == (B.public,)
     both = core.propose(LEGS, 100, b"n", {A.public: A.sign(data), B.public: B.sign(data)})
-    assert both is half and core.view(intent.swap_id).state is State.SUBMITTED
+    assert both is half
+    assert core.view(intent.swap_id).state is State.SUBMITTED
     assert [sid for sid, _ in core.to_submit()] == [intent.swap_id]
 
 
@@ -97,7 +102,8 @@ def test_states_follow_the_log_to_commit() -> None:
     data = core.to_submit()[0][1]
     core.apply_block(make_block(0, 10, [data, vote(sid, "alpha", True)]))
     v = core.view(sid)
-    assert v.state is State.ORDERED and v.intent_at == (0, 0)
+    assert v.state is State.ORDERED
+    assert v.intent_at == (0, 0)
     assert [lv.lock for lv in v.legs] == [Lock.LOCKED, Lock.WAITING]
     assert v.time_left_ms == 90
     core.apply_block(make_block(1, 20, [vote(sid, "beta", True)]))
@@ -106,7 +112,8 @@ def test_states_follow_the_log_to_commit() -> None:
     assert (v.decision.height, v.decision.index) == (1, 0)
     assert [lv.lock for lv in v.legs] == [Lock.PAID, Lock.PAID]
     st = convert.status_json(convert.view_to_pb(v))
-    assert st["state"] == "committed" and st["decision_position"]["height"] == 1
+    assert st["state"] == "committed"
+    assert st["decision_position"]["height"] == 1
 
 
 def test_abort_by_deadline_marks_refunds_and_releases() -> None:
@@ -116,10 +123,12 @@ def test_abort_by_deadline_marks_refunds_and_releases() -> None:
     core.apply_block(make_block(0, 10, [core.to_submit()[0][1], vote(sid, "alpha", True)]))
     core.apply_block(make_block(1, 51, []))
     v = core.view(sid)
-    assert v.state is State.ABORTED and v.decision.index == swap.BLOCK_START
+    assert v.state is State.ABORTED
+    assert v.decision.index == swap.BLOCK_START
     assert [lv.lock for lv in v.legs] == [Lock.REFUNDED, Lock.RELEASED]
     pbv = convert.view_to_pb(v)
-    assert pbv.decision_at_block_start and pbv.time_left_ms == -1
+    assert pbv.decision_at_block_start
+    assert pbv.time_left_ms == -1
 
 
 def test_unordered_proposal_expires_and_cannot_be_signed() -> None:

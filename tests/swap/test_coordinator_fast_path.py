@@ -163,7 +163,8 @@ def test_a_touch_handing_over_the_status_spares_the_watch_its_hop() -> None:
         assert next(stream).status == final
     finally:
         toucher.join()
-    assert api.gets == 1 and list(stream) == []
+    assert api.gets == 1
+    assert list(stream) == []
 
 
 def test_a_watch_whose_client_left_ends_without_waiting_for_its_poll() -> None:
@@ -290,6 +291,8 @@ def test_a_decided_swap_is_answered_without_a_hop_and_lines_reach_the_log(
     assert [x["event"] for x in lines] == ["ordered", "decided"]  # written without a close
     # The trio run is over: a hop would fail, the decided view answers from this thread.
     st = hops.get(intent.swap_id)
-    assert st.state == pb.SWAP_STATE_COMMITTED and st.log_height == 2 and st.log_time_ms == 30
+    assert st.state == pb.SWAP_STATE_COMMITTED
+    assert st.log_height == 2
+    assert st.log_time_ms == 30
     with pytest.raises(Unavailable):
         hops.get(b"u" * 32)

@@ -18,8 +18,9 @@ from rollup_client.protocol import swap
 from rollup_client.protocol.block import VerifiedBlock
 from rollup_client.protocol.swap import Decided, Decision, IntentOrdered, Outcome
 from swap_coordinator.core import Coordinator, State
+from tests.keys import key
 
-from .helpers import ASSET, ROLLUP_KEYS, ROLLUPS, USERS, genesis, key, make_block, signed, vote
+from .helpers import ASSET, ROLLUP_KEYS, ROLLUPS, USERS, genesis, make_block, signed, vote
 
 INVOLVABLE = ROLLUPS[:3]  # "delta" never has a leg: its votes must be ignored
 

@@ -36,20 +36,13 @@ from swap_coordinator.client import SwapClient
 from swap_coordinator.config import Config
 from swap_coordinator.service import serve
 from swap_coordinator.store import Store
+from tests.keys import key
+from tests.network import HEARTBEAT_MS, Net, cli, spawn_node, start_coordinator, until
+from tests.procs import Proc
 
-from .network import (
-    ASSETS,
-    HEARTBEAT_MS,
-    LOAD_NAMESPACE,
-    USERS,
-    Net,
-    Proc,
-    cli,
-    key,
-    start_coordinator,
-    start_node,
-    until,
-)
+from .conftest import ASSETS, LOAD_NAMESPACE, USERS
+
+pytestmark = pytest.mark.processes
 
 ALICE, BOB, CAROL = key("alice"), key("bob"), key("carol")
 Balances = dict[str, dict[str, int]]
@@ -112,7 +105,8 @@ def test_run_commits_two_legs_and_the_audit_agrees(net: Net) -> None:
     )
     assert r.returncode == 0, r.stderr
     st = doc(r)
-    assert st["state"] == "committed" and st["reason"] == "every rollup voted YES"
+    assert st["state"] == "committed"
+    assert st["reason"] == "every rollup voted YES"
     assert [leg["lock"] for leg in st["legs"]] == ["paid", "paid"]
     assert [leg["from"] for leg in st["legs"]] == ["alice", "bob"]
     after = balances(net, st["decision_position"]["height"])
@@ -135,7 +129,8 @@ def test_run_commits_two_legs_and_the_audit_agrees(net: Net) -> None:
     )
     assert a.returncode == 0, a.stderr
     audit = doc(a)
-    assert audit["outcome"] == "committed" and audit["ok"]
+    assert audit["outcome"] == "committed"
+    assert audit["ok"]
     assert audit["decision_position"] == {**st["decision_position"], "block_start": False}
     assert {r: row["check"] for r, row in audit["rollups"].items()} == {"alpha": "ok", "beta": "ok"}
     with urllib.request.urlopen(f"http://{net.metrics['coord']}/metrics", timeout=5) as resp:
@@ -274,7 +269,8 @@ def test_a_leg_short_of_funds_votes_no_and_everyone_is_refunded(net: Net) -> Non
     )
     assert r.returncode == 3, r.stderr
     st = doc(r)
-    assert st["state"] == "aborted" and st["reason"] == "beta voted NO"
+    assert st["state"] == "aborted"
+    assert st["reason"] == "beta voted NO"
     assert {leg["rollup"]: leg["vote"] for leg in st["legs"]}["beta"] == "no"
     assert changed(before, balances(net, st["decision_position"]["height"])) == {
         "alpha": {},
@@ -297,8 +293,10 @@ def test_a_silent_rollup_aborts_at_the_first_block_past_the_deadline(net: Net) -
         for k in (ALICE, BOB, CAROL):
             c.sign(resp.swap_id, k.public, k.sign(resp.signing_bytes))
         st = decided(c, resp.swap_id)
-    assert st.state == pb.SWAP_STATE_ABORTED and st.reason == "deadline passed"
-    assert st.decision_at_block_start and st.time_left_ms < 0
+    assert st.state == pb.SWAP_STATE_ABORTED
+    assert st.reason == "deadline passed"
+    assert st.decision_at_block_start
+    assert st.time_left_ms < 0
     locks = [ls.lock for ls in st.legs]
     assert locks == [pb.LOCK_STATE_REFUNDED, pb.LOCK_STATE_REFUNDED, pb.LOCK_STATE_RELEASED]
     after = balances(net, st.decision_position.height)
@@ -390,7 +388,8 @@ def test_two_coordinators_drive_the_same_swap_once(net: Net, procs: list[Proc]) 
     with SwapClient(net.coordinator) as a, SwapClient(second) as b:
         pa = a.propose(legs, timeout_ms=20_000, nonce=b"same")
         pb_ = b.propose(legs, deadline_ms=pa.deadline_ms, nonce=b"same")
-        assert pa.swap_id == pb_.swap_id and pa.signing_bytes == pb_.signing_bytes
+        assert pa.swap_id == pb_.swap_id
+        assert pa.signing_bytes == pb_.signing_bytes
         sid = pa.swap_id
         for client in (a, b):
             for k in (ALICE, CAROL):
@@ -411,7 +410,8 @@ def test_two_coordinators_drive_the_same_swap_once(net: Net, procs: list[Proc]) 
         for line in (net.dir / "second" / "coordinator.log").read_text().splitlines()
         if '"ready"' in line
     ]
-    assert ready[0]["height"] == -1 and ready[1]["height"] >= done[1].decision_position.height
+    assert ready[0]["height"] == -1
+    assert ready[1]["height"] >= done[1].decision_position.height
     with SwapClient(again) as b:
         assert b.get(sid).state == pb.SWAP_STATE_COMMITTED
 
@@ -430,13 +430,15 @@ async def test_void_intent_and_resubmitted_votes_through_a_real_sequencer(net: N
         with trio.fail_after(10):
             (first,) = await coordinator.submit_batch([(SWAP_NAMESPACE, data)])
             (again,) = await coordinator.submit_batch([(SWAP_NAMESPACE, data)])
-        assert not first.duplicate and again.duplicate
+        assert not first.duplicate
+        assert again.duplicate
         assert (again.height, again.index) == (first.height, first.index)
         v = swap.encode_vote(swap.sign_vote(key("alpha"), intent.swap_id, "alpha", True))
         with trio.fail_after(10):
             (vote1,) = await alpha.submit_batch([(SWAP_NAMESPACE, v)])
             (vote2,) = await alpha.submit_batch([(SWAP_NAMESPACE, v)])
-        assert vote2.duplicate and (vote2.height, vote2.index) == (vote1.height, vote1.index)
+        assert vote2.duplicate
+        assert (vote2.height, vote2.index) == (vote1.height, vote1.index)
     with RollupClient(net.nodes["alpha"]) as node:
         until("alpha past the vote", lambda: node.status().height >= vote1.height or None)
         assert node.escrow(intent.swap_id) == []  # void: never escrowed
@@ -454,7 +456,8 @@ async def test_void_intent_and_resubmitted_votes_through_a_real_sequencer(net: N
         "--json",
     )
     audit = doc(a)
-    assert audit["outcome"] == "aborted" and "deadline" in audit["reason"]
+    assert audit["outcome"] == "aborted"
+    assert "deadline" in audit["reason"]
     assert audit["decision_position"]["height"] == first.height
 
 
@@ -476,7 +479,8 @@ def test_bad_requests_get_their_codes_and_change_nothing(net: Net) -> None:
         with pytest.raises(NotFound):
             c.get(b"\x01" * 32)
         st = c.get(resp.swap_id)
-        assert st.state == pb.SWAP_STATE_PROPOSED and list(st.missing_signers) == [ALICE.public]
+        assert st.state == pb.SWAP_STATE_PROPOSED
+        assert list(st.missing_signers) == [ALICE.public]
         with pytest.raises(InvalidArgument, match="pays no leg"):
             c.propose_signed([leg], (BOB,), deadline_ms=resp.deadline_ms)
         forged = pb.PayerSignature(payer=ALICE.public, signature=BOB.sign(resp.signing_bytes))
@@ -492,7 +496,8 @@ def test_bad_requests_get_their_codes_and_change_nothing(net: Net) -> None:
                 req.signatures.append(forged)
                 with pytest.raises(grpc.RpcError) as err:
                     propose(req, timeout=5)
-                assert err.value.code().name == code and says in str(err.value.details())
+                assert err.value.code().name == code
+                assert says in str(err.value.details())
         assert len(c.list()) == known + 1
     with grpc.insecure_channel(net.coordinator) as ch:
         for method in ("Propose", "Sign", "Get", "List"):
@@ -509,11 +514,13 @@ def test_bad_requests_get_their_codes_and_change_nothing(net: Net) -> None:
         req = reflection_pb2.ServerReflectionRequest(list_services="")
         (answer,) = list(refl.ServerReflectionInfo(iter([req]), timeout=5))
         names = {svc.name for svc in answer.list_services_response.service}
-        assert "tandem.v1.SwapService" in names and "grpc.health.v1.Health" in names
+        assert "tandem.v1.SwapService" in names
+        assert "grpc.health.v1.Health" in names
     bad = cli(
         net, "swap", "propose", "--coordinator", net.coordinator, "--leg", "alpha:alice:bob:x:gold"
     )
-    assert bad.returncode == 1 and "not an integer" in bad.stderr
+    assert bad.returncode == 1
+    assert "not an integer" in bad.stderr
     bad = cli(
         net,
         "swap",
@@ -525,7 +532,9 @@ def test_bad_requests_get_their_codes_and_change_nothing(net: Net) -> None:
         "--timeout",
         "5",
     )
-    assert bad.returncode == 1 and "positive" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 1
+    assert "positive" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_two_swaps_competing_for_the_same_funds_only_one_escrows(net: Net) -> None:
@@ -616,7 +625,7 @@ def test_a_rollup_down_at_the_intent_votes_after_restart_before_the_deadline(net
 
         until("alpha's escrow", alpha_locked)
         assert c.get(sid).legs[1].lock == pb.LOCK_STATE_WAITING
-        restarted = start_node(net, net.procs, "beta")  # same data dir: resumes, then votes
+        restarted = spawn_node(net, net.procs, "beta")  # same data dir: resumes, then votes
         net.node_procs["beta"] = restarted
         net.nodes["beta"] = restarted.ready()["listen"]
         st = decided(c, sid)
@@ -640,9 +649,10 @@ def test_a_rollup_down_past_the_deadline_applies_the_abort_on_restart(net: Net) 
         for k in (BOB, CAROL):
             c.sign(sid, k.public, k.sign(resp.signing_bytes))
         st = decided(c, sid)
-    assert st.state == pb.SWAP_STATE_ABORTED and st.decision_at_block_start
+    assert st.state == pb.SWAP_STATE_ABORTED
+    assert st.decision_at_block_start
     assert [ls.lock for ls in st.legs] == [pb.LOCK_STATE_REFUNDED, pb.LOCK_STATE_RELEASED]
-    restarted = start_node(net, net.procs, "beta")  # replays the intent, then the abort
+    restarted = spawn_node(net, net.procs, "beta")  # replays the intent, then the abort
     net.node_procs["beta"] = restarted
     net.nodes["beta"] = restarted.ready()["listen"]
     assert changed(before, balances(net)) == {"alpha": {}, "beta": {}}
@@ -694,7 +704,7 @@ async def test_mutual_tls_on_the_coordinator(net: Net, tmp_path: Path) -> None:
         "127.0.0.1:0",
         tmp_path / "tls-coordinator",
         net.genesis_path,
-        net.node_key("coordinator"),
+        net.key_paths["coordinator"],
         tls=server,
     )
 

@@ -10,8 +10,9 @@ from rollup_client.protocol import swap
 from rollup_client.protocol.block import VerifiedBlock
 from rollup_client.protocol.errors import InvalidArgument, Unauthenticated
 from rollup_client.protocol.swap import Decided, IntentOrdered, Outcome
+from tests.keys import key
 
-from .helpers import ASSET, USERS, genesis, key, make_block, signed, vote
+from .helpers import ASSET, USERS, genesis, make_block, signed, vote
 
 A, B, C = USERS
 G = genesis()
@@ -174,7 +175,8 @@ def test_tracker_events_and_snapshot_resume() -> None:
     assert resumed.begin_block(1, 20) == []
     assert resumed.apply(blocks[1].entries[0]) == [Decided(sid, Outcome.COMMIT, 1, 0)]
     rec = resumed.get(sid)
-    assert rec is not None and set(rec.votes) == {"alpha", "beta"}
+    assert rec is not None
+    assert set(rec.votes) == {"alpha", "beta"}
 
 
 def test_pending_swaps_abort_at_block_start_in_log_order() -> None:
@@ -224,7 +226,8 @@ def test_encodings_round_trip_and_are_deterministic() -> None:
     data = signed(it)
     assert data == signed(it)
     back = swap.decode_swap_entry(data)
-    assert isinstance(back, swap.SignedIntent) and back.intent == it
+    assert isinstance(back, swap.SignedIntent)
+    assert back.intent == it
     v = vote(it.swap_id, "beta", False)
     assert swap.decode_swap_entry(v) == swap.sign_vote(
         key("rollup-beta"), it.swap_id, "beta", False
@@ -295,6 +298,8 @@ def test_a_tracker_for_one_rollup_keeps_only_swaps_with_a_leg_there() -> None:
             for e in b.entries:
                 t.apply(e)
     assert alpha.decision(sid) == swap.decide(blocks, sid, G)
-    assert gamma.get(sid) is None and gamma.decision(sid).outcome is Outcome.PENDING
+    assert gamma.get(sid) is None
+    assert gamma.decision(sid).outcome is Outcome.PENDING
     again = swap.SwapTracker.from_bytes(gamma.to_bytes(), G, "gamma")
-    assert again.rollup == "gamma" and again.to_bytes() == gamma.to_bytes()
+    assert again.rollup == "gamma"
+    assert again.to_bytes() == gamma.to_bytes()
