@@ -39,6 +39,15 @@ def parse_endpoints(text: str) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Txn:
+    """If every compare holds, apply `success`, else `failure`: one atomic step."""
+
+    compare: Sequence[epb.Compare]
+    success: Sequence[epb.RequestOp]
+    failure: Sequence[epb.RequestOp] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Lease:
     id: int
     ttl_s: int
@@ -130,19 +139,12 @@ class EtcdClient:
         req = epb.DeleteRangeRequest(key=key, range_end=range_end)
         return self._call("delete", lambda m, t: m.kv.DeleteRange(req, timeout=t)).deleted
 
-    def txn(
-        self,
-        compare: Sequence[epb.Compare],
-        success: Sequence[epb.RequestOp],
-        failure: Sequence[epb.RequestOp] = (),
-    ) -> epb.TxnResponse:
-        """If every compare holds, apply `success`, else `failure`: one atomic step.
-
-        A transaction is retried on another member only if the first never answered. etcd
-        does not say whether a timed-out write was applied, so callers make their
+    def txn(self, t: Txn) -> epb.TxnResponse:
+        """Run `t`. A transaction is retried on another member only if the first never
+        answered. etcd does not say whether a timed-out write was applied, so callers make their
         transactions safe to repeat (a compare that fails the second time).
         """
-        req = epb.TxnRequest(compare=compare, success=success, failure=failure)
+        req = epb.TxnRequest(compare=t.compare, success=t.success, failure=t.failure)
         return self._call("txn", lambda m, t: m.kv.Txn(req, timeout=t))
 
     def compact(self, revision: int) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.procs import Proc, ended
 
-PROCESS_FIXTURES = frozenset({"procs", "sequencer", "shared_sequencer", "start_node"})
+PROCESS_FIXTURES = frozenset({"procs", "sequencer", "shared_sequencer", "start_node", "etcd"})
 """Fixtures that start a real process (by these names in every folder)."""
 
 

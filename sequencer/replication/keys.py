@@ -19,7 +19,6 @@ import struct
 from dataclasses import dataclass
 
 from rollup_client.protocol.errors import InvalidArgument
-from rollup_client.wire import etcd_rpc_pb2 as epb
 from sequencer import etcd as e
 
 HEIGHT_DIGITS = 20  # zero-padded, so keys sort as heights do
@@ -61,13 +60,6 @@ class Head:
         return cls(height, digest)
 
 
-@dataclass(frozen=True, slots=True)
-class Txn:
-    compare: list[epb.Compare]
-    success: list[epb.RequestOp]
-    failure: list[epb.RequestOp]
-
-
 class Keys:
     """The keys of one chain."""
 
@@ -90,29 +82,29 @@ class Keys:
     def applied(self, replica: str) -> bytes:
         return self.applied_prefix + replica.encode()
 
-    def campaign(self, me: Leader, lease: int) -> Txn:
+    def campaign(self, me: Leader, lease: int) -> e.Txn:
         """Take the leader key if nobody holds it; otherwise read who does."""
-        return Txn(
+        return e.Txn(
             [e.created_at(self.leader, 0)],
             [e.put(self.leader, me.encode(), lease)],
             [e.get(self.leader)],
         )
 
-    def adopt(self, genesis_hash: bytes) -> Txn:
+    def adopt(self, genesis_hash: bytes) -> e.Txn:
         """Record this chain's genesis if the cluster has none; otherwise read the one it has."""
-        return Txn(
+        return e.Txn(
             [e.created_at(self.genesis, 0)],
             [e.put(self.genesis, genesis_hash)],
             [e.get(self.genesis)],
         )
 
-    def commit(self, term: int, parent: Head | None, head: Head, block: bytes) -> Txn:
+    def commit(self, term: int, parent: Head | None, head: Head, block: bytes) -> e.Txn:
         """Block `head.height` on top of `parent` (None: the chain's first block), if this
         replica still leads with `term` and nothing was committed since `parent`."""
         expected = (
             e.created_at(self.head, 0) if parent is None else e.value_is(self.head, parent.encode())
         )
-        return Txn(
+        return e.Txn(
             [e.created_at(self.leader, term), expected],
             [e.put(self.block(head.height), block), e.put(self.head, head.encode())],
             [e.get(self.leader), e.get(self.head)],

@@ -39,16 +39,24 @@ def test_put_get_range_delete(etcd: Running) -> None:
 def test_a_key_is_created_once_by_a_compare_on_its_creation(etcd: Running) -> None:
     """The election's primitive: of two campaigns for one key, exactly one wins."""
     with etcd.client() as c:
-        won = c.txn([e.created_at(b"leader", 0)], [e.put(b"leader", b"a")], [e.get(b"leader")])
-        lost = c.txn([e.created_at(b"leader", 0)], [e.put(b"leader", b"b")], [e.get(b"leader")])
+        won = c.txn(
+            e.Txn([e.created_at(b"leader", 0)], [e.put(b"leader", b"a")], [e.get(b"leader")])
+        )
+        lost = c.txn(
+            e.Txn([e.created_at(b"leader", 0)], [e.put(b"leader", b"b")], [e.get(b"leader")])
+        )
         assert won.succeeded
         assert not lost.succeeded
         holder = lost.responses[0].response_range.kvs[0]
         assert holder.value == b"a"
         assert holder.create_revision == won.header.revision
         # The winner's writes hold only while its key is the one it created.
-        fenced = c.txn([e.created_at(b"leader", won.header.revision)], [e.put(b"head", b"1")])
-        stale = c.txn([e.created_at(b"leader", won.header.revision - 1)], [e.put(b"head", b"2")])
+        fenced = c.txn(
+            e.Txn([e.created_at(b"leader", won.header.revision)], [e.put(b"head", b"1")])
+        )
+        stale = c.txn(
+            e.Txn([e.created_at(b"leader", won.header.revision - 1)], [e.put(b"head", b"2")])
+        )
         assert fenced.succeeded
         assert not stale.succeeded
         assert c.get(b"head").value == b"1"  # type: ignore[union-attr]
@@ -116,7 +124,7 @@ def test_a_watch_goes_on_at_another_member_when_its_member_dies(etcd: Running) -
 def test_a_cluster_that_lost_one_member_of_three_still_commits(etcd: Running) -> None:
     os.kill(etcd.cluster.members[0].pid, signal.SIGKILL)
     with etcd.client() as c:
-        r = c.txn([e.created_at(b"k", 0)], [e.put(b"k", b"v")])
+        r = c.txn(e.Txn([e.created_at(b"k", 0)], [e.put(b"k", b"v")]))
         assert r.succeeded
 
 

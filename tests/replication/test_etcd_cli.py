@@ -7,9 +7,13 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from deploy import etcd_cluster, procs
 from deploy.layout import Layout
 from tests.deploy.cli_helpers import tandem
+
+pytestmark = pytest.mark.processes
 
 
 def test_up_status_down(tmp_path: Path) -> None:

@@ -11,14 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sequencer import etcd as e
-from sequencer.replication.keys import Head, Keys, Leader, Txn
+from sequencer.replication.keys import Head, Keys, Leader
 from tests.replication.conftest import Running
 
 _chains = itertools.count()
 
 
-def run(c: e.EtcdClient, txn: Txn) -> e.epb.TxnResponse:
-    return c.txn(txn.compare, txn.success, txn.failure)
+def run(c: e.EtcdClient, txn: e.Txn) -> e.epb.TxnResponse:
+    return c.txn(txn)
 
 
 def block(height: int, author: str) -> tuple[Head, bytes]:
