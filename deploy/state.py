@@ -75,7 +75,10 @@ class TestnetState:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> TestnetState:
         procs = [ProcessRecord(**p) for p in doc["processes"]]
-        return cls(**{**doc, "processes": procs})
+        # Files written before supervisor_pid was retired still carry it: a testnet started
+        # by the older release must stay one that `down` and `status` can find.
+        kept = {k: v for k, v in doc.items() if k != "supervisor_pid"}
+        return cls(**{**kept, "processes": procs})
 
 
 def save(layout: Layout, state: TestnetState) -> None:
