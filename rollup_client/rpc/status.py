@@ -55,8 +55,12 @@ _DROPPED = frozenset(
 
 
 def code_of(exc: TandemError) -> StatusCode:
-    """The status a server ends a call with when it fails with `exc`."""
-    return CODES.get(type(exc), StatusCode.UNKNOWN)
+    """The status a server ends a call with when it fails with `exc` (a subclass of an
+    error in the table takes its parent's code)."""
+    for cls in type(exc).__mro__:
+        if cls in CODES:
+            return CODES[cls]
+    return StatusCode.UNKNOWN
 
 
 def number_of(exc: TandemError) -> int:

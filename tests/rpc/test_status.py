@@ -91,3 +91,11 @@ def test_a_broken_stream_is_unavailable(code: grpc.StatusCode) -> None:
 def test_a_refused_stream_is_the_refusal(code: grpc.StatusCode, cls: type[TandemError]) -> None:
     assert type(stream_error(FakeRpcError(code), "sequencer")) is cls
     assert type(stream_error(grpc.RpcError("odd"), "sequencer")) is TandemError
+
+
+def test_a_subclass_takes_its_parents_code() -> None:
+    class NotLeader(Unavailable):
+        pass
+
+    assert code_of(NotLeader("m")) is grpc.StatusCode.UNAVAILABLE
+    assert code_of(TandemError("m")) is grpc.StatusCode.UNKNOWN
