@@ -46,7 +46,9 @@ def serving(addr: str, timeout: float = TIMEOUT_S, credentials: Credentials = No
     """True when the server at `addr` reports SERVING on gRPC health."""
     with channel(addr, credentials) as ch:
         try:
-            resp = health_pb2_grpc.HealthStub(ch).Check(
+            # types-grpcio-health-checking declares no HealthStub.Check (the generated stub
+            # sets it in __init__): the stub is wrong, the call is grpcio's.
+            resp = health_pb2_grpc.HealthStub(ch).Check(  # type: ignore[attr-defined]
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout
             )
         except grpc.RpcError:

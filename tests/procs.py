@@ -19,6 +19,7 @@ one (`tests.network`); `ended()` is the list that stops them all.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import queue
@@ -33,7 +34,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypedDict, Unpack
 
 from rollup_client.protocol.genesis import Genesis
 from rollup_client.protocol.keys import SigningKey
@@ -63,7 +64,7 @@ class Running:
 
     def _drain(self) -> None:
         out = self.popen.stdout
-        assert out is not None
+        assert isinstance(out, io.BufferedIOBase)  # Popen's default buffering
         while chunk := out.read1(65536):
             self._out.append(chunk)
 
@@ -171,6 +172,12 @@ def started(
 # ---- the sequencer on top of `started` ----------------------------------------------------
 
 
+class ClientOptions(TypedDict, total=False):
+    """What a test may set on a client of `Sequencer`; the rest comes from its genesis."""
+
+    timeout: float
+
+
 class Sequencer:
     """`tandem sequencer run` on an initialised data dir (metrics off, a short heartbeat).
 
@@ -208,7 +215,7 @@ class Sequencer:
         self.proc = self._start(self.target)
         assert self.proc.ready["listen"] == self.target
 
-    def client(self, **kw: float) -> SequencerClient:
+    def client(self, **kw: Unpack[ClientOptions]) -> SequencerClient:
         """A sync client pinned to the genesis (chain id and sequencer key)."""
         return SequencerClient(
             self.target,
@@ -218,7 +225,7 @@ class Sequencer:
             **kw,
         )
 
-    def trio_client(self, **kw: float) -> TrioSequencerClient:
+    def trio_client(self, **kw: Unpack[ClientOptions]) -> TrioSequencerClient:
         """A trio client pinned to the genesis."""
         return TrioSequencerClient(
             self.target,

@@ -65,7 +65,9 @@ def open_channel(
     return grpc.secure_channel(target, credentials, options=options)
 
 
-def raw_method(channel: grpc.Channel, service: str, name: str) -> grpc.UnaryUnaryMultiCallable:
+def raw_method(
+    channel: grpc.Channel, service: str, name: str
+) -> grpc.UnaryUnaryMultiCallable[bytes, bytes]:
     """Unary method `name` of `service` (its full name), taking and returning wire bytes."""
     return channel.unary_unary(f"/{service}/{name}")
 

@@ -87,7 +87,7 @@ def _serialize(response: Message | bytes) -> bytes:
 
 def _handler(
     method: MethodDescriptor, behaviour: Callable[..., Any], reader: Reader | None
-) -> grpc.RpcMethodHandler:
+) -> grpc.RpcMethodHandler[object, Message | bytes]:
     request = GetMessageClass(method.input_type)
     if method.client_streaming:
         raise TypeError(f"{method.full_name}: client streaming is not supported")
@@ -177,7 +177,7 @@ class GrpcServer:
         self.listen = f"{listen.rpartition(':')[0]}:{self.port}"
         self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
 
-    def _set(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+    def _set(self, status: int) -> None:
         for name in ("", self.service_name):
             self.health.set(name, status)
 

@@ -211,12 +211,12 @@ class _Watchdog:
     def __init__(self, idle_s: float) -> None:
         self._idle_s = idle_s
         self._last = time.monotonic()
-        self._call: grpc.Future | None = None
+        self._call: grpc.Call | None = None
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="subscribe-watchdog", daemon=True)
         self._thread.start()
 
-    def watch(self, call: grpc.Future | None) -> None:
+    def watch(self, call: grpc.Call | None) -> None:
         self._call = call
         self.kick()
 

@@ -35,7 +35,7 @@ WHO = "sequencer"
 
 def backoff(attempt: int) -> float:
     """Seconds to wait before retry number `attempt` (0-based): doubling, capped."""
-    return min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** min(attempt, 32))
+    return min(MAX_DELAY_S, FIRST_DELAY_S * 2.0 ** min(attempt, 32))
 
 
 def retry_delay(attempt: int, remaining: float) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rollup_client.protocol.errors import FailedPrecondition
+from rollup_client.wire import etcd_rpc_pb2 as epb
 from rollup_client.wire import sequencer_pb2 as pb
 from sequencer import etcd as e
 from sequencer.core import Head
@@ -79,7 +80,7 @@ class Mirror:
         """Store each block `watch` brings, until the watch is cancelled (from any thread)."""
         for events in watch:
             for ev in events:
-                if ev.type == e.epb.Event.PUT:
+                if ev.type == epb.Event.PUT:
                     self._apply(self.keys.height_of(ev.kv.key), ev.kv.value)
 
     def _apply(self, height: int, raw: bytes) -> None:

@@ -137,7 +137,7 @@ def test_a_failing_benchmark_does_not_cost_the_others(tmp_path: Path) -> None:
     def fine(workdir: Path) -> Report:
         return Report("fine", {"benchmark": "fine", "value": 1})
 
-    jobs = [("broken", broken), ("fine", fine)]
+    jobs: list[tuple[str, cli.Job]] = [("broken", broken), ("fine", fine)]
     with pytest.raises(typer.Exit) as exit_info:
         cli._execute(jobs, tmp_path / "out", None, tmp_path)
     assert exit_info.value.exit_code == 1

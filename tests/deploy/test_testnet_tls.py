@@ -34,7 +34,8 @@ LEGS = ("--leg", "rollup-a:alice:bob:7:USD", "--leg", "rollup-b:bob:alice:3:EUR"
 
 def _health(channel: grpc.Channel) -> int:
     with channel:
-        resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        # types-grpcio-health-checking's HealthStub declares no Check (grpcio sets it per stub).
+        resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)  # type: ignore[attr-defined]
     return int(resp.status)
 
 
@@ -83,8 +84,9 @@ def test_tls_testnet_serves_certified_clients_only(layout: Layout) -> None:
                     _health(channel)
                 assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, p.name
             certified = grpc.secure_channel(p.listen, client.channel_credentials())
+            raw: grpc.UnaryUnaryMultiCallable[bytes, bytes] = certified.unary_unary(METHODS[p.role])
             with certified, pytest.raises(grpc.RpcError) as garbage:
-                certified.unary_unary(METHODS[p.role])(b"\xff\xff", timeout=5)
+                raw(b"\xff\xff", timeout=5)
             assert garbage.value.code() == grpc.StatusCode.INVALID_ARGUMENT, p.name
             assert "not a valid" in str(garbage.value.details()), p.name
 

@@ -55,7 +55,8 @@ def mtls_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, TlsFiles]]]:
 
 def _check(target: str, creds: grpc.ChannelCredentials) -> int:
     with grpc.secure_channel(target, creds) as ch:
-        resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        # types-grpcio-health-checking's HealthStub declares no Check (grpcio sets it per stub).
+        resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)  # type: ignore[attr-defined]
     return int(resp.status)
 
 

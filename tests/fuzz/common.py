@@ -50,7 +50,7 @@ def raw_code(
     channel: grpc.Channel, method: str, payload: bytes, timeout: float = TIMEOUT_S
 ) -> grpc.StatusCode | str:
     """Send `payload` as the serialized request of unary `method`; its status code."""
-    call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+    call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
     try:
         call(payload, timeout=timeout)
     except grpc.RpcError as exc:
@@ -68,7 +68,7 @@ def raw_stream_code(
 
     OK when a first message arrives; DEADLINE_EXCEEDED when the stream is valid but has
     nothing to say within `timeout` (e.g. it waits for a future height)."""
-    call = channel.unary_stream(method, request_serializer=None, response_deserializer=None)
+    call: grpc.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(method)
     stream = call(payload, timeout=timeout)
     try:
         next(stream)
@@ -95,7 +95,8 @@ def parses(cls: type[Message], payload: bytes) -> bool:
 
 def assert_serving(channel: grpc.Channel) -> None:
     """The server still answers its health check with SERVING."""
-    resp = health_pb2_grpc.HealthStub(channel).Check(
+    # types-grpcio-health-checking's HealthStub declares no Check (grpcio sets it per stub).
+    resp = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]
         health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S
     )
     assert resp.status == health_pb2.HealthCheckResponse.SERVING

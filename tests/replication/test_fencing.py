@@ -10,6 +10,7 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rollup_client.wire import etcd_rpc_pb2 as epb
 from sequencer import etcd as e
 from sequencer.replication.keys import Head, Keys, Leader
 from tests.replication.conftest import Running
@@ -17,7 +18,7 @@ from tests.replication.conftest import Running
 _chains = itertools.count()
 
 
-def run(c: e.EtcdClient, txn: e.Txn) -> e.epb.TxnResponse:
+def run(c: e.EtcdClient, txn: e.Txn) -> epb.TxnResponse:
     return c.txn(txn)
 
 

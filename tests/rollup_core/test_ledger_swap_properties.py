@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Literal
 
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -32,6 +33,13 @@ legs = st.lists(
     unique_by=lambda leg: leg[:4],
 )
 deliveries = st.sets(st.sampled_from(ROLLUPS))
+# One step of a program: a swap (its legs as (rollup, payer, payee, asset, amount), its time
+# to live), a transfer (rollup, payer, payee, amount), or a block (who gets it, time passing).
+Action = (
+    tuple[Literal["swap"], list[tuple[str, int, int, str, int]], int]
+    | tuple[Literal["transfer"], str, int, int, int]
+    | tuple[Literal["block"], set[str], int]
+)
 actions = st.lists(
     st.one_of(
         st.tuples(st.just("swap"), legs, st.integers(0, 200)),
@@ -53,7 +61,7 @@ actions = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(actions, st.integers(0, 30))
 def test_swaps_keep_supply_settle_exactly_once_and_replay_identically(
-    program: list[tuple], snapshot_at: int
+    program: list[Action], snapshot_at: int
 ) -> None:
     net = Network(GENESIS)
     observers = {r: TokenLedger(GENESIS, r) for r in ROLLUPS}

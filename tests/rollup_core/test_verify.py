@@ -42,7 +42,8 @@ class LyingLedger(TokenLedger):
 
 def run_node(ledger: TokenLedger, blocks: int, every: int = 3) -> Chain:
     """A node loop in memory: execute each block, attest every `every` heights in the next."""
-    chain, pending, nonces = Chain(), [], [0] * len(USERS)
+    chain, nonces = Chain(), [0] * len(USERS)
+    pending: list[tuple[str, bytes]] = []
     for h in range(blocks):
         entries = list(pending)
         pending = []

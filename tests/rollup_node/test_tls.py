@@ -93,15 +93,15 @@ async def test_mutual_tls(net: Net, sequencer: str, tmp_path: Path) -> None:
         creds = user_files.channel_credentials()
         async with TrioRollupClient(ends.listen, credentials=creds) as c:
             assert await c.balance(alice, GOLD) == FUNDS
-        refused = [
+        refused: list[grpc.ChannelCredentials | None] = [
             grpc.ssl_channel_credentials(
                 root_certificates=ca[0].public_bytes(serialization.Encoding.PEM)
             ),
             rogue_files.channel_credentials(),
             None,
         ]
-        for creds in refused:
-            async with TrioRollupClient(ends.listen, credentials=creds, timeout=5) as c:
+        for bad in refused:
+            async with TrioRollupClient(ends.listen, credentials=bad, timeout=5) as c:
                 with pytest.raises(Unavailable):
                     await c.balance(alice, GOLD)
         nursery.cancel_scope.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -34,7 +35,7 @@ DROPPED = [
 ]
 
 
-class FakeRpcError(grpc.RpcError, grpc.Call):  # type: ignore[misc]
+class FakeRpcError(grpc.RpcError, grpc.Call):
     """What a failed grpcio call raises: an RpcError that is also a Call."""
 
     def __init__(self, code: grpc.StatusCode) -> None:
@@ -45,6 +46,25 @@ class FakeRpcError(grpc.RpcError, grpc.Call):  # type: ignore[misc]
 
     def details(self) -> str:
         return f"fake {self._code.name}"
+
+    # The rest of a Call, as a call that has ended has it.
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        return False
+
+    def cancel(self) -> bool:
+        return False
+
+    def is_active(self) -> bool:
+        return False
+
+    def time_remaining(self) -> float:
+        return 0.0
+
+    def initial_metadata(self) -> tuple[()]:
+        return ()
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
 
 
 def test_every_library_error_has_its_own_code() -> None:

@@ -56,6 +56,22 @@ class Fake(pb_grpc.SequencerServiceServicer):
         eid = codec.entry_id(request.entry.namespace, request.entry.data)
         return pb.SubmitResponse(ack=pb.EntryAck(entry_id=eid, position=pb.Position(height=5)))
 
+    # Not served: the clients under test never call these here.
+    def SubmitBatch(
+        self, request: pb.SubmitBatchRequest, context: grpc.ServicerContext
+    ) -> pb.SubmitBatchResponse:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the fake serves no SubmitBatch")
+
+    def GetBlock(
+        self, request: pb.GetBlockRequest, context: grpc.ServicerContext
+    ) -> pb.GetBlockResponse:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the fake serves no GetBlock")
+
+    def GetEntry(
+        self, request: pb.GetEntryRequest, context: grpc.ServicerContext
+    ) -> pb.GetEntryResponse:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the fake serves no GetEntry")
+
     def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusResponse:
         head = BLOCKS[-1].header
         return pb.StatusResponse(

@@ -70,7 +70,7 @@ def _datas(blocks: list[VerifiedBlock]) -> list[tuple[int, bytes]]:
 
 def test_sync_subscriber_rejects_a_tampered_block(serve: Serve) -> None:
     target = serve(Fake(tamper_at=4))
-    seen = []
+    seen: list[int] = []
     with SequencerClient(target, timeout=5) as client:
         blocks = client.subscribe(NAMESPACES)
         with pytest.raises(VerificationError, match="block 4"):

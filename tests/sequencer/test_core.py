@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -175,7 +175,7 @@ def _one_block() -> Block:
     return core.cut([Batch.of(items)], 10, {}).block
 
 
-TAMPERS = {
+TAMPERS: dict[str, Callable[[pb.FilteredBlock], object]] = {
     "height": lambda fb: setattr(fb.header.header, "height", fb.header.header.height + 1),
     "time": lambda fb: setattr(fb.header.header, "time_ms", fb.header.header.time_ms + 1),
     "prev_hash": lambda fb: setattr(fb.header.header, "prev_hash", b"\x01" * 32),

@@ -36,8 +36,12 @@ def layouts(req: pb.SubmitBatchRequest) -> tuple[bytes, bytes]:
     return sdk, moved
 
 
-async def send(r: Running, raw: bytes) -> tuple[grpc.StatusCode, str] | pb.SubmitBatchResponse:
-    method = r.channel.unary_unary("/tandem.v1.SequencerService/SubmitBatch")
+async def send(
+    r: Running, raw: bytes
+) -> tuple[grpc.StatusCode, str | None] | pb.SubmitBatchResponse:
+    method: grpc.UnaryUnaryMultiCallable[bytes, bytes] = r.channel.unary_unary(
+        "/tandem.v1.SequencerService/SubmitBatch"
+    )
     try:
         return pb.SubmitBatchResponse.FromString(await call(lambda: method(raw, timeout=TIMEOUT)))
     except grpc.RpcError as exc:

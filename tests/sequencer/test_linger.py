@@ -19,7 +19,8 @@ from rollup_client.protocol.errors import InvalidArgument
 from rollup_client.rpc import submit_reader, wire_bytes
 from rollup_client.sdk import SequencerClient
 from tests.sequencer.helpers import CHAIN_ID, signed_batch
-from tests.sequencer.test_service import LIMITS, TIMEOUT, call, serving
+from tests.sequencer.test_service import TIMEOUT, call, serving
+from tests.sequencer.test_validate import LIMITS
 
 pytestmark = pytest.mark.processes
 

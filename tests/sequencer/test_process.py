@@ -43,7 +43,8 @@ def test_init_then_run_honours_the_ready_contract_and_sigterm_exits_zero(tmp_pat
         assert (data / "endpoint").read_text().strip() == proc.listen
         channel, stub = proc.stub()
         health = health_pb2_grpc.HealthStub(channel)
-        resp = health.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT)
+        # types-grpcio-health-checking's HealthStub declares no Check (grpcio sets it per stub).
+        resp = health.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT)  # type: ignore[attr-defined]
         assert resp.status == health_pb2.HealthCheckResponse.SERVING
         items = [("rollup-a", b"hello")]
         digest = codec.batch_digest("dev-1", [codec.entry_id(*items[0])], False)

@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -103,9 +104,7 @@ async def test_submit_acks_positions_that_get_entry_proves(quiet: Running) -> No
     assert [a.position.index for a in acks] == [0, 1, 2]
     for a, (ns, data) in zip(acks, items, strict=True):
         got = await call(
-            lambda a=a: quiet.stub.GetEntry(
-                pb.GetEntryRequest(entry_id=a.entry_id), timeout=TIMEOUT
-            )
+            partial(quiet.stub.GetEntry, pb.GetEntryRequest(entry_id=a.entry_id), timeout=TIMEOUT)
         )
         e = block.verify_entry(got, quiet.net.genesis.sequencer_key)
         assert (e.namespace, e.data, e.height, e.index) == (ns, data, height, a.position.index)
@@ -196,7 +195,8 @@ async def test_bad_input_gets_its_status_and_changes_nothing(quiet: Running, cas
     for e in req.entries:
         with pytest.raises(grpc.RpcError) as miss:
             await call(
-                lambda e=e: quiet.stub.GetEntry(
+                partial(
+                    quiet.stub.GetEntry,
                     pb.GetEntryRequest(entry_id=codec.entry_id(e.namespace, e.data)),
                     timeout=TIMEOUT,
                 )
@@ -210,14 +210,19 @@ async def test_health_and_reflection(quiet: Running) -> None:
     health = health_pb2_grpc.HealthStub(quiet.channel)
     for service in ("", "tandem.v1.SequencerService"):
         resp = await call(
-            lambda s=service: health.Check(
-                health_pb2.HealthCheckRequest(service=s), timeout=TIMEOUT
+            partial(
+                # types-grpcio-health-checking's HealthStub declares no Check (grpcio sets it
+                # per stub).
+                health.Check,  # type: ignore[attr-defined]
+                health_pb2.HealthCheckRequest(service=service),
+                timeout=TIMEOUT,
             )
         )
         assert resp.status == health_pb2.HealthCheckResponse.SERVING
     refl = reflection_pb2_grpc.ServerReflectionStub(quiet.channel)
     req = reflection_pb2.ServerReflectionRequest(list_services="")
-    answers = await call(lambda: list(refl.ServerReflectionInfo(iter([req]), timeout=TIMEOUT)))
+    # types-grpcio-reflection types ServerReflectionInfo as binascii's Incomplete, no callable.
+    answers = await call(lambda: list(refl.ServerReflectionInfo(iter([req]), timeout=TIMEOUT)))  # type: ignore[operator]
     names = {s.name for s in answers[0].list_services_response.service}
     assert "tandem.v1.SequencerService" in names
 
@@ -259,8 +264,10 @@ async def test_restart_serves_identical_blocks_and_continues(tmp_path: Path) -> 
             got = [
                 (
                     await call(
-                        lambda h=h, r=r: r.stub.GetBlock(
-                            pb.GetBlockRequest(height=h, all_namespaces=True), timeout=TIMEOUT
+                        partial(
+                            r.stub.GetBlock,
+                            pb.GetBlockRequest(height=h, all_namespaces=True),
+                            timeout=TIMEOUT,
                         )
                     )
                 ).block.header.hash
@@ -293,10 +300,10 @@ async def test_a_damaged_older_block_is_data_loss_never_served(tmp_path: Path) -
         for height, code in [(damaged, grpc.StatusCode.DATA_LOSS), (damaged - 1, None)]:
             req = pb.GetBlockRequest(height=height, all_namespaces=True)
             if code is None:
-                await call(lambda req=req: r.stub.GetBlock(req, timeout=TIMEOUT))
+                await call(partial(r.stub.GetBlock, req, timeout=TIMEOUT))
                 continue
             with pytest.raises(grpc.RpcError) as info:
-                await call(lambda req=req: r.stub.GetBlock(req, timeout=TIMEOUT))
+                await call(partial(r.stub.GetBlock, req, timeout=TIMEOUT))
             assert info.value.code() == code
             assert "damaged" in (info.value.details() or "")
         with pytest.raises(grpc.RpcError) as info:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,7 @@ async def test_live_subscribers_with_different_sets_get_what_get_block_serves(
         assert [b.header.header.height for b in results[i]] == list(range(head, target + 1))
         for fb in results[i]:
             req = pb.GetBlockRequest(height=fb.header.header.height, namespaces=names)
-            served = await call(lambda req=req: ticking.stub.GetBlock(req, timeout=TIMEOUT))
+            served = await call(partial(ticking.stub.GetBlock, req, timeout=TIMEOUT))
             assert fb == served.block
     entries = [
         (e.namespace, e.data)

@@ -37,7 +37,7 @@ async def test_subscriptions_past_half_the_workers_are_refused_and_submits_still
 
         def subscribe() -> Iterator[pb.SubscribeResponse]:
             req = pb.SubscribeRequest(namespaces=["alpha"], from_height=0)
-            return stub.Subscribe(req, timeout=TIMEOUT)  # type: ignore[no-any-return]
+            return stub.Subscribe(req, timeout=TIMEOUT)
 
         async def first_height(stream: Iterator[pb.SubscribeResponse]) -> int:
             resp = await call(lambda: next(stream))

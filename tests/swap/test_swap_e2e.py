@@ -501,18 +501,25 @@ def test_bad_requests_get_their_codes_and_change_nothing(net: Net) -> None:
         assert len(c.list()) == known + 1
     with grpc.insecure_channel(net.coordinator) as ch:
         for method in ("Propose", "Sign", "Get", "List"):
-            raw = ch.unary_unary(f"/tandem.v1.SwapService/{method}")
+            raw: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(
+                f"/tandem.v1.SwapService/{method}"
+            )
             with pytest.raises(grpc.RpcError) as err:
                 raw(b"\xff\xff\xff", timeout=5)
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+        watch: grpc.UnaryStreamMultiCallable[bytes, bytes] = ch.unary_stream(
+            "/tandem.v1.SwapService/Watch"
+        )
         with pytest.raises(grpc.RpcError) as err:
-            list(ch.unary_stream("/tandem.v1.SwapService/Watch")(b"\x0a\xff", timeout=5))
+            list(watch(b"\x0a\xff", timeout=5))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        # types-grpcio-health-checking's HealthStub declares no Check (grpcio sets it per stub).
+        health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)  # type: ignore[attr-defined]
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         refl = reflection_pb2_grpc.ServerReflectionStub(ch)
-        req = reflection_pb2.ServerReflectionRequest(list_services="")
-        (answer,) = list(refl.ServerReflectionInfo(iter([req]), timeout=5))
+        listing = reflection_pb2.ServerReflectionRequest(list_services="")
+        # types-grpcio-reflection types ServerReflectionInfo as binascii's Incomplete, no callable.
+        (answer,) = list(refl.ServerReflectionInfo(iter([listing]), timeout=5))  # type: ignore[operator]
         names = {svc.name for svc in answer.list_services_response.service}
         assert "tandem.v1.SwapService" in names
         assert "grpc.health.v1.Health" in names
