@@ -54,7 +54,7 @@ def genesis() -> Genesis:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     root = tmp_path_factory.mktemp("swapnet")
     net = write_net(root, genesis(), users=USERS, servers=("sequencer", "coordinator", *ROLLUPS))
