@@ -26,7 +26,7 @@ FRESH_S = 1.0
 
 
 class SwapClient:
-    """One channel to one coordinator (`credentials`: mutual TLS, see node_tls)."""
+    """One channel to one coordinator (`credentials`: mutual TLS, see rollup_client.rpc.tls)."""
 
     def __init__(
         self,
