@@ -185,7 +185,7 @@ class _Base:
 
 
 class RollupClient(_Base):
-    """Synchronous client of one rollup node (`credentials`: mutual TLS, see rollup_client.rpc.tls)."""
+    """Synchronous client of one rollup node (`credentials`: mutual TLS, rollup_client.rpc.tls)."""
 
     def __init__(
         self,
