@@ -10,9 +10,7 @@ already accepted are still forwarded and answered) and it exits 0.
 from __future__ import annotations
 
 import json
-import logging
 import signal
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -62,15 +60,6 @@ def _tandem_errors(exc: BaseException) -> list[BaseException]:
     return []
 
 
-def _log_to(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("tandem.rollup")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-
-
 async def _main(cfg: NodeConfig) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
 
@@ -82,10 +71,7 @@ async def _main(cfg: NodeConfig) -> None:
             serve = partial(
                 node.serve, cfg, machine_factory=TokenLedger, shutdown_trigger=stop_requested
             )
-            ends = await nursery.start(serve)
-            ready = {"event": "ready", "listen": ends.listen, "metrics": ends.metrics}
-            sys.stdout.write(json.dumps(ready) + "\n")
-            sys.stdout.flush()
+            (await nursery.start(serve)).print_ready()
 
 
 @app.command()
@@ -157,7 +143,6 @@ def run(
             tls=tls,
             sequencer_tls=tls,
         )
-        _log_to(cfg.log_path)
         trio.run(_main, cfg)
     except (TandemError, BaseExceptionGroup) as exc:
         errors = _tandem_errors(exc)
