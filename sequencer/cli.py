@@ -73,8 +73,9 @@ def init(
 def run(
     data_dir: DataDir,
     listen: Annotated[
-        str, typer.Option(envvar="TANDEM_SEQUENCER_LISTEN", help="gRPC HOST:PORT")
-    ] = "127.0.0.1:0",
+        str | None,
+        typer.Option(envvar="TANDEM_SEQUENCER_LISTEN", help="gRPC HOST:PORT (default 127.0.0.1:0)"),
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config file")] = None,
     heartbeat_ms: Annotated[int | None, typer.Option(help="Empty block interval when idle")] = None,
     metrics_listen: Annotated[

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 import urllib.request
@@ -19,7 +21,7 @@ from rollup_client.protocol.keys import SigningKey
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from tests.sequencer.helpers import make_net, signed_batch
-from tests.sequencer.proc import running, tandem
+from tests.sequencer.proc import TANDEM, read_ready, running, tandem
 
 TIMEOUT = 10.0
 
@@ -161,3 +163,23 @@ def test_run_takes_an_outside_genesis_key_and_toml_config(tmp_path: Path) -> Non
         proc.popen.send_signal(signal.SIGTERM)
         assert proc.popen.wait(timeout=TIMEOUT) == 0
     assert not (data / "genesis.json").exists() and (data / "endpoint").exists()
+
+
+def test_a_toml_listen_is_used_unless_the_flag_is_given(tmp_path: Path) -> None:
+    make_net(tmp_path)
+    cfg = tmp_path / "seq.toml"
+    cfg.write_text('listen = "localhost:0"\n')
+    env = {k: v for k, v in os.environ.items() if k != "TANDEM_SEQUENCER_LISTEN"}
+    for flag, host in (((), "localhost"), (("--listen", "127.0.0.1:0"), "127.0.0.1")):
+        argv = [TANDEM, "sequencer", "run", "--data-dir", str(tmp_path), "--config", str(cfg)]
+        popen = subprocess.Popen(
+            [*argv, *flag], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        try:
+            assert read_ready(popen, TIMEOUT)["listen"].rpartition(":")[0] == host
+            popen.send_signal(signal.SIGTERM)
+            assert popen.wait(timeout=TIMEOUT) == 0
+        finally:
+            if popen.poll() is None:
+                popen.kill()
+            popen.communicate(timeout=TIMEOUT)
