@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
-import subprocess
 import threading
 import time
 import urllib.request
@@ -20,8 +18,9 @@ from rollup_client.protocol.genesis import Genesis
 from rollup_client.protocol.keys import SigningKey
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+from tests import procs
 from tests.sequencer.helpers import make_net, signed_batch
-from tests.sequencer.proc import TANDEM, read_ready, running, tandem
+from tests.sequencer.proc import running, tandem
 
 TIMEOUT = 10.0
 
@@ -169,17 +168,7 @@ def test_a_toml_listen_is_used_unless_the_flag_is_given(tmp_path: Path) -> None:
     make_net(tmp_path)
     cfg = tmp_path / "seq.toml"
     cfg.write_text('listen = "localhost:0"\n')
-    env = {k: v for k, v in os.environ.items() if k != "TANDEM_SEQUENCER_LISTEN"}
+    run = procs.tandem("sequencer", "run", "--data-dir", str(tmp_path), "--config", str(cfg))
     for flag, host in (((), "localhost"), (("--listen", "127.0.0.1:0"), "127.0.0.1")):
-        argv = [TANDEM, "sequencer", "run", "--data-dir", str(tmp_path), "--config", str(cfg)]
-        popen = subprocess.Popen(
-            [*argv, *flag], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
-        try:
-            assert read_ready(popen, TIMEOUT)["listen"].rpartition(":")[0] == host
-            popen.send_signal(signal.SIGTERM)
-            assert popen.wait(timeout=TIMEOUT) == 0
-        finally:
-            if popen.poll() is None:
-                popen.kill()
-            popen.communicate(timeout=TIMEOUT)
+        with procs.started([*run, *flag]) as proc:
+            assert proc.ready["listen"].rpartition(":")[0] == host
