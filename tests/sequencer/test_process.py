@@ -144,6 +144,16 @@ def test_a_damaged_store_refuses_to_start_with_a_clear_message(tmp_path: Path) -
     assert "hash does not match" in out.stderr and out.stdout == ""
 
 
+def test_a_toml_listen_is_used_unless_the_flag_is_given(tmp_path: Path) -> None:
+    make_net(tmp_path)
+    cfg = tmp_path / "seq.toml"
+    cfg.write_text('listen = "localhost:0"\n')
+    run = procs.tandem("sequencer", "run", "--data-dir", str(tmp_path), "--config", str(cfg))
+    for flag, host in (((), "localhost"), (("--listen", "127.0.0.1:0"), "127.0.0.1")):
+        with procs.started([*run, *flag]) as proc:
+            assert proc.ready["listen"].rpartition(":")[0] == host
+
+
 def test_run_takes_an_outside_genesis_key_and_toml_config(tmp_path: Path) -> None:
     outside = tmp_path / "deployer"
     net = make_net(outside)
@@ -162,13 +172,3 @@ def test_run_takes_an_outside_genesis_key_and_toml_config(tmp_path: Path) -> Non
         proc.popen.send_signal(signal.SIGTERM)
         assert proc.popen.wait(timeout=TIMEOUT) == 0
     assert not (data / "genesis.json").exists() and (data / "endpoint").exists()
-
-
-def test_a_toml_listen_is_used_unless_the_flag_is_given(tmp_path: Path) -> None:
-    make_net(tmp_path)
-    cfg = tmp_path / "seq.toml"
-    cfg.write_text('listen = "localhost:0"\n')
-    run = procs.tandem("sequencer", "run", "--data-dir", str(tmp_path), "--config", str(cfg))
-    for flag, host in (((), "localhost"), (("--listen", "127.0.0.1:0"), "127.0.0.1")):
-        with procs.started([*run, *flag]) as proc:
-            assert proc.ready["listen"].rpartition(":")[0] == host
