@@ -23,11 +23,12 @@ from rich.table import Table
 from deploy import launcher, tls
 from deploy.layout import Layout
 from deploy.state import TestnetState
-from deploy.testnet_cli import bring_up, cli_errors
+from deploy.testnet_cli import bring_up
 from rollup_client.protocol import swap
 from rollup_client.protocol.errors import DeadlineExceeded, FailedPrecondition, Unavailable
 from rollup_client.protocol.genesis import Genesis
 from rollup_client.protocol.keys import SigningKey
+from rollup_client.rpc.cli import cli_errors
 from rollup_client.sdk import RollupClient
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator.audit import audit

@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy import etcd_cluster
-from deploy.testnet_cli import DirOpt, JsonOpt, _layout, cli_errors
+from deploy.testnet_cli import DirOpt, JsonOpt, _layout
 from rollup_client.protocol.errors import FailedPrecondition
+from rollup_client.rpc.cli import cli_errors
 
 app = typer.Typer(help="Run a local etcd cluster for sequencer replicas.", no_args_is_help=True)
 

@@ -24,8 +24,9 @@ from rich.live import Live
 from deploy import genesis_gen, launcher, probe, procs, state, status_view, tls
 from deploy.layout import Layout, default_home
 from deploy.state import ProcessRecord, TestnetState
-from rollup_client.protocol.errors import FailedPrecondition, TandemError
+from rollup_client.protocol.errors import FailedPrecondition
 from rollup_client.protocol.keys import SigningKey
+from rollup_client.rpc.cli import cli_errors
 
 app = typer.Typer(help="Run a local multi-rollup testnet.", no_args_is_help=True)
 err_console = Console(stderr=True)
@@ -38,28 +39,6 @@ DirOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout")]
 REFRESH_S = 1.0
-
-
-def tandem_errors(exc: BaseException) -> list[TandemError]:
-    """The Tandem errors behind `exc`, looking through trio's exception groups."""
-    if isinstance(exc, TandemError):
-        return [exc]
-    if isinstance(exc, BaseExceptionGroup):
-        return [e for sub in exc.exceptions for e in tandem_errors(sub)]
-    return []
-
-
-@contextlib.contextmanager
-def cli_errors() -> Iterator[None]:
-    """Turn Tandem errors into `error: ...` on stderr and exit code 1."""
-    try:
-        yield
-    except (TandemError, BaseExceptionGroup) as exc:
-        errors = tandem_errors(exc)
-        if not errors:
-            raise
-        typer.echo(f"error: {errors[0]}", err=True)
-        raise typer.Exit(1) from None
 
 
 def _layout(directory: Path | None) -> Layout:

@@ -18,11 +18,10 @@ from typing import Annotated
 import trio
 import typer
 
-from rollup_client.node.cli import TlsCa, TlsCert, TlsKey
-from rollup_client.protocol.errors import TandemError
 from rollup_client.protocol.genesis import ANY_NAMESPACE, Client, Genesis
 from rollup_client.protocol.keys import SigningKey
 from rollup_client.rpc import Endpoints, tls_files
+from rollup_client.rpc.cli import TlsCa, TlsCert, TlsKey, cli_errors
 from sequencer import config as configuration
 from sequencer.service import serve
 
@@ -74,8 +73,9 @@ def init(
 def run(
     data_dir: DataDir,
     listen: Annotated[
-        str, typer.Option(envvar="TANDEM_SEQUENCER_LISTEN", help="gRPC HOST:PORT")
-    ] = "127.0.0.1:0",
+        str | None,
+        typer.Option(envvar="TANDEM_SEQUENCER_LISTEN", help="gRPC HOST:PORT (default 127.0.0.1:0)"),
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config file")] = None,
     heartbeat_ms: Annotated[int | None, typer.Option(help="Empty block interval when idle")] = None,
     metrics_listen: Annotated[
@@ -96,7 +96,7 @@ def run(
 
     With --tls-*, it serves mutual TLS only: clients need a certificate signed by the CA.
     """
-    try:
+    with cli_errors():
         cfg = configuration.load(
             config,
             data_dir,
@@ -108,21 +108,6 @@ def run(
             tls=tls_files(tls_ca, tls_cert, tls_key),
         )
         trio.run(_main, cfg)
-    except (TandemError, BaseExceptionGroup) as exc:
-        errors = _tandem_errors(exc)
-        if not errors:
-            raise
-        raise _fail("; ".join(str(e) for e in errors)) from None
-
-
-def _tandem_errors(exc: BaseException) -> list[BaseException]:
-    """The Tandem errors behind `exc` (through trio's exception groups), or [] if others."""
-    if isinstance(exc, TandemError):
-        return [exc]
-    if isinstance(exc, BaseExceptionGroup):
-        found = [e for sub in exc.exceptions for e in _tandem_errors(sub)]
-        return found if len(found) == len(exc.exceptions) else []
-    return []
 
 
 def _ready(data_dir: Path, ends: Endpoints) -> None:

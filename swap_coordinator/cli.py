@@ -21,6 +21,7 @@ from rollup_client.protocol import swap
 from rollup_client.protocol.errors import InvalidArgument, TandemError
 from rollup_client.protocol.genesis import Genesis
 from rollup_client.rpc import tls_files
+from rollup_client.rpc.cli import TlsCa, TlsCert, TlsKey
 from rollup_client.wire import swap_pb2 as pb
 from swap_coordinator import convert
 from swap_coordinator.audit import audit as run_audit
@@ -53,15 +54,6 @@ Sequencer = Annotated[
     str, typer.Option("--sequencer", envvar="TANDEM_SEQUENCER", help="Sequencer HOST:PORT")
 ]
 GenesisOpt = Annotated[Path, typer.Option("--genesis", envvar="TANDEM_GENESIS")]
-TlsCa = Annotated[
-    Path | None, typer.Option(envvar="TANDEM_TLS_CA", help="CA certificate (PEM): mutual TLS")
-]
-TlsCert = Annotated[
-    Path | None, typer.Option(envvar="TANDEM_TLS_CERT", help="This process's certificate (PEM)")
-]
-TlsKey = Annotated[
-    Path | None, typer.Option(envvar="TANDEM_TLS_KEY", help="This process's TLS key (PEM)")
-]
 
 
 def _creds(ca: Path | None, cert: Path | None, key: Path | None) -> grpc.ChannelCredentials | None:

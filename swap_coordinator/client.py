@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 
 from rollup_client.protocol import swap
-from rollup_client.protocol.errors import InvalidArgument, TandemError
+from rollup_client.protocol.errors import DeadlineExceeded, InvalidArgument, TandemError
 from rollup_client.protocol.keys import SigningKey
 from rollup_client.rpc.channels import open_channel
 from rollup_client.rpc.status import rpc_error
@@ -186,8 +186,9 @@ class SwapClient:
                 self._saw(msg.status)
                 yield msg.status
         except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise rpc_error(exc, f"coordinator {self.target}") from None
+            error = rpc_error(exc, f"coordinator {self.target}")
+            if not isinstance(error, DeadlineExceeded):
+                raise error from None
         finally:
             stream.cancel()
 

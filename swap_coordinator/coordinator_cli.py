@@ -15,10 +15,9 @@ from typing import Annotated
 import trio
 import typer
 
-from rollup_client.protocol.errors import TandemError
 from rollup_client.rpc import tls_files
+from rollup_client.rpc.cli import TlsCa, TlsCert, TlsKey, cli_errors
 from swap_coordinator import config as configuration
-from swap_coordinator.cli import TlsCa, TlsCert, TlsKey, fail
 from swap_coordinator.service import serve
 
 coordinator_app = typer.Typer(help="Run a swap coordinator.", no_args_is_help=True)
@@ -62,7 +61,7 @@ def run_coordinator(
     With --tls-*, its server requires client certificates from the CA and it presents its
     own certificate to the sequencer (mutual TLS both ways, like a rollup node).
     """
-    try:
+    with cli_errors():
         cfg = configuration.load(
             config,
             sequencer=sequencer,
@@ -75,20 +74,6 @@ def run_coordinator(
             tls=tls_files(tls_ca, tls_cert, tls_key),
         )
         trio.run(_main, cfg)
-    except (TandemError, BaseExceptionGroup) as exc:
-        errors = _tandem_errors(exc)
-        if not errors:
-            raise
-        raise fail("; ".join(str(e) for e in errors)) from None
-
-
-def _tandem_errors(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, TandemError):
-        return [exc]
-    if isinstance(exc, BaseExceptionGroup):
-        found = [e for sub in exc.exceptions for e in _tandem_errors(sub)]
-        return found if len(found) == len(exc.exceptions) else []
-    return []
 
 
 async def _main(cfg: configuration.Config) -> None:

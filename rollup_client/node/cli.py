@@ -10,9 +10,7 @@ already accepted are still forwarded and answered) and it exits 0.
 from __future__ import annotations
 
 import json
-import logging
 import signal
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +25,7 @@ from rollup_client.node.config import NodeConfig
 from rollup_client.protocol.errors import TandemError
 from rollup_client.protocol.keys import SigningKey
 from rollup_client.rpc import tls_files
+from rollup_client.rpc.cli import TlsCa, TlsCert, TlsKey, cli_errors
 from rollup_client.sdk import RollupClient
 
 app = typer.Typer(help="Run a rollup node and use it.", no_args_is_help=True)
@@ -35,40 +34,12 @@ Target = Annotated[
     str, typer.Option("--rollup", envvar="TANDEM_ROLLUP", help="Rollup node HOST:PORT")
 ]
 Timeout = Annotated[float, typer.Option(help="Seconds before giving up on the node")]
-TlsCa = Annotated[
-    Path | None, typer.Option(envvar="TANDEM_TLS_CA", help="CA certificate (PEM): mutual TLS")
-]
-TlsCert = Annotated[
-    Path | None, typer.Option(envvar="TANDEM_TLS_CERT", help="This process's certificate (PEM)")
-]
-TlsKey = Annotated[
-    Path | None, typer.Option(envvar="TANDEM_TLS_KEY", help="This process's TLS key (PEM)")
-]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document")]
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
-
-
-def _tandem_errors(exc: BaseException) -> list[BaseException]:
-    """The Tandem errors behind `exc` (through trio's exception groups), or [] if others."""
-    if isinstance(exc, TandemError):
-        return [exc]
-    if isinstance(exc, BaseExceptionGroup):
-        found = [e for sub in exc.exceptions for e in _tandem_errors(sub)]
-        return found if len(found) == len(exc.exceptions) else []
-    return []
-
-
-def _log_to(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("tandem.rollup")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
 
 
 async def _main(cfg: NodeConfig) -> None:
@@ -82,10 +53,7 @@ async def _main(cfg: NodeConfig) -> None:
             serve = partial(
                 node.serve, cfg, machine_factory=TokenLedger, shutdown_trigger=stop_requested
             )
-            ends = await nursery.start(serve)
-            ready = {"event": "ready", "listen": ends.listen, "metrics": ends.metrics}
-            sys.stdout.write(json.dumps(ready) + "\n")
-            sys.stdout.flush()
+            (await nursery.start(serve)).print_ready()
 
 
 @app.command()
@@ -139,7 +107,7 @@ def run(
     Settings come from --config (a TOML file of NodeConfig's fields, at its top level or
     in its rollup table), then from the flags, which override it.
     """
-    try:
+    with cli_errors():
         tls = tls_files(tls_ca, tls_cert, tls_key)
         cfg = configuration.load(
             config,
@@ -157,13 +125,7 @@ def run(
             tls=tls,
             sequencer_tls=tls,
         )
-        _log_to(cfg.log_path)
         trio.run(_main, cfg)
-    except (TandemError, BaseExceptionGroup) as exc:
-        errors = _tandem_errors(exc)
-        if not errors:
-            raise
-        raise _fail("; ".join(str(e) for e in errors)) from None
 
 
 def _client(

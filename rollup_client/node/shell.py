@@ -11,12 +11,10 @@ it is serving and caught up with the head it saw at start.
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from functools import partial
 
 import trio
 
@@ -40,8 +38,7 @@ from rollup_client.protocol.errors import (
 from rollup_client.protocol.genesis import Genesis
 from rollup_client.protocol.keys import SigningKey
 from rollup_client.protocol.statemachine import MachineFactory, StateMachine
-
-log = logging.getLogger("tandem.rollup")
+from rollup_client.rpc import Endpoints, EventLog
 
 # Outbox entries not acknowledged yet are retried after this long (the sequencer dedups).
 _RETRY_S = 0.5
@@ -51,19 +48,6 @@ _TRANSIENT = (Unavailable, DeadlineExceeded, ResourceExhausted)
 _DRAIN_S = 5.0
 # How often the node asks the sequencer for its head, so Status reports a true lag.
 _HEAD_POLL_S = 1.0
-
-
-def _event(event: str, **fields: object) -> None:
-    doc = {"ts": round(time.time(), 3), "event": event, **fields}
-    log.info(json.dumps(doc, sort_keys=True, default=str))
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoints:
-    """Where a started node serves: gRPC and metrics HOST:PORT ("" when metrics are off)."""
-
-    listen: str
-    metrics: str
 
 
 class Node:
@@ -78,6 +62,7 @@ class Node:
         link: SequencerLink,
         view: NodeView,
         metrics: NodeMetrics,
+        log: EventLog,
     ) -> None:
         self.config = config
         self.key = key
@@ -86,6 +71,7 @@ class Node:
         self.link = link
         self.view = view
         self.metrics = metrics
+        self.log = log
         self.head_seen = -1
         self._acked: list[tuple[int, bytes]] = []
         self._unwritten: list[Applied] = []
@@ -128,13 +114,13 @@ class Node:
                 try:
                     await self.link.submit_batch([(n, d) for _, _, n, d in batch], linger)
                 except _TRANSIENT as exc:
-                    _event("outbox_retry", error=str(exc), entries=len(batch))
+                    self.log("outbox_retry", error=str(exc), entries=len(batch))
                     await trio.sleep(_RETRY_S)
                     continue
                 except TandemError as exc:
                     # Refused for good (e.g. the genesis does not let this key write
                     # `swap`): retrying cannot help; say so loudly and move on.
-                    _event("outbox_refused", error=str(exc), entries=len(batch))
+                    self.log("outbox_refused", error=str(exc), entries=len(batch))
                 break
             # Dropped from the store by the next block write (see `write`).
             self._acked += [(h, i) for h, i, _, _ in batch]
@@ -153,7 +139,7 @@ class Node:
         for n, d in self.machine.owed_votes():
             owed.setdefault(codec.entry_id(n, d), (n, d))
         if owed:
-            _event("resubmit", entries=len(owed))
+            self.log("resubmit", entries=len(owed))
             self._queue_outbox([(-1, i, n, d) for i, (n, d) in owed.items()])
 
     # -- following the log -----------------------------------------------------------------
@@ -219,7 +205,7 @@ class Node:
             self._written.set()
             self._written = trio.Event()
             if snap is not None:
-                _event("snapshot", height=last.height)
+                self.log("snapshot", height=last.height)
 
     async def watch_head(self) -> None:
         """Learn the sequencer's head now and then: blocks alone say nothing of a backlog."""
@@ -259,11 +245,11 @@ class Node:
                 if not caught_up and blk.height >= target:
                     await self._wait_written(blk.height)
                     caught_up = True
-                    _event("caught_up", height=blk.height)
+                    self.log("caught_up", height=blk.height)
                     task_status.started()
 
 
-def restore(store: NodeStore, fresh: Callable[[], StateMachine]) -> StateMachine:
+def restore(store: NodeStore, fresh: Callable[[], StateMachine], log: EventLog) -> StateMachine:
     """A machine at the newest snapshot that restores cleanly (the log replays the rest).
 
     A damaged snapshot is skipped for the one before it, and with none left the machine
@@ -276,9 +262,9 @@ def restore(store: NodeStore, fresh: Callable[[], StateMachine]) -> StateMachine
             if machine.height != height:
                 raise InvalidArgument(f"it restored to height {machine.height}")
         except TandemError as exc:
-            _event("snapshot_unusable", height=height, error=str(exc))
+            log("snapshot_unusable", height=height, error=str(exc))
             continue
-        _event("restored", height=height)
+        log("restored", height=height)
         return machine
     return fresh()
 
@@ -299,23 +285,25 @@ async def serve(
     """
     genesis = Genesis.load(config.genesis)
     key = SigningKey.load(config.key)
+    log = EventLog(config.log_path)
     store = NodeStore(config.db_path)
     reader = StoreReader(config.db_path)
     view = NodeView()
     metrics = NodeMetrics(config.rollup_id)
     try:
         if store.damaged is not None:
-            _event("store_damaged", moved_to=store.damaged[0], error=store.damaged[1])
-        machine = restore(store, lambda: machine_factory(genesis, config.rollup_id, key))
+            log("store_damaged", moved_to=store.damaged[0], error=store.damaged[1])
+        fresh = partial(machine_factory, genesis, config.rollup_id, key)
+        machine = restore(store, fresh, log)
         durable = store.progress()
-        _event(
+        log(
             "start",
             rollup=config.rollup_id,
             from_height=machine.height + 1,
             durable_height=durable.height if durable else -1,
         )
         async with open_link(config, genesis, key) as link:
-            node = Node(config, key, machine, store, link, view, metrics)
+            node = Node(config, key, machine, store, link, view, metrics, log)
             token = trio.lowlevel.current_trio_token()
             forwarder = Forwarder(config.rollup_id, machine, link, view, config.max_queued)
             parts = NodeParts(machine, view, forwarder.queue, reader, key.public, token)
@@ -333,7 +321,7 @@ async def serve(
                     nursery.start_soon(node.watch_head)
                     metrics.start_server(config.metrics_listen)
                     edge.serving()
-                    _event(
+                    log(
                         "ready",
                         listen=edge.listen,
                         metrics=metrics.listen,
@@ -343,7 +331,7 @@ async def serve(
                     task_status.started(Endpoints(edge.listen, metrics.listen))
                     if shutdown_trigger is not None:
                         await shutdown_trigger()
-                        _event("draining")
+                        log("draining")
                         edge.draining()
                         if config.submit:
                             await forwarder.drain(_DRAIN_S)
@@ -356,3 +344,4 @@ async def serve(
         metrics.stop_server()
         reader.close()
         store.close()
+        log.close()

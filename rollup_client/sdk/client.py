@@ -26,59 +26,30 @@ import grpc
 
 from rollup_client.protocol.block import LogEntry, VerifiedBlock
 from rollup_client.protocol.errors import TandemError, Unavailable
-from rollup_client.protocol.keys import SigningKey
-from rollup_client.rpc.channels import open_channel, raw_method
 from rollup_client.rpc.status import rpc_error, stream_error
+from rollup_client.sdk.base import BaseClient
 from rollup_client.sdk.core import (
     DEFAULT_RECONNECT_FOR_S,
-    DEFAULT_TIMEOUT_S,
-    MAX_MESSAGE_BYTES,
-    SERVICE,
     WHO,
     Ack,
-    ClientCore,
     Limits,
     Status,
     retry_delay,
 )
 from rollup_client.sdk.subscription import Follower
 from rollup_client.wire import sequencer_pb2 as pb
-from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 
 __all__ = ["Ack", "Limits", "SequencerClient", "Status"]
 
 T = TypeVar("T")
 
 
-class SequencerClient:
+class SequencerClient(BaseClient):
     """Blocking client of one sequencer. Thread-safe; close it (or use `with`) when done.
 
     `chain_id` and `sequencer_key` default to what the first Status answer reports (trust
     on first use); pass them from the genesis to pin them.
     """
-
-    def __init__(
-        self,
-        target: str,
-        key: SigningKey | None = None,
-        *,
-        chain_id: str | None = None,
-        sequencer_key: bytes | None = None,
-        timeout: float = DEFAULT_TIMEOUT_S,
-        credentials: grpc.ChannelCredentials | None = None,
-    ) -> None:
-        self.timeout = timeout
-        self._core = ClientCore(key, chain_id, sequencer_key)
-        self._channel = open_channel(
-            target,
-            credentials,
-            max_message_bytes=MAX_MESSAGE_BYTES,
-            ping_when_idle=False,
-            quick_reconnect=True,
-        )
-        self._stub = pb_grpc.SequencerServiceStub(self._channel)
-        self._submit_batch = raw_method(self._channel, SERVICE, "SubmitBatch")
-        self.closed = False
 
     def __enter__(self) -> SequencerClient:
         return self
@@ -90,11 +61,6 @@ class SequencerClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    def close(self) -> None:
-        """Close the channel; calls in flight fail and subscriptions end."""
-        self.closed = True
-        self._channel.close()
 
     def _call(self, method: Callable[..., T], request: Any, timeout: float | None = None) -> T:
         try:

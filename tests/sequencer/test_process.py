@@ -19,6 +19,7 @@ from rollup_client.protocol.genesis import Genesis
 from rollup_client.protocol.keys import SigningKey
 from rollup_client.wire import sequencer_pb2 as pb
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
+from tests import procs
 from tests.sequencer.helpers import make_net, signed_batch
 from tests.sequencer.proc import running, tandem
 
@@ -150,6 +151,16 @@ def test_a_damaged_store_refuses_to_start_with_a_clear_message(tmp_path: Path) -
     assert out.returncode == 1
     assert "hash does not match" in out.stderr
     assert out.stdout == ""
+
+
+def test_a_toml_listen_is_used_unless_the_flag_is_given(tmp_path: Path) -> None:
+    make_net(tmp_path)
+    cfg = tmp_path / "seq.toml"
+    cfg.write_text('listen = "localhost:0"\n')
+    run = procs.tandem("sequencer", "run", "--data-dir", str(tmp_path), "--config", str(cfg))
+    for flag, host in (((), "localhost"), (("--listen", "127.0.0.1:0"), "127.0.0.1")):
+        with procs.started([*run, *flag]) as proc:
+            assert proc.ready["listen"].rpartition(":")[0] == host
 
 
 def test_run_takes_an_outside_genesis_key_and_toml_config(tmp_path: Path) -> None:
