@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import itertools
 from collections.abc import Iterator
 from concurrent import futures
@@ -11,62 +9,23 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from rollup_client.protocol.errors import Unavailable
 from rollup_client.rpc import TlsFiles
 from rollup_client.sdk import SequencerClient, TrioSequencerClient
 from rollup_client.wire import sequencer_pb2_grpc as pb_grpc
 from tests.sdk.fake import BLOCKS, Fake
+from tests.tls import issue, write
 
 pytestmark = pytest.mark.processes
-
-Issued = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
-
-
-def _issue(name: str, ca: Issued | None) -> Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca[0].subject if ca else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=ca is None, path_length=None), critical=True)
-    )
-    if ca is not None:
-        san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-    return builder.sign(ca[1] if ca else key, hashes.SHA256()), key
-
-
-def _files(d: Path, name: str, cert: Issued, ca: Issued) -> TlsFiles:
-    files = TlsFiles(d / "ca.pem", d / f"{name}.crt", d / f"{name}.key")
-    files.ca.write_bytes(ca[0].public_bytes(serialization.Encoding.PEM))
-    files.cert.write_bytes(cert[0].public_bytes(serialization.Encoding.PEM))
-    files.key.write_bytes(
-        cert[1].private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return files
 
 
 @pytest.fixture
 def tls_fake(tmp_path: Path) -> Iterator[tuple[str, TlsFiles]]:
     """A fake sequencer requiring client certificates; its address and a client's files."""
-    ca = _issue("tandem-ca", None)
-    server_files = _files(tmp_path, "server", _issue("sequencer", ca), ca)
-    client_files = _files(tmp_path, "client", _issue("client", ca), ca)
+    ca = issue("tandem-ca", None)
+    server_files = write(tmp_path, "server", issue("sequencer", ca), ca)
+    client_files = write(tmp_path, "client", issue("client", ca), ca)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)]
     )
