@@ -11,6 +11,7 @@ says which of the two went wrong.
 from __future__ import annotations
 
 import os
+from collections.abc import Set
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -100,3 +101,14 @@ def assert_serving(channel: grpc.Channel) -> None:
         health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S
     )
     assert resp.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def assert_documented(
+    cls: type[Message], payload: bytes, code: object, allowed: Set[object], *why: object
+) -> None:
+    """Bytes that parse as `cls` get one of the method's documented codes (`allowed`);
+    bytes that do not parse get INVALID_ARGUMENT and nothing else."""
+    if parses(cls, payload):
+        assert code in allowed, (*why, payload, code)
+    else:
+        assert code == C.INVALID_ARGUMENT, (*why, payload, code)
