@@ -113,7 +113,7 @@ def run(
 def _ready(data_dir: Path, ends: Endpoints) -> None:
     # What is alive now (modules, the server, the store) lives as long as the process:
     # frozen, the collector's full passes skip it. Under load each such pass over it
-    # stalled every thread for ~55 ms, the tail of the submit latency.
+    # stalled every thread at once, and those stalls were the tail of the submit latency.
     gc.collect()
     gc.freeze()
     tmp = data_dir / "endpoint.tmp"

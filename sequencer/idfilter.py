@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import rbloom
 
-# The filter holds at least this many ids at this false-positive rate (~4.4 MB), and is
+# The filter holds at least this many ids at this false-positive rate, and is
 # rebuilt larger once it holds more (reading every id back from the runs).
 MIN_IDS = 4_000_000
 FALSE_POSITIVES = 0.014

@@ -1,12 +1,12 @@
 """The id index (entry id -> (height, index), for dedup and GetEntry): sorted runs.
 
 Entry ids are hashes, so inserting a flush into one big B-tree touched about every leaf
-page: 100k ids into 1M rows wrote ~60 MB through the WAL and its checkpoint at once, and
-the block store's fsync queued behind it on the same disk (a 1 ms block commit took
-190-310 ms, the half-load p99). Here a flush writes its ids as a new sorted run instead:
-a fresh WITHOUT ROWID table filled in key order, so only its own pages (~60 bytes per id)
-are written. Runs of similar size are merged now and then, in key-range chunks of one
-transaction each, so no single write (and its fsync) is large; a merged run replaces its
+page: a flush rewrote most of the index through the WAL and its checkpoint at once, and
+the block store's fsync queued behind it on the same disk, which made the half-load tail.
+Here a flush writes its ids as a new sorted run instead: a fresh WITHOUT ROWID table
+filled in key order, so only its own pages are written. Runs of similar size are merged
+now and then, in key-range chunks of one transaction each, so no single write (and its
+fsync) is large; a merged run replaces its
 sources in the `runs` table in the transaction of its last chunk, and the sources are
 dropped once no lookup can still be reading them.
 
@@ -60,15 +60,15 @@ _WANTED = f"""
 WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i + 1 < ?2),
 w(id) AS MATERIALIZED (SELECT substr(?1, i * {codec.HASH_BYTES} + 1, {codec.HASH_BYTES}) FROM r)
 """
-# A flush writes the tail once it holds this many ids (~300 kB of run, 1.5 ms of disk:
-# a block commit queued behind it on the same disk waits that long at most); a crash
-# restart rebuilds at most about this many from the block store.
+# A flush writes the tail once it holds this many ids: small enough that a block commit
+# queued behind it on the same disk waits little, and a crash restart rebuilds at most
+# about this many from the block store.
 MIN_FLUSH_IDS = 5_000
 # This many runs of one size class are merged into one of the next (4x larger) class.
 MERGE_FANOUT = 4
-# A merge writes about this many ids per transaction (~300 kB, like a flush). With
-# 20k-id steps and flushes every 0.5 s, block commits at half load queued behind 1.2 MB
-# writes: 150 blocks/s written while maintenance ran, block commit p99 22-24 -> 8-19 ms.
+# A merge writes about this many ids per transaction, as much as a flush: larger steps
+# made block commits at half load queue behind them (`bench latency` measures the store's
+# block commits with maintenance running, `store_commit_with_maintenance`).
 MERGE_STEP_IDS = 5_000
 _KEY_END = b"\xff" * (codec.HASH_BYTES + 1)  # above every id
 _LOC = struct.Struct(">QQ")  # height, index

@@ -17,8 +17,8 @@ from sequencer.core import Batch, Outcome
 class Latch:
     """A one-shot event for one waiter: a lock held from creation until `set`.
 
-    A threading.Event (a Condition, its lock and a waiter lock) cost ~10 us of GIL time
-    per batch to create, set and wait on; this costs ~1 us.
+    A threading.Event is a Condition, its lock and a waiter lock: several times the GIL
+    time per batch to create, set and wait on that one bare lock costs.
     """
 
     __slots__ = ("_lock",)

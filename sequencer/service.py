@@ -29,11 +29,12 @@ SHUTDOWN_GRACE_S = 2.0
 # else runs in the same trio run: a caller's blocked threads must not starve the commit.
 SHELL_THREADS = 4
 # How often the store checkpoints its WAL and the id index checks whether it is due:
-# often, so each pass writes little (~330 kB of checkpoint at 15k entries/s) and a block
-# commit never queues behind a large write on the same disk.
+# often, so each pass writes little and a block commit never queues behind a large write
+# on the same disk.
 MAINTENANCE_S = 0.1
-# The pause between passes while index upkeep is behind: at most ~5k ids per step, so
-# ~150k ids/s of merging (about 4 rewrites per id at 1M ids: ingest at 30k/s needs 120k).
+# The pause between passes while index upkeep is behind: each pass moves one merge step
+# (idindex.MERGE_STEP_IDS), and a sustained ingest needs several rewrites per id, so the
+# passes come this often until the index has caught up.
 CATCH_UP_S = 0.025
 
 

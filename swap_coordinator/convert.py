@@ -58,8 +58,8 @@ def _vote(vote: bool | None) -> pb.VoteState.ValueType:
 
 def view_to_pb(v: SwapView) -> pb.SwapStatus:
     """The status message of a view, built in place: nested messages passed as keyword
-    arguments are built and then copied in, which took twice as long (~35 us a status,
-    and a swap's status is built two or three times)."""
+    arguments are built and then copied in, about twice the work (and a swap's status is
+    built two or three times)."""
     decided = v.decision.outcome is not swap.Outcome.PENDING
     st = pb.SwapStatus(
         swap_id=v.swap_id,
