@@ -34,7 +34,7 @@ def up(
     with cli_errors():
         cluster = trio.run(etcd_cluster.up, layout, members, host)
         typer.echo(f"etcd is up in {layout.root}: {len(cluster.members)} members")
-        typer.echo(f"export TANDEM_ETCD={','.join(cluster.endpoints)}")
+        typer.echo(f"client endpoints: {','.join(cluster.endpoints)}")
 
 
 @app.command()

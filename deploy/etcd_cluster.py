@@ -30,13 +30,13 @@ STATE_FILE = "etcd.json"
 
 
 def etcd_binary() -> str:
-    found = shutil.which("etcd") or (Path("/usr/bin/etcd").exists() and "/usr/bin/etcd")
-    if not found:
+    found = shutil.which("etcd") or shutil.which("etcd", path="/usr/bin:/usr/sbin")
+    if found is None:
         raise FailedPrecondition(
             "etcd is not installed: apt-get install etcd-server (deploy/install-test-deps.sh "
-            "does it), or point --etcd at an existing cluster"
+            "does it)"
         )
-    return str(found)
+    return found
 
 
 @dataclass(frozen=True)

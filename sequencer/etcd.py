@@ -34,7 +34,7 @@ def parse_endpoints(text: str) -> list[str]:
     """`HOST:PORT,HOST:PORT,...` (an `http://` prefix is accepted and dropped)."""
     endpoints = [e.strip().removeprefix("http://") for e in text.split(",") if e.strip()]
     if not endpoints:
-        raise FailedPrecondition("no etcd endpoint given: pass --etcd HOST:PORT[,HOST:PORT...]")
+        raise FailedPrecondition("no etcd endpoint given: give HOST:PORT[,HOST:PORT...]")
     return endpoints
 
 
@@ -117,7 +117,7 @@ class EtcdClient:
         raise Unavailable(
             f"etcd {what}: no member answered within {self.timeout_s:g} s "
             f"({'; '.join(failures)}); check that the cluster runs (tandem etcd status) "
-            "and that --etcd names its client endpoints"
+            "and that these are its members' client endpoints"
         )
 
     def range(

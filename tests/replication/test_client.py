@@ -159,7 +159,7 @@ def test_down_and_up_again_keeps_the_data(etcd: Running) -> None:
 
 def test_parse_endpoints() -> None:
     assert e.parse_endpoints("http://a:1, b:2,") == ["a:1", "b:2"]
-    with pytest.raises(FailedPrecondition, match="--etcd"):
+    with pytest.raises(FailedPrecondition, match="no etcd endpoint given"):
         e.parse_endpoints(" , ")
 
 

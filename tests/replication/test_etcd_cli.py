@@ -20,7 +20,7 @@ def test_up_status_down(tmp_path: Path) -> None:
     root = tmp_path / "net"
     try:
         up = tandem("etcd", "up", "--dir", str(root))
-        assert "export TANDEM_ETCD=127.0.0.1:" in up.stdout
+        assert "client endpoints: 127.0.0.1:" in up.stdout
         again = tandem("etcd", "up", "--dir", str(root), check=False)
         assert again.returncode == 1
         assert "already running" in again.stderr
