@@ -19,6 +19,7 @@ from typing import TypeVar
 import grpc
 
 from rollup_client.protocol.errors import FailedPrecondition, TandemError, Unavailable
+from rollup_client.rpc.channels import open_channel
 from rollup_client.wire import etcd_rpc_pb2 as epb
 from rollup_client.wire import etcd_rpc_pb2_grpc as epb_grpc
 
@@ -56,20 +57,21 @@ class Lease:
 class _Member:
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
-        options = [
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.keepalive_time_ms", 10_000),
-            ("grpc.keepalive_timeout_ms", 5_000),
-            ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", 1_000),
-        ]
-        self.channel = grpc.insecure_channel(endpoint, options=options)
+        self.channel = open_channel(
+            endpoint, max_message_bytes=MAX_MESSAGE_BYTES, quick_reconnect=True
+        )
         self.kv = epb_grpc.KVStub(self.channel)
         self.lease = epb_grpc.LeaseStub(self.channel)
         self.watch = epb_grpc.WatchStub(self.channel)
         self.maintenance = epb_grpc.MaintenanceStub(self.channel)
         self.cluster = epb_grpc.ClusterStub(self.channel)
+
+
+def _failure(exc: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
+    """A failed call's status code and details (UNKNOWN for an error that is no Call)."""
+    if isinstance(exc, grpc.Call):
+        return exc.code(), str(exc.details())
+    return grpc.StatusCode.UNKNOWN, str(exc)
 
 
 class EtcdClient:
@@ -105,8 +107,7 @@ class EtcdClient:
             try:
                 result = fn(member, self.timeout_s)
             except grpc.RpcError as exc:
-                code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-                details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+                code, details = _failure(exc)
                 if code not in _RETRYABLE:
                     raise TandemError(f"etcd {what} at {member.endpoint}: {details}") from None
                 failures.append(f"{member.endpoint}: {details}")
@@ -190,8 +191,7 @@ class EtcdClient:
         try:
             return member.maintenance.Status(epb.StatusRequest(), timeout=self.timeout_s)
         except grpc.RpcError as exc:
-            details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-            raise Unavailable(f"etcd member {endpoint}: {details}") from None
+            raise Unavailable(f"etcd member {endpoint}: {_failure(exc)[1]}") from None
 
     def members(self) -> list[epb.Member]:
         req = epb.MemberListRequest()
@@ -235,9 +235,8 @@ class Watch:
             except grpc.RpcError as exc:
                 if self._cancelled.is_set():
                     return
-                code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+                code, details = _failure(exc)
                 if code not in _RETRYABLE:
-                    details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
                     raise TandemError(f"etcd watch at {member.endpoint}: {details}") from None
                 failures += 1
                 if failures >= 3 * len(self._members):
