@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy import etcd_cluster
-from deploy.testnet_cli import DirOpt, JsonOpt, _layout
+from deploy.testnet_cli import DirOpt, JsonOpt, layout_of
 from rollup_client.protocol.errors import FailedPrecondition
 from rollup_client.rpc.cli import cli_errors
 
@@ -30,7 +30,7 @@ def up(
     host: Annotated[str, typer.Option(help="Address the members bind")] = "127.0.0.1",
 ) -> None:
     """Start the cluster (detached) and wait until it has a leader; prints its endpoints."""
-    layout = _layout(directory)
+    layout = layout_of(directory)
     with cli_errors():
         cluster = trio.run(etcd_cluster.up, layout, members, host)
         typer.echo(f"etcd is up in {layout.root}: {len(cluster.members)} members")
@@ -40,7 +40,7 @@ def up(
 @app.command()
 def down(directory: DirOpt = None) -> None:
     """Stop every member (SIGTERM, a grace period, then SIGKILL); their data stays."""
-    layout = _layout(directory)
+    layout = layout_of(directory)
     with cli_errors():
         stopped = trio.run(etcd_cluster.down, layout)
         typer.echo(f"stopped {len(stopped)} etcd members in {layout.root}")
@@ -49,7 +49,7 @@ def down(directory: DirOpt = None) -> None:
 @app.command()
 def status(directory: DirOpt = None, json_out: JsonOpt = False) -> None:
     """Each member: running, leader, Raft term, store revision, database size."""
-    layout = _layout(directory)
+    layout = layout_of(directory)
     with cli_errors():
         cluster = etcd_cluster.load(layout)
         if cluster is None:

@@ -41,7 +41,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 REFRESH_S = 1.0
 
 
-def _layout(directory: Path | None) -> Layout:
+def layout_of(directory: Path | None) -> Layout:
     return Layout((directory or default_home()).expanduser().resolve())
 
 
@@ -102,7 +102,7 @@ def up(
 ) -> None:
     """Start the sequencer, the rollup nodes and the coordinator; Ctrl-C stops them all."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM cleans up like Ctrl-C
-    layout = _layout(directory)
+    layout = layout_of(directory)
     with cli_errors(), _up_lock(layout):
         testnet = bring_up(layout, config, rollups, mutual_tls)
         try:
@@ -154,7 +154,7 @@ async def _live_table(testnet: TestnetState) -> None:
 @app.command()
 def down(directory: DirOpt = None) -> None:
     """Stop every process of the testnet (SIGTERM, a grace period, then SIGKILL)."""
-    layout = _layout(directory)
+    layout = layout_of(directory)
     with cli_errors():
         testnet = state.load_running(layout)
         trio.run(launcher.stop_all, testnet.processes)
@@ -164,7 +164,7 @@ def down(directory: DirOpt = None) -> None:
 @app.command()
 def status(directory: DirOpt = None, json_out: JsonOpt = False) -> None:
     """Heights, each rollup's state root and lag, and entries per second."""
-    layout = _layout(directory)
+    layout = layout_of(directory)
     with cli_errors():
         testnet = state.load_running(layout)
         view = probe.network_view(testnet, tls.client_credentials(testnet))
@@ -177,7 +177,7 @@ def status(directory: DirOpt = None, json_out: JsonOpt = False) -> None:
 @app.command()
 def env(directory: DirOpt = None) -> None:
     """Shell exports pointing the other `tandem` commands at this testnet (use with eval)."""
-    layout = _layout(directory)
+    layout = layout_of(directory)
     with cli_errors():
         testnet = state.load_running(layout)
         rollups = " ".join(f"{rid}={addr}" for rid, addr in testnet.rollups().items())
@@ -203,7 +203,7 @@ def env(directory: DirOpt = None) -> None:
 @app.command()
 def accounts(directory: DirOpt = None, json_out: JsonOpt = False) -> None:
     """The named accounts: public key (what `tandem rollup balance` takes) and key file."""
-    layout = _layout(directory)
+    layout = layout_of(directory)
     with cli_errors():
         testnet = state.load(layout)
         if testnet is None:
@@ -232,7 +232,7 @@ def logs(
     lines: Annotated[int, typer.Option("--lines", "-n", help="Last lines of each log")] = 20,
 ) -> None:
     """The per-process logs: console output, then each process's own structured log."""
-    layout = _layout(directory)
+    layout = layout_of(directory)
     with cli_errors():
         testnet = state.load(layout)
         if testnet is None:
